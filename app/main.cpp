@@ -1,0 +1,332 @@
+// matthan: the one binary. The only place that wires the modules together.
+//   matthan run --config FILE          serve the cameras of FILE
+//   matthan check-config FILE          report every config error with file, line and key
+//   matthan probe URL [--json]         codec, resolution, fps, bitrate and GOP of a stream
+#include <spdlog/spdlog.h>
+#include <sys/timex.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "matthan/analytics/analysis_pool.hpp"
+#include "matthan/core/clock.hpp"
+#include "matthan/core/config.hpp"
+#include "matthan/core/ids.hpp"
+#include "matthan/core/logging.hpp"
+#include "matthan/core/runtime.hpp"
+#include "matthan/core/time_format.hpp"
+#include "matthan/core/url.hpp"
+#include "matthan/ingest/camera_ingest.hpp"
+#include "matthan/ingest/probe.hpp"
+#include "matthan/storage/database.hpp"
+#include "matthan/storage/status_repository.hpp"
+#include "matthan/web/http_server.hpp"
+
+namespace {
+
+using namespace matthan;
+using nlohmann::json;
+
+int usage() {
+  std::fprintf(stderr,
+               "usage:\n"
+               "  matthan run --config FILE\n"
+               "  matthan check-config FILE\n"
+               "  matthan probe URL [--json] [--seconds N]\n");
+  return 2;
+}
+
+std::optional<Config> load_or_report(const std::string& path) {
+  auto config = load_config_file(path);
+  if (!config) {
+    for (const auto& e : config.error()) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    std::fprintf(stderr, "%zu error(s) in %s\n", config.error().size(), path.c_str());
+    return std::nullopt;
+  }
+  return *config;
+}
+
+int check_config(const std::string& path) {
+  auto config = load_or_report(path);
+  if (!config) return 1;
+  std::printf("%s: ok (%zu camera(s), node %s)\n", path.c_str(), config->cameras.size(),
+              config->node_id.c_str());
+  return 0;
+}
+
+int probe(const std::vector<std::string>& args) {
+  std::string url;
+  bool as_json = false;
+  int seconds = 4;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      as_json = true;
+    } else if (args[i] == "--seconds" && i + 1 < args.size()) {
+      seconds = std::max(1, std::atoi(args[++i].c_str()));
+    } else if (url.empty()) {
+      url = args[i];
+    } else {
+      return usage();
+    }
+  }
+  if (url.empty()) return usage();
+  init_logging("warn", "");
+  auto result = ingest::probe_stream(url, std::chrono::seconds(seconds), std::chrono::seconds(8));
+  if (!result) {
+    std::fprintf(stderr, "probe: %s\n", result.error().c_str());
+    return 1;
+  }
+  const auto& r = *result;
+  if (as_json) {
+    json j{{"url", r.url_masked},   {"codec", r.codec},           {"profile", r.profile},
+           {"width", r.width},      {"height", r.height},         {"fps", r.fps},
+           {"bitrate_bps", r.bitrate_bps}, {"gop_frames", r.gop_frames},
+           {"gop_seconds", r.gop_seconds}, {"audio_codec", r.audio_codec}, {"frames", r.frames}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("url:      %s\ncodec:    %s %s\nsize:     %dx%d\nfps:      %.2f\nbitrate:  %.0f kbit/s\n"
+                "gop:      %.1f frames (%.2f s)\naudio:    %s\n",
+                r.url_masked.c_str(), r.codec.c_str(), r.profile.c_str(), r.width, r.height, r.fps,
+                r.bitrate_bps / 1000.0, r.gop_frames, r.gop_seconds,
+                r.audio_codec.empty() ? "none" : r.audio_codec.c_str());
+  }
+  return 0;
+}
+
+bool is_loopback(const std::string& address) {
+  return address == "127.0.0.1" || address == "::1" || address == "localhost" ||
+         address.starts_with("127.");
+}
+
+// Whether the kernel believes the clock is NTP-synchronised (STA_UNSYNC clear).
+bool ntp_synchronised() {
+  timex tx{};
+  const int state = ntp_adjtime(&tx);
+  return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
+}
+
+json stream_json(const ingest::StreamStats& s) {
+  return json{{"kind", std::string(to_string(s.kind))},
+              {"state", std::string(to_string(s.state))},
+              {"last_error", s.last_error},
+              {"since", format_iso8601_us(s.since_us)},
+              {"url", s.url_masked},
+              {"codec", s.codec},
+              {"width", s.width},
+              {"height", s.height},
+              {"fps_in", s.fps_in},
+              {"fps_decoded", s.fps_decoded},
+              {"bitrate_bps", s.bitrate_bps},
+              {"packets_in", s.packets_in},
+              {"frames_decoded", s.frames_decoded},
+              {"frames_to_analysis", s.frames_to_analysis},
+              {"decode_errors", s.decode_errors},
+              {"reconnects", s.reconnects},
+              {"timestamp_jumps", s.timestamp_jumps},
+              {"last_packet", s.last_packet_us ? json(format_iso8601_us(s.last_packet_us)) : json()},
+              {"stall_timeout_ms", s.stall_timeout_ms},
+              {"next_retry", s.next_retry_us ? json(format_iso8601_us(s.next_retry_us)) : json()}};
+}
+
+int run(const std::string& config_path) {
+  auto loaded = load_or_report(config_path);
+  if (!loaded) return 1;
+  const Config config = *loaded;
+  std::error_code ec;
+  std::filesystem::create_directories(config.server.data_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "cannot create data_dir %s: %s\n", config.server.data_dir.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  const std::string log_file = config.server.log_file.empty()
+                                   ? config.server.data_dir + "/matthan.log"
+                                   : config.server.log_file;
+  init_logging(config.server.log_level, log_file);
+  if (!is_loopback(config.server.listen_address)) {
+    // Accounts and roles arrive with the web issue; until then nothing is served beyond this host.
+    spdlog::error("server.listen {} is not a loopback address: refusing to serve without "
+                  "authentication (use 127.0.0.1)", config.server.listen_address);
+    return 1;
+  }
+
+  SystemClock clock;
+  auto db = storage::Database::open(config.server.data_dir + "/matthan.db");
+  if (!db) {
+    spdlog::error("{}", db.error());
+    return 1;
+  }
+  storage::StatusRepository status(**db, config.node_id);
+  const std::string run_id = make_ulid(clock.now_us());
+  const std::int64_t start_us = clock.now_us();
+  status.record_heartbeat(run_id, start_us, start_us, false);
+  bool synced = ntp_synchronised();
+  status.record_clock_event(synced ? ClockEventKind::ntp_synchronised
+                                   : ClockEventKind::ntp_unsynchronised,
+                            start_us, 0, "at start");
+  if (!synced) spdlog::warn("the system clock is not NTP-synchronised: recorded times may drift");
+
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  analytics::AnalysisPool analysis(cores, 2, clock);
+  std::vector<std::unique_ptr<ingest::CameraIngest>> cameras;
+  for (const auto& cam : config.cameras) {
+    cameras.push_back(std::make_unique<ingest::CameraIngest>(cam, clock, &status, &analysis));
+  }
+
+  Runtime runtime(std::min(cores, 4u));
+  auto& io = runtime.io();
+  auto cameras_json = [&] {
+    json list = json::array();
+    for (const auto& c : cameras) {
+      const auto s = c->status();
+      const auto a = analysis.stats(s.id);
+      json streams = json::array();
+      for (const auto& st : s.streams) streams.push_back(stream_json(st));
+      list.push_back({{"id", s.id},
+                      {"name", s.name},
+                      {"commune", s.commune},
+                      {"hamlet", s.hamlet},
+                      {"site", s.site},
+                      {"brand", s.brand},
+                      {"enabled", s.enabled},
+                      {"state", std::string(to_string(s.state))},
+                      {"last_error", s.last_error},
+                      {"since", format_iso8601_us(s.since_us)},
+                      {"analysis_fps_configured", s.analysis_fps_configured},
+                      {"fps_analysed", a.fps_analysed},
+                      {"frames_analysed", a.frames_analysed},
+                      {"frames_dropped", a.frames_dropped},
+                      {"analyse_ms_avg", a.analyse_ms_avg},
+                      {"mean_luma", a.mean_luma},
+                      {"streams", streams}});
+    }
+    return list;
+  };
+  web::HttpServer http(io, [&](const web::HttpRequest& req) -> web::HttpResponse {
+    if (req.method != "GET" && req.method != "HEAD") {
+      return web::json_error(405, "method_not_allowed", "only GET is served for now");
+    }
+    if (req.path == "/healthz") {
+      int online = 0;
+      for (const auto& c : cameras) online += c->status().state == StreamState::online ? 1 : 0;
+      json j{{"status", "ok"},
+             {"node_id", config.node_id},
+             {"run_id", run_id},
+             {"started", format_iso8601_us(start_us)},
+             {"uptime_s", (clock.now_us() - start_us) / 1'000'000},
+             {"cameras_total", cameras.size()},
+             {"cameras_online", online},
+             {"ntp_synchronised", ntp_synchronised()},
+             {"db_write_failures", (*db)->write_failures()}};
+      return {200, "application/json", j.dump()};
+    }
+    if (req.path == "/api/cameras") {
+      json j{{"node_id", config.node_id}, {"cameras", cameras_json()}};
+      return {200, "application/json", j.dump()};
+    }
+    if (req.path.starts_with("/api/cameras/")) {
+      const auto id = req.path.substr(std::string("/api/cameras/").size());
+      for (auto& item : cameras_json()) {
+        if (item["id"] == id) return {200, "application/json", item.dump()};
+      }
+      return web::json_error(404, "not_found", "no camera '" + id + "'");
+    }
+    return web::json_error(404, "not_found", "no such route: " + req.path);
+  });
+  auto bound = http.start(config.server.listen_address, config.server.listen_port);
+  if (!bound) {
+    spdlog::error("{}", bound.error());
+    return 1;
+  }
+
+  for (auto& c : cameras) c->start();
+  runtime.start();
+  spdlog::info("matthan {} serving {} camera(s) on http://{}:{}/ (node {}, run {}, data {})",
+               "0.1.0", cameras.size(), config.server.listen_address, *bound, config.node_id,
+               run_id, config.server.data_dir);
+  std::printf("LISTENING http://%s:%d/\n", config.server.listen_address.c_str(), *bound);
+  std::fflush(stdout);
+
+  // Heartbeat: marks this run as monitored time and watches the clock for steps.
+  boost::asio::steady_timer heartbeat(io);
+  std::int64_t last_wall = clock.now_us();
+  std::int64_t last_steady = clock.steady_us();
+  std::function<void()> beat = [&] {
+    heartbeat.expires_after(std::chrono::seconds(config.server.heartbeat_s));
+    heartbeat.async_wait([&](const boost::system::error_code& e) {
+      if (e) return;
+      const std::int64_t wall = clock.now_us();
+      const std::int64_t steady = clock.steady_us();
+      const std::int64_t skew = (wall - last_wall) - (steady - last_steady);
+      if (std::llabs(skew) > 1'000'000) {
+        spdlog::warn("the system clock jumped by {} ms", skew / 1000);
+        status.record_clock_event(ClockEventKind::jump, wall, skew, "wall vs monotonic clock");
+      }
+      const bool now_synced = ntp_synchronised();
+      if (now_synced != synced) {
+        synced = now_synced;
+        status.record_clock_event(synced ? ClockEventKind::ntp_synchronised
+                                         : ClockEventKind::ntp_unsynchronised,
+                                  wall, 0, "");
+      }
+      last_wall = wall;
+      last_steady = steady;
+      status.record_heartbeat(run_id, start_us, wall, false);
+      beat();
+    });
+  };
+  boost::asio::post(io, beat);
+
+  // Stop cleanly on SIGINT/SIGTERM: the main thread waits here.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("signal {}: stopping", sig);
+  http.stop();
+  for (auto& c : cameras) c->request_stop();
+  for (auto& c : cameras) c->stop();
+  analysis.stop();
+  heartbeat.cancel();
+  runtime.stop();
+  status.record_heartbeat(run_id, start_us, clock.now_us(), true);
+  (*db)->flush();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals in every thread; main waits for them with sigwait().
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return usage();
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "check-config" && args.size() == 1) return check_config(args[0]);
+  if (cmd == "probe") return probe(args);
+  if (cmd == "run") {
+    if (args.size() == 2 && args[0] == "--config") return run(args[1]);
+    return usage();
+  }
+  return usage();
+}

@@ -1,0 +1,72 @@
+// Configuration: YAML in, validated structs out. Every error names the file, line and key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "matthan/core/types.hpp"
+
+namespace matthan {
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 1-based; 0 when the error is not tied to a line
+  std::string key;  // dotted path, e.g. "cameras[2].brand"
+  std::string message;
+  std::string to_string() const;
+};
+
+enum class Brand { generic, hikvision, dahua, kbvision, imou, ezviz, uniview, xmeye };
+
+struct CameraConfig {
+  std::string id;  // stable key of the camera everywhere (rows, topics, URLs)
+  std::string name;
+  std::string commune;
+  std::string hamlet;
+  std::string site;
+  Brand brand = Brand::generic;
+  std::string host;
+  int port = 554;
+  std::string username;
+  std::string password;  // secret: never logged, never in API answers
+  int channel = 1;
+  std::string main_url;  // resolved (preset or explicit), credentials included
+  std::string sub_url;   // may be empty: then the main stream is analysed
+  Transport transport = Transport::tcp;
+  double analysis_fps = 5.0;
+  bool enabled = true;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds min_stall_timeout{3000};
+};
+
+struct ServerConfig {
+  std::string listen_address = "127.0.0.1";
+  int listen_port = 8080;
+  std::string data_dir = "./var";
+  std::string time_zone = "Asia/Ho_Chi_Minh";
+  std::string log_file;  // empty: log to stderr only
+  std::string log_level = "info";
+  int heartbeat_s = 10;
+};
+
+struct Config {
+  std::string node_id = "node-1";
+  ServerConfig server;
+  std::vector<CameraConfig> cameras;
+};
+
+// getenv is injectable so tests need not touch the process environment.
+using EnvLookup = std::optional<std::string> (*)(const std::string& name);
+std::optional<std::string> process_env(const std::string& name);
+
+std::expected<Config, std::vector<ConfigError>> load_config_file(const std::string& path,
+                                                                 EnvLookup env = process_env);
+std::expected<Config, std::vector<ConfigError>> load_config_text(const std::string& text,
+                                                                 const std::string& file_name,
+                                                                 EnvLookup env = process_env);
+
+}  // namespace matthan

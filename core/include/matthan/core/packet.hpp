@@ -1,0 +1,90 @@
+// Encoded packets of a stream and the fan-out that hands them, undecoded, to several
+// subscribers (recorder, live view, snapshots), each with its own bounded queue and drop policy.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "matthan/core/types.hpp"
+
+namespace matthan {
+
+// What a decoder or muxer needs to know about a stream; a new value is sent when it changes
+// (new SPS/PPS, resolution or codec, e.g. after a reconnect or a camera setting change).
+struct StreamParams {
+  std::string camera_id;
+  StreamKind stream = StreamKind::main;
+  int index = 0;  // elementary stream index inside the session
+  Codec codec = Codec::unknown;
+  bool is_video = true;
+  int width = 0;
+  int height = 0;
+  int sample_rate = 0;
+  int channels = 0;
+  std::vector<std::uint8_t> extradata;  // avcC/hvcC or Annex B parameter sets
+  int time_base_num = 1;
+  int time_base_den = 90000;
+  std::int64_t generation = 0;  // bumps on every change
+};
+
+struct EncodedPacket {
+  std::shared_ptr<const StreamParams> params;
+  std::int64_t pts = 0;  // in params->time_base
+  std::int64_t dts = 0;
+  std::int64_t duration = 0;
+  std::int64_t wall_us = 0;  // smoothed server time
+  bool keyframe = false;
+  std::vector<std::uint8_t> data;
+};
+
+using EncodedPacketPtr = std::shared_ptr<const EncodedPacket>;
+
+enum class DropPolicy {
+  never,            // recording: keep everything; the queue grows up to its byte limit, then alarms
+  oldest,           // drop the oldest packets when full
+  until_keyframe,   // when full, drop everything up to the next keyframe (live view)
+};
+
+struct SubscriberStats {
+  std::string name;
+  std::size_t queued = 0;
+  std::size_t queued_bytes = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t dropped = 0;
+  bool over_limit = false;  // a `never` queue past its byte limit (memory alarm)
+};
+
+// Thread-safe. publish() is called from the stream's demux thread and never blocks on a
+// subscriber: each subscriber drains its own queue on its own thread.
+class PacketFanout {
+ public:
+  using Handler = std::function<void(const EncodedPacketPtr&)>;
+
+  PacketFanout();
+  ~PacketFanout();
+  PacketFanout(const PacketFanout&) = delete;
+  PacketFanout& operator=(const PacketFanout&) = delete;
+
+  // max_packets bounds `oldest`/`until_keyframe` queues; max_bytes is the alarm line of `never`.
+  void subscribe(std::string name, DropPolicy policy, std::size_t max_packets,
+                 std::size_t max_bytes, Handler handler);
+  void publish(EncodedPacketPtr packet);
+  std::vector<SubscriberStats> stats() const;
+  // Lets a publisher skip building packets nobody takes.
+  bool has_subscribers() const { return subscriber_count_.load() > 0; }
+  void stop();
+
+ private:
+  struct Subscriber;
+  std::atomic<int> subscriber_count_{0};
+  mutable std::mutex mutex_;  // guards subscribers_ (the list, not their queues)
+  std::vector<std::unique_ptr<Subscriber>> subscribers_;
+};
+
+}  // namespace matthan

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, builds (release), starts the camera simulator with a
+# simulated commune (8 cameras in 3 hamlets, people crossing now and then) and the server on its
+# embedded defaults (SQLite, data under ./var), prints the URL and serves until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/install-deps.sh
+cmake --preset release >/dev/null
+cmake --build --preset release
+bin=build/release/bin
+mkdir -p var
+port=${MATTHAN_PORT:-8080}
+
+echo "demo: starting the camera simulator (the first run renders and encodes the scenes, ~1 min)"
+coproc CAMSIM { exec "$bin/matthan-camsim" --cameras "${MATTHAN_DEMO_CAMERAS:-8}" --duration 40 \
+  --truth var/camsim-truth.jsonl 2>var/camsim.log; }
+camsim_pid=$CAMSIM_PID
+trap 'kill $camsim_pid $server_pid 2>/dev/null || true' EXIT INT TERM
+server_pid=""
+base=""
+cameras=()
+while read -r -u "${CAMSIM[0]}" kind a b c d; do
+  case "$kind" in
+    CAMSIM) base=$a ;;
+    CAMERA) cameras+=("$a $b $c $d") ;;
+  esac
+  [ -n "$base" ] && [ ${#cameras[@]} -ge "${MATTHAN_DEMO_CAMERAS:-8}" ] && break
+done
+[ -n "$base" ] || { echo "demo: the simulator did not start; see var/camsim.log" >&2; exit 1; }
+
+{
+  echo "# Written by deploy/demo.sh: the simulated commune on $base"
+  echo "node_id: demo-node"
+  echo "server:"
+  echo "  listen: 127.0.0.1:$port"
+  echo "  data_dir: ./var"
+  echo "defaults:"
+  echo "  analysis_fps: 5"
+  echo "cameras:"
+  for cam in "${cameras[@]}"; do
+    read -r id hamlet main sub <<<"$cam"
+    echo "  - {id: $id, name: \"Camera $id\", commune: xa-demo, hamlet: $hamlet, main_url: \"$main\", sub_url: \"$sub\"}"
+  done
+} > var/demo.yaml
+
+"$bin/matthan" run --config var/demo.yaml > var/server.out &
+server_pid=$!
+for _ in $(seq 1 50); do grep -q LISTENING var/server.out 2>/dev/null && break; sleep 0.2; done
+grep -q LISTENING var/server.out || { echo "demo: the server did not start; see var/matthan.log" >&2; exit 1; }
+echo
+echo "Mắt Thần is running: open http://127.0.0.1:$port/   (camera status: http://127.0.0.1:$port/api/cameras)"
+echo "Ctrl-C stops the server and the simulator."
+wait "$server_pid"

@@ -1,0 +1,539 @@
+// The demux (and, for the analysis stream, decode) loop of one RTSP stream.
+// Error policy: every libav failure becomes a state with a plain-words message; the loop
+// never ends on bad input, only on stop().
+#include "matthan/ingest/stream_session.hpp"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/error.h>
+#include <libavutil/log.h>
+}
+
+#include <netdb.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "matthan/core/ts_smoother.hpp"
+#include "matthan/core/url.hpp"
+
+namespace matthan::ingest {
+namespace {
+
+std::string av_error_text(int err) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(err, buf, sizeof buf);
+  return buf;
+}
+
+Codec codec_of(AVCodecID id) {
+  switch (id) {
+    case AV_CODEC_ID_H264: return Codec::h264;
+    case AV_CODEC_ID_HEVC: return Codec::h265;
+    case AV_CODEC_ID_MJPEG: return Codec::mjpeg;
+    case AV_CODEC_ID_AAC: return Codec::aac;
+    case AV_CODEC_ID_PCM_ALAW: return Codec::pcm_alaw;
+    case AV_CODEC_ID_PCM_MULAW: return Codec::pcm_mulaw;
+    default: return Codec::other;
+  }
+}
+
+struct UrlParts {
+  std::string host;
+  std::string port;
+};
+
+// host and port of rtsp://[user[:pass]@]host[:port]/...
+UrlParts split_url(const std::string& url) {
+  UrlParts parts;
+  auto start = url.find("://");
+  if (start == std::string::npos) return parts;
+  start += 3;
+  auto end = url.find_first_of("/?", start);
+  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (auto at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    parts.host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size() && authority[close + 1] == ':') {
+      parts.port = authority.substr(close + 2);
+    }
+  } else if (auto colon = authority.rfind(':'); colon != std::string::npos) {
+    parts.host = authority.substr(0, colon);
+    parts.port = authority.substr(colon + 1);
+  } else {
+    parts.host = authority;
+  }
+  if (parts.port.empty()) parts.port = url.starts_with("rtsps://") ? "322" : "554";
+  return parts;
+}
+
+struct FormatCloser {
+  void operator()(AVFormatContext* ctx) const { avformat_close_input(&ctx); }
+};
+struct CodecCloser {
+  void operator()(AVCodecContext* ctx) const { avcodec_free_context(&ctx); }
+};
+struct PacketFree {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct FrameFree {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+
+void av_log_to_spdlog(void* avcl, int level, const char* fmt, va_list args) {
+  if (level > AV_LOG_WARNING) return;
+  static thread_local int print_prefix = 1;
+  char line[1024];
+  va_list copy;
+  va_copy(copy, args);
+  av_log_format_line2(avcl, level, fmt, copy, line, sizeof line, &print_prefix);
+  va_end(copy);
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) return;
+  // libav's own messages are noisy on broken streams (one per bad macroblock); the session
+  // reports the state they lead to. Keep them for debugging, masked like everything else.
+  spdlog::debug("libav: {}", mask_credentials(text));
+}
+
+}  // namespace
+
+void install_av_log_masking() {
+  static std::once_flag once;
+  std::call_once(once, [] { av_log_set_callback(av_log_to_spdlog); });
+}
+
+StreamSession::StreamSession(StreamOptions options, const Clock& clock, StateCallback on_state)
+    : options_(std::move(options)), clock_(clock), on_state_(std::move(on_state)) {
+  stats_.kind = options_.kind;
+  stats_.url_masked = mask_credentials(options_.url);
+  stats_.since_us = clock_.now_us();
+  stats_.stall_timeout_ms = options_.min_stall_timeout.count();
+}
+
+StreamSession::~StreamSession() { stop(); }
+
+void StreamSession::start() {
+  install_av_log_masking();
+  thread_ = std::thread([this] { run(); });
+}
+
+void StreamSession::request_stop() {
+  {
+    std::lock_guard lock(sleep_mutex_);
+    stopping_ = true;
+  }
+  sleep_cv_.notify_all();
+}
+
+void StreamSession::stop() {
+  request_stop();
+  if (thread_.joinable()) thread_.join();
+  fanout_.stop();
+}
+
+StreamStats StreamSession::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+int StreamSession::interrupt_cb(void* opaque) {
+  auto* self = static_cast<StreamSession*>(opaque);
+  if (self->stopping_) return 1;
+  if (self->clock_.steady_us() > self->deadline_steady_us_.load()) {
+    self->deadline_hit_ = true;
+    return 1;
+  }
+  return 0;
+}
+
+void StreamSession::set_state(StreamState state, const std::string& error) {
+  bool changed = false;
+  {
+    std::lock_guard lock(mutex_);
+    changed = stats_.state != state;
+    if (changed) stats_.since_us = clock_.now_us();
+    stats_.state = state;
+    stats_.last_error = error;
+    if (state == StreamState::online) {
+      ever_online_ = true;
+      stats_.next_retry_us = 0;
+    }
+  }
+  if (changed) {
+    const auto masked = mask_credentials(options_.url);
+    if (state == StreamState::online) {
+      spdlog::info("camera {} {}: online ({})", options_.camera_id, to_string(options_.kind), masked);
+    } else {
+      spdlog::warn("camera {} {}: {}: {}", options_.camera_id, to_string(options_.kind),
+                   to_string(state), error);
+    }
+    if (on_state_) on_state_(options_.kind, state, error);
+  }
+}
+
+void StreamSession::sleep_interruptible(std::chrono::milliseconds delay) {
+  std::unique_lock lock(sleep_mutex_);
+  sleep_cv_.wait_for(lock, delay, [&] { return stopping_.load(); });
+}
+
+void StreamSession::run() {
+  Backoff backoff(options_.backoff);
+  bool first = true;
+  while (!stopping_) {
+    if (!first) {
+      std::lock_guard lock(mutex_);
+      ++stats_.reconnects;
+    }
+    first = false;
+    Outcome outcome = connect_and_stream();
+    if (stopping_) break;
+    if (outcome.streamed) backoff.reset();
+    auto delay = backoff.next();
+    if (outcome.state == StreamState::unauthorized) {
+      delay = std::max(delay, options_.unauthorized_min_delay);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      stats_.next_retry_us = clock_.now_us() + delay.count() * 1000;
+      stats_.fps_in = stats_.fps_decoded = stats_.bitrate_bps = 0;
+    }
+    char retry[48];
+    std::snprintf(retry, sizeof retry, " (retrying in %.1f s)", static_cast<double>(delay.count()) / 1000.0);
+    set_state(outcome.state, outcome.error + retry);
+    sleep_interruptible(delay);
+  }
+}
+
+void StreamSession::sample_rates(std::int64_t steady_us) {
+  std::lock_guard lock(mutex_);
+  if (rate_steady_us_ == 0) {
+    rate_steady_us_ = steady_us;
+    rate_packets_ = stats_.packets_in;
+    rate_frames_ = stats_.frames_decoded;
+    rate_bytes_ = bytes_in_;
+    return;
+  }
+  const double dt = static_cast<double>(steady_us - rate_steady_us_) / 1e6;
+  if (dt < 2.0) return;
+  stats_.fps_in = static_cast<double>(stats_.packets_in - rate_packets_) / dt;
+  stats_.fps_decoded = static_cast<double>(stats_.frames_decoded - rate_frames_) / dt;
+  stats_.bitrate_bps = static_cast<double>(bytes_in_ - rate_bytes_) * 8.0 / dt;
+  rate_steady_us_ = steady_us;
+  rate_packets_ = stats_.packets_in;
+  rate_frames_ = stats_.frames_decoded;
+  rate_bytes_ = bytes_in_;
+}
+
+StreamSession::Outcome StreamSession::connect_and_stream() {
+  const auto parts = split_url(options_.url);
+  const std::string where = parts.host + ":" + parts.port;
+  bool was_online;
+  {
+    std::lock_guard lock(mutex_);
+    was_online = ever_online_;
+    rate_steady_us_ = 0;
+  }
+  // Resolve first: libav reports a bad host name only as a generic I/O error.
+  {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* result = nullptr;
+    const int rc = getaddrinfo(parts.host.c_str(), parts.port.c_str(), &hints, &result);
+    if (result != nullptr) freeaddrinfo(result);
+    if (rc != 0) {
+      return {StreamState::error,
+              "cannot resolve camera host '" + parts.host + "': " + gai_strerror(rc)};
+    }
+  }
+
+  std::unique_ptr<AVFormatContext, FormatCloser> fmt;
+  {
+    AVFormatContext* raw = avformat_alloc_context();
+    raw->interrupt_callback = {&StreamSession::interrupt_cb, this};
+    deadline_hit_ = false;
+    deadline_steady_us_ = clock_.steady_us() + options_.connect_timeout.count() * 1000;
+    AVDictionary* opts = nullptr;
+    av_dict_set(&opts, "rtsp_transport", options_.transport == Transport::tcp ? "tcp" : "udp", 0);
+    av_dict_set_int(&opts, "timeout", options_.connect_timeout.count() * 1000, 0);
+    av_dict_set(&opts, "allowed_media_types", "video+audio", 0);
+    av_dict_set_int(&opts, "probesize", 500'000, 0);
+    av_dict_set_int(&opts, "analyzeduration", 1'000'000, 0);
+    const int err = avformat_open_input(&raw, options_.url.c_str(), nullptr, &opts);
+    av_dict_free(&opts);
+    if (err < 0) {
+      // On failure libav has freed the context.
+      if (stopping_) return {StreamState::offline, "stopping"};
+      const bool timed_out = deadline_hit_ || err == AVERROR(ETIMEDOUT);
+      if (err == AVERROR_HTTP_UNAUTHORIZED || err == AVERROR_HTTP_FORBIDDEN) {
+        return {StreamState::unauthorized,
+                "the camera at " + where + " refused the user name or password (" +
+                    (err == AVERROR_HTTP_FORBIDDEN ? "403" : "401") + ")"};
+      }
+      if (err == AVERROR_HTTP_NOT_FOUND) {
+        return {StreamState::not_found,
+                "the camera at " + where + " has no stream at this path (404): check the channel "
+                "or the URL"};
+      }
+      if (err == AVERROR_HTTP_SERVER_ERROR) {
+        return {StreamState::offline,
+                "the camera at " + where + " answered with a server error (5xx)"};
+      }
+      if (err == AVERROR(ECONNREFUSED)) {
+        return {was_online ? StreamState::offline : StreamState::error,
+                "connection refused by " + where +
+                    (was_online ? ": the camera's RTSP service is gone"
+                                : ": wrong port, or the camera's RTSP service is off")};
+      }
+      if (timed_out || err == AVERROR(EHOSTUNREACH) || err == AVERROR(ENETUNREACH)) {
+        return {was_online ? StreamState::offline : StreamState::error,
+                "no answer from " + where + " within " +
+                    std::to_string(options_.connect_timeout.count()) + " ms" +
+                    (was_online ? "" : ": wrong address, or the camera is off or unreachable")};
+      }
+      if (err == AVERROR_EOF || err == AVERROR(ECONNRESET)) {
+        return {was_online ? StreamState::offline : StreamState::error,
+                "the camera at " + where + " closed the connection during set-up"};
+      }
+      return {StreamState::error, "cannot open the stream at " + where + ": " + av_error_text(err)};
+    }
+    fmt.reset(raw);
+  }
+
+  // The RTSP handshake worked; from here on, silence means a stalled stream.
+  deadline_hit_ = false;
+  deadline_steady_us_ = clock_.steady_us() +
+                        std::max<std::int64_t>(options_.connect_timeout.count(),
+                                               options_.min_stall_timeout.count()) * 1000;
+  if (const int err = avformat_find_stream_info(fmt.get(), nullptr); err < 0) {
+    if (stopping_) return {StreamState::offline, "stopping"};
+    if (deadline_hit_) {
+      return {StreamState::error, "the camera at " + where +
+                                      " accepted the connection but sent no video (stalled stream)"};
+    }
+    return {StreamState::error, "cannot read the stream's format: " + av_error_text(err)};
+  }
+  const int video_index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (video_index < 0) {
+    return {StreamState::error, "the camera's stream has no video track"};
+  }
+  AVStream* video = fmt->streams[video_index];
+
+  // Parameters per elementary stream (video and, for recording, audio).
+  std::vector<std::shared_ptr<const StreamParams>> params(fmt->nb_streams);
+  static std::atomic<std::int64_t> generation{0};
+  auto make_params = [&](unsigned i) {
+    const AVStream* st = fmt->streams[i];
+    auto p = std::make_shared<StreamParams>();
+    p->camera_id = options_.camera_id;
+    p->stream = options_.kind;
+    p->index = static_cast<int>(i);
+    p->codec = codec_of(st->codecpar->codec_id);
+    p->is_video = st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO;
+    p->width = st->codecpar->width;
+    p->height = st->codecpar->height;
+    p->sample_rate = st->codecpar->sample_rate;
+    p->channels = st->codecpar->ch_layout.nb_channels;
+    p->extradata.assign(st->codecpar->extradata,
+                        st->codecpar->extradata + st->codecpar->extradata_size);
+    p->time_base_num = st->time_base.num;
+    p->time_base_den = st->time_base.den;
+    p->generation = ++generation;
+    params[i] = std::move(p);
+  };
+  for (unsigned i = 0; i < fmt->nb_streams; ++i) make_params(i);
+
+  std::unique_ptr<AVCodecContext, CodecCloser> decoder;
+  if (options_.decode) {
+    const AVCodec* codec = avcodec_find_decoder(video->codecpar->codec_id);
+    if (codec == nullptr) {
+      return {StreamState::error, std::string("no decoder for the camera's codec ") +
+                                      avcodec_get_name(video->codecpar->codec_id)};
+    }
+    decoder.reset(avcodec_alloc_context3(codec));
+    avcodec_parameters_to_context(decoder.get(), video->codecpar);
+    decoder->thread_count = 1;  // one decoder thread per camera; the pool is the cores
+    decoder->pkt_timebase = video->time_base;
+    if (avcodec_open2(decoder.get(), codec, nullptr) < 0) {
+      return {StreamState::error, std::string("cannot open the decoder for ") + codec->name};
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    stats_.codec = avcodec_get_name(video->codecpar->codec_id);
+    stats_.width = video->codecpar->width;
+    stats_.height = video->codecpar->height;
+  }
+
+  // Stall timeout scales with the stream's frame interval: a 1 fps camera is not stalled
+  // after a second of silence. The floor is the configured minimum.
+  const AVRational rate = video->avg_frame_rate.num > 0 ? video->avg_frame_rate : video->r_frame_rate;
+  const double frame_interval_s = rate.num > 0 ? av_q2d(av_inv_q(rate)) : 0.2;
+  const std::int64_t stall_us = std::max<std::int64_t>(
+      options_.min_stall_timeout.count() * 1000, static_cast<std::int64_t>(frame_interval_s * 10e6));
+  {
+    std::lock_guard lock(mutex_);
+    stats_.stall_timeout_ms = stall_us / 1000;
+  }
+
+  TimestampSmoother smoother;
+  std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+  std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
+  const std::int64_t analysis_interval_us =
+      static_cast<std::int64_t>(1e6 / std::max(0.1, options_.analysis_fps));
+  std::int64_t next_analysis_us = 0;
+  std::int64_t frame_seq = 0;
+  // Decode health over the last 50 video packets: a corrupt stream is an error even while the
+  // connection is fine.
+  std::array<bool, 50> bad_window{};
+  std::size_t window_pos = 0;
+  std::size_t window_filled = 0;
+  std::size_t bad_count = 0;
+  bool streamed = false;
+  bool corrupt = false;
+
+  while (!stopping_) {
+    deadline_hit_ = false;
+    deadline_steady_us_ = clock_.steady_us() + stall_us;
+    const int err = av_read_frame(fmt.get(), pkt.get());
+    if (err < 0) {
+      if (stopping_) break;
+      if (deadline_hit_) {
+        return {StreamState::error,
+                "no packets for " + std::to_string(stall_us / 1000) +
+                    " ms while the connection stayed open (stalled stream)",
+                streamed};
+      }
+      if (err == AVERROR_EOF || err == AVERROR(ECONNRESET) || err == AVERROR(EPIPE)) {
+        return {StreamState::offline, "the camera at " + where + " closed the stream", streamed};
+      }
+      if (err == AVERROR(ETIMEDOUT)) {
+        return {StreamState::offline, "the camera at " + where + " stopped answering", streamed};
+      }
+      return {StreamState::offline, "reading from " + where + " failed: " + av_error_text(err),
+              streamed};
+    }
+    const std::int64_t arrival_us = clock_.now_us();
+    const unsigned index = static_cast<unsigned>(pkt->stream_index);
+    if (index >= params.size()) {
+      av_packet_unref(pkt.get());
+      continue;
+    }
+    const AVStream* st = fmt->streams[index];
+    std::size_t extradata_size = 0;
+    if (av_packet_get_side_data(pkt.get(), AV_PKT_DATA_NEW_EXTRADATA, &extradata_size) != nullptr) {
+      make_params(index);  // the camera changed its parameter sets: tell the subscribers
+    }
+    const bool is_video = static_cast<int>(index) == video_index;
+    std::int64_t wall_us = arrival_us;
+    if (is_video) {
+      const std::int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+      if (ts != AV_NOPTS_VALUE) {
+        const auto smoothed = smoother.update(av_rescale_q(ts, st->time_base, {1, 1'000'000}), arrival_us);
+        wall_us = smoothed.wall_us;
+        if (smoothed.reanchored && smoother.jumps() > 0 && smoothed.jump_us != 0) {
+          spdlog::warn("camera {} {}: media timestamps jumped by {} ms against the arrival clock;"
+                       " re-anchored", options_.camera_id, to_string(options_.kind),
+                       smoothed.jump_us / 1000);
+        }
+      }
+      std::lock_guard lock(mutex_);
+      ++stats_.packets_in;
+      stats_.last_packet_us = arrival_us;
+      stats_.timestamp_jumps = static_cast<std::uint64_t>(smoother.jumps());
+    }
+    {
+      std::lock_guard lock(mutex_);
+      bytes_in_ += static_cast<std::uint64_t>(pkt->size);
+    }
+
+    bool packet_bad = false;
+    if (is_video && decoder) {
+      int rc = avcodec_send_packet(decoder.get(), pkt.get());
+      if (rc < 0 && rc != AVERROR(EAGAIN)) packet_bad = true;
+      while (rc >= 0 || rc == AVERROR(EAGAIN)) {
+        rc = avcodec_receive_frame(decoder.get(), frame.get());
+        if (rc < 0) break;
+        if (frame->decode_error_flags != 0 || (frame->flags & AV_FRAME_FLAG_CORRUPT) != 0) {
+          packet_bad = true;
+        }
+        ++frame_seq;
+        {
+          std::lock_guard lock(mutex_);
+          ++stats_.frames_decoded;
+        }
+        // Frames beyond the analysis rate are dropped here, before any pixel is touched.
+        if (options_.frame_sink != nullptr && wall_us >= next_analysis_us &&
+            frame->data[0] != nullptr) {
+          next_analysis_us = std::max(next_analysis_us + analysis_interval_us,
+                                      wall_us - analysis_interval_us / 2);
+          auto luma = std::make_shared<LumaFrame>();
+          luma->camera_id = options_.camera_id;
+          luma->wall_us = wall_us;
+          luma->sequence = frame_seq;
+          luma->width = frame->width;
+          luma->height = frame->height;
+          luma->stride = frame->width;
+          luma->luma.resize(static_cast<std::size_t>(frame->width) * frame->height);
+          for (int y = 0; y < frame->height; ++y) {
+            std::memcpy(luma->luma.data() + static_cast<std::size_t>(y) * frame->width,
+                        frame->data[0] + static_cast<std::ptrdiff_t>(y) * frame->linesize[0],
+                        static_cast<std::size_t>(frame->width));
+          }
+          {
+            std::lock_guard lock(mutex_);
+            ++stats_.frames_to_analysis;
+          }
+          options_.frame_sink->on_frame(std::move(luma));
+        }
+        av_frame_unref(frame.get());
+      }
+      if (packet_bad) {
+        std::lock_guard lock(mutex_);
+        ++stats_.decode_errors;
+      }
+    }
+    if (is_video) {
+      if (window_filled == bad_window.size() && bad_window[window_pos]) --bad_count;
+      bad_window[window_pos] = packet_bad;
+      if (packet_bad) ++bad_count;
+      window_pos = (window_pos + 1) % bad_window.size();
+      window_filled = std::min(window_filled + 1, bad_window.size());
+      if (!corrupt && bad_count >= 15) {
+        corrupt = true;
+        set_state(StreamState::error, "corrupt stream: " + std::to_string(bad_count) + " of the last " +
+                                          std::to_string(window_filled) +
+                                          " frames failed to decode");
+      } else if (corrupt && bad_count <= 2) {
+        corrupt = false;
+        set_state(StreamState::online, "");
+      } else if (!streamed && !corrupt && (!decoder || frame_seq > 0)) {
+        set_state(StreamState::online, "");
+      }
+      if (!corrupt && (!decoder || frame_seq > 0)) streamed = true;
+    }
+
+    if (fanout_.has_subscribers()) {
+      auto out = std::make_shared<EncodedPacket>();
+      out->params = params[index];
+      out->pts = pkt->pts;
+      out->dts = pkt->dts;
+      out->duration = pkt->duration;
+      out->wall_us = wall_us;
+      out->keyframe = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+      out->data.assign(pkt->data, pkt->data + pkt->size);
+      fanout_.publish(std::move(out));
+    }
+    av_packet_unref(pkt.get());
+    sample_rates(clock_.steady_us());
+  }
+  return {StreamState::offline, "stopping", streamed};
+}
+
+}  // namespace matthan::ingest

@@ -1,0 +1,13 @@
+# Writes a C++ file holding storage/schema/NNNN_name.sql as builtin migrations.
+file(GLOB files "${SCHEMA_DIR}/*.sql")
+list(SORT files)
+set(body "")
+foreach(f IN LISTS files)
+  get_filename_component(name "${f}" NAME_WE)
+  string(REGEX MATCH "^([0-9]+)_(.*)$" _ "${name}")
+  math(EXPR version "${CMAKE_MATCH_1}")
+  file(READ "${f}" sql)
+  string(APPEND body "    {${version}, \"${CMAKE_MATCH_2}\", R\"matthan_sql(${sql})matthan_sql\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "// Generated from storage/schema/*.sql by embed_schema.cmake.\n#include \"matthan/storage/database.hpp\"\nnamespace matthan::storage {\nconst std::vector<Migration>& builtin_migrations() {\n  static const std::vector<Migration> migrations{\n${body}  };\n  return migrations;\n}\n}  // namespace matthan::storage\n")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

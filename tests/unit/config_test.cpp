@@ -1,0 +1,119 @@
+#include "matthan/core/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace matthan {
+namespace {
+
+std::optional<std::string> fake_env(const std::string& name) {
+  if (name == "CAM_PASS") return std::string("p@ss:w/rd");
+  return std::nullopt;
+}
+
+std::vector<ConfigError> errors_of(const std::string& yaml) {
+  auto result = load_config_text(yaml, "test.yaml", fake_env);
+  if (result) return {};
+  return result.error();
+}
+
+bool has_error(const std::vector<ConfigError>& errors, const std::string& key, int line,
+               const std::string& fragment) {
+  for (const auto& e : errors) {
+    if (e.key == key && (line == 0 || e.line == line) &&
+        e.message.find(fragment) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(Config, ValidConfigWithPresetAndExplicitUrls) {
+  const auto config = load_config_text(R"(node_id: xa-an-binh-1
+server:
+  listen: 127.0.0.1:9090
+  data_dir: /tmp/m
+defaults:
+  analysis_fps: 4
+cameras:
+  - id: cong-ap-1
+    name: "Cổng ấp 1"
+    commune: xa-an-binh
+    hamlet: ap-1
+    brand: hikvision
+    host: 192.168.1.64
+    username: admin
+    password: ${CAM_PASS}
+    channel: 2
+  - id: cho
+    main_url: rtsp://10.0.0.5/live/main
+    sub_url: rtsp://10.0.0.5/live/sub
+    transport: udp
+    analysis_fps: 2
+    enabled: false
+)",
+                                       "test.yaml", fake_env);
+  ASSERT_TRUE(config.has_value()) << config.error().front().to_string();
+  EXPECT_EQ(config->node_id, "xa-an-binh-1");
+  EXPECT_EQ(config->server.listen_port, 9090);
+  ASSERT_EQ(config->cameras.size(), 2u);
+  const auto& c = config->cameras[0];
+  EXPECT_EQ(c.password, "p@ss:w/rd");
+  EXPECT_EQ(c.main_url, "rtsp://admin:p%40ss%3Aw%2Frd@192.168.1.64/Streaming/Channels/201");
+  EXPECT_EQ(c.sub_url, "rtsp://admin:p%40ss%3Aw%2Frd@192.168.1.64/Streaming/Channels/202");
+  EXPECT_DOUBLE_EQ(c.analysis_fps, 4.0);
+  EXPECT_EQ(config->cameras[1].transport, Transport::udp);
+  EXPECT_FALSE(config->cameras[1].enabled);
+  EXPECT_DOUBLE_EQ(config->cameras[1].analysis_fps, 2.0);
+}
+
+TEST(Config, UnknownKeysAreErrorsWithLine) {
+  const auto errors = errors_of("node_id: a\nserver:\n  listen: 127.0.0.1:80\n  colour: red\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_TRUE(has_error(errors, "server.colour", 4, "unknown key"));
+  EXPECT_EQ(errors[0].file, "test.yaml");
+  EXPECT_NE(errors[0].to_string().find("test.yaml:4: server.colour"), std::string::npos);
+}
+
+TEST(Config, EveryErrorIsReportedAtOnce) {
+  const auto errors = errors_of(R"(cameras:
+  - id: Bad Id
+    brand: sony
+  - id: ok1
+    brand: dahua
+  - id: ok2
+    main_url: http://x/y
+    analysis_fps: 500
+  - id: ok2
+    main_url: rtsp://x/y
+    password: ${MISSING_VAR}
+)");
+  EXPECT_TRUE(has_error(errors, "cameras[0].id", 2, "must be"));
+  EXPECT_TRUE(has_error(errors, "cameras[0].brand", 3, "unknown brand 'sony'"));
+  EXPECT_TRUE(has_error(errors, "cameras[1].host", 0, "is required for brand dahua"));
+  EXPECT_TRUE(has_error(errors, "cameras[2].main_url", 7, "rtsp://"));
+  EXPECT_TRUE(has_error(errors, "cameras[2].analysis_fps", 8, "between"));
+  EXPECT_TRUE(has_error(errors, "cameras[3].id", 9, "duplicate camera id 'ok2'"));
+  EXPECT_TRUE(has_error(errors, "cameras[3].password", 11, "MISSING_VAR is not set"));
+}
+
+TEST(Config, SyntaxErrorNamesTheLine) {
+  const auto errors = errors_of("node_id: a\ncameras:\n  - id: [unclosed\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].key, "(syntax)");
+  EXPECT_GE(errors[0].line, 3);
+}
+
+TEST(Config, BadListenAndGenericWithoutUrl) {
+  const auto errors = errors_of("server:\n  listen: nowhere\ncameras:\n  - id: x\n");
+  EXPECT_TRUE(has_error(errors, "server.listen", 2, "ADDRESS:PORT"));
+  EXPECT_TRUE(has_error(errors, "cameras[0]", 4, "needs main_url"));
+}
+
+TEST(Config, MissingFileIsAnError) {
+  auto result = load_config_file("/nonexistent/matthan.yaml");
+  ASSERT_FALSE(result.has_value());
+  EXPECT_NE(result.error()[0].message.find("cannot be read"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace matthan

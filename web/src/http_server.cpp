@@ -1,0 +1,205 @@
+// Beast HTTP/1.1 server: one listener, one session object per connection on its own strand,
+// bounded request size, idle timeout, keep-alive. Bad requests get a JSON error, never a crash.
+#include "matthan/web/http_server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+
+namespace matthan::web {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+HttpResponse json_error(int status, const std::string& code, const std::string& message) {
+  nlohmann::json body{{"error", {{"code", code}, {"message", message}}}};
+  return {status, "application/json", body.dump()};
+}
+
+namespace {
+
+std::string url_decode(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else if (in[i] == '+') {
+      out += ' ';
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+HttpRequest to_request(const http::request<http::string_body>& req) {
+  HttpRequest out;
+  out.method = std::string(req.method_string());
+  out.target = std::string(req.target());
+  const auto q = out.target.find('?');
+  out.path = url_decode(out.target.substr(0, q));
+  if (q != std::string::npos) {
+    std::string_view rest(out.target);
+    rest.remove_prefix(q + 1);
+    while (!rest.empty()) {
+      const auto amp = rest.find('&');
+      const auto pair = rest.substr(0, amp);
+      const auto eq = pair.find('=');
+      out.query[url_decode(pair.substr(0, eq))] =
+          eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+      if (amp == std::string_view::npos) break;
+      rest.remove_prefix(amp + 1);
+    }
+  }
+  out.body = req.body();
+  return out;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<const Handler> handler)
+      : stream_(std::move(socket)), handler_(std::move(handler)) {}
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(1 << 20);
+    parser_->header_limit(16 << 10);
+    stream_.expires_after(std::chrono::seconds(30));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::connection_reset || ec == asio::error::eof) {
+      close();
+      return;
+    }
+    if (ec) {
+      // Malformed request: answer 400 and close rather than guess.
+      auto res = std::make_shared<http::response<http::string_body>>(http::status::bad_request, 11);
+      res->set(http::field::content_type, "application/json");
+      res->body() = json_error(400, "bad_request", "malformed HTTP request: " + ec.message()).body;
+      res->keep_alive(false);
+      res->prepare_payload();
+      write(res);
+      return;
+    }
+    const auto& req = parser_->get();
+    HttpResponse out;
+    try {
+      out = (*handler_)(to_request(req));
+    } catch (const std::exception& e) {
+      spdlog::error("http: handler for {} failed: {}", std::string(req.target()), e.what());
+      out = json_error(500, "internal", "internal error");
+    }
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(out.status), req.version());
+    res->set(http::field::server, "matthan");
+    res->set(http::field::content_type, out.content_type);
+    res->set(http::field::cache_control, "no-store");
+    res->set("X-Content-Type-Options", "nosniff");
+    res->keep_alive(req.keep_alive());
+    res->body() = std::move(out.body);
+    res->prepare_payload();
+    write(res);
+  }
+
+  void write(const std::shared_ptr<http::response<http::string_body>>& res) {
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        if (ec || !res->keep_alive()) {
+                          self->close();
+                          return;
+                        }
+                        self->read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<const Handler> handler_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(asio::io_context& io_ctx, Handler h)
+      : io(io_ctx),
+        acceptor(asio::make_strand(io_ctx)),
+        handler(std::make_shared<const Handler>(std::move(h))) {}
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
+                                                                              tcp::socket socket) {
+      if (ec) {
+        if (!self->stopped) spdlog::warn("http: accept failed: {}", ec.message());
+        if (ec == asio::error::operation_aborted || self->stopped) return;
+      } else {
+        std::make_shared<Session>(std::move(socket), self->handler)->run();
+      }
+      self->accept();
+    });
+  }
+
+  asio::io_context& io;
+  tcp::acceptor acceptor;
+  std::shared_ptr<const Handler> handler;
+  std::atomic<bool> stopped{false};
+};
+
+HttpServer::HttpServer(asio::io_context& io, Handler handler)
+    : impl_(std::make_shared<Impl>(io, std::move(handler))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+std::expected<int, std::string> HttpServer::start(const std::string& address, int port) {
+  beast::error_code ec;
+  const auto addr = asio::ip::make_address(address, ec);
+  if (ec) return std::unexpected("bad listen address '" + address + "': " + ec.message());
+  const tcp::endpoint endpoint(addr, static_cast<unsigned short>(port));
+  auto& acc = impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return std::unexpected("cannot listen on " + address + ":" + std::to_string(port) + ": " +
+                           ec.message());
+  }
+  const int bound = acc.local_endpoint().port();
+  impl_->accept();
+  return bound;
+}
+
+void HttpServer::stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  asio::post(impl_->acceptor.get_executor(), [impl = impl_] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+  });
+}
+
+}  // namespace matthan::web
