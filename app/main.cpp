@@ -30,6 +30,7 @@
 #include "matthan/ingest/probe.hpp"
 #include "matthan/storage/database.hpp"
 #include "matthan/storage/status_repository.hpp"
+#include "matthan/web/assets.hpp"
 #include "matthan/web/http_server.hpp"
 
 namespace {
@@ -240,6 +241,10 @@ int run(const std::string& config_path) {
         if (item["id"] == id) return {200, "application/json", item.dump()};
       }
       return web::json_error(404, "not_found", "no camera '" + id + "'");
+    }
+    if (auto page = web::asset(req.path)) {
+      const bool html = req.path == "/" || req.path.ends_with(".html");
+      return {200, html ? "text/html; charset=utf-8" : "application/octet-stream", std::string(*page)};
     }
     return web::json_error(404, "not_found", "no such route: " + req.path);
   });

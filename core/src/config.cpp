@@ -185,10 +185,12 @@ class Parser {
     cam.commune = str(node, path, "commune").value_or("");
     cam.hamlet = str(node, path, "hamlet").value_or("");
     cam.site = str(node, path, "site").value_or("");
+    bool brand_ok = true;
     if (auto b = str(node, path, "brand")) {
       if (auto brand = brand_from_string(*b)) {
         cam.brand = *brand;
       } else {
+        brand_ok = false;  // no URL checks below: they would only repeat this error
         error(node["brand"], path + ".brand",
               "unknown brand '" + *b +
                   "' (hikvision, dahua, kbvision, imou, ezviz, uniview, xmeye, generic)");
@@ -232,6 +234,7 @@ class Parser {
       }
     } else if (sub_url) {
       error(node["sub_url"], path + ".sub_url", "needs main_url too");
+    } else if (!brand_ok) {
     } else if (cam.brand == Brand::generic) {
       error(node, path, "needs main_url (brand generic has no URL preset)");
     } else if (cam.host.empty()) {

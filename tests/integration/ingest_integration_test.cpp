@@ -227,6 +227,30 @@ TEST_F(IngestIntegration, CorruptTruncatedAndStalledStreamsAreErrorsAndOthersUna
   EXPECT_TRUE(server_->running());
 }
 
+TEST_F(IngestIntegration, ProbeMeasuresCodecSizeFpsBitrateAndGop) {
+  ChildProcess probe({binary_path("matthan"), "probe", base_ + "/cam2/sub", "--json", "--seconds", "5"},
+                     dir_ + "/probe.stderr");
+  std::string out;
+  while (auto line = probe.read_line(30s)) out += *line;
+  ASSERT_EQ(probe.signal_and_wait(0, 10s), 0) << read_file(dir_ + "/probe.stderr");
+  const auto j = json::parse(out);
+  EXPECT_EQ(j["codec"], "h264");
+  EXPECT_EQ(j["width"], 640);
+  EXPECT_EQ(j["height"], 360);
+  EXPECT_NEAR(j["fps"].get<double>(), 25.0, 1.0);
+  EXPECT_NEAR(j["gop_frames"].get<double>(), 50.0, 1.0);  // camsim's 2 s GOP
+  EXPECT_NEAR(j["gop_seconds"].get<double>(), 2.0, 0.1);
+  EXPECT_GT(j["bitrate_bps"].get<double>(), 200'000.0);
+  EXPECT_LT(j["bitrate_bps"].get<double>(), 2'000'000.0);
+}
+
+TEST_F(IngestIntegration, StatusPageIsServedInVietnamese) {
+  const auto page = http_get(port_, "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("Trạng thái camera"), std::string::npos);
+  EXPECT_NE(page.body.find("/api/cameras"), std::string::npos);
+}
+
 TEST_F(IngestIntegration, MalformedHttpGetsAClearError) {
   const auto raw = http_raw(port_, "GARBAGE\r\n\r\n");
   EXPECT_EQ(raw.rfind("HTTP/1.1 400", 0), 0u) << raw;

@@ -1,0 +1,67 @@
+// The CLI as an operator uses it: check-config names file, line and key of every error.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "child_process.hpp"
+
+namespace matthan::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Run {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Run run(const std::vector<std::string>& args, const std::string& dir) {
+  std::vector<std::string> argv{binary_path("matthan")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ChildProcess p(argv, dir + "/stderr.txt");
+  std::string out;
+  while (auto line = p.read_line(20s)) out += *line + "\n";
+  const int code = p.signal_and_wait(0, 20s);
+  return {code, out, read_file(dir + "/stderr.txt")};
+}
+
+TEST(Cli, CheckConfigReportsEveryErrorWithFileLineAndKey) {
+  const auto dir = temp_dir("matthan-cli");
+  std::ofstream(dir + "/bad.yaml") << "node_id: n1\n"
+                                      "cameras:\n"
+                                      "  - id: gate\n"
+                                      "    brand: sony\n"
+                                      "    host: 10.0.0.2\n"
+                                      "  - id: market\n"
+                                      "    main_url: rtsp://10.0.0.3/live\n"
+                                      "    pasword: typo\n";
+  const auto bad = run({"check-config", dir + "/bad.yaml"}, dir);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find(dir + "/bad.yaml:4: cameras[0].brand: unknown brand 'sony'"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(dir + "/bad.yaml:8: cameras[1].pasword: unknown key"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("2 error(s)"), std::string::npos) << bad.err;
+
+  std::ofstream(dir + "/good.yaml") << "node_id: n1\ncameras:\n  - {id: gate, brand: dahua, host: 10.0.0.2}\n";
+  const auto good = run({"check-config", dir + "/good.yaml"}, dir);
+  EXPECT_EQ(good.code, 0) << good.err;
+  EXPECT_NE(good.out.find("ok (1 camera(s), node n1)"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, RunRefusesABadConfigAndANonLoopbackListen) {
+  const auto dir = temp_dir("matthan-cli");
+  std::ofstream(dir + "/bad.yaml") << "cameras: 5\n";
+  EXPECT_EQ(run({"run", "--config", dir + "/bad.yaml"}, dir).code, 1);
+  std::ofstream(dir + "/open.yaml") << "server: {listen: '0.0.0.0:8080', data_dir: '" << dir << "/var'}\n";
+  const auto open = run({"run", "--config", dir + "/open.yaml"}, dir);
+  EXPECT_EQ(open.code, 1);
+  EXPECT_NE(open.err.find("not a loopback address"), std::string::npos) << open.err;
+  EXPECT_EQ(run({"frobnicate"}, dir).code, 2);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace matthan::test
