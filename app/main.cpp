@@ -89,17 +89,25 @@ int probe(const std::vector<std::string>& args) {
   }
   const auto& r = *result;
   if (as_json) {
-    json j{{"url", r.url_masked},   {"codec", r.codec},           {"profile", r.profile},
-           {"width", r.width},      {"height", r.height},         {"fps", r.fps},
-           {"bitrate_bps", r.bitrate_bps}, {"gop_frames", r.gop_frames},
-           {"gop_seconds", r.gop_seconds}, {"audio_codec", r.audio_codec}, {"frames", r.frames}};
+    json j{{"url", r.url_masked},
+           {"codec", r.codec},
+           {"profile", r.profile},
+           {"width", r.width},
+           {"height", r.height},
+           {"fps", r.fps},
+           {"bitrate_bps", r.bitrate_bps},
+           {"gop_frames", r.gop_frames},
+           {"gop_seconds", r.gop_seconds},
+           {"audio_codec", r.audio_codec},
+           {"frames", r.frames}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("url:      %s\ncodec:    %s %s\nsize:     %dx%d\nfps:      %.2f\nbitrate:  %.0f kbit/s\n"
-                "gop:      %.1f frames (%.2f s)\naudio:    %s\n",
-                r.url_masked.c_str(), r.codec.c_str(), r.profile.c_str(), r.width, r.height, r.fps,
-                r.bitrate_bps / 1000.0, r.gop_frames, r.gop_seconds,
-                r.audio_codec.empty() ? "none" : r.audio_codec.c_str());
+    std::printf(
+        "url:      %s\ncodec:    %s %s\nsize:     %dx%d\nfps:      %.2f\nbitrate:  %.0f kbit/s\n"
+        "gop:      %.1f frames (%.2f s)\naudio:    %s\n",
+        r.url_masked.c_str(), r.codec.c_str(), r.profile.c_str(), r.width, r.height, r.fps,
+        r.bitrate_bps / 1000.0, r.gop_frames, r.gop_seconds,
+        r.audio_codec.empty() ? "none" : r.audio_codec.c_str());
   }
   return 0;
 }
@@ -117,26 +125,27 @@ bool ntp_synchronised() {
 }
 
 json stream_json(const ingest::StreamStats& s) {
-  return json{{"kind", std::string(to_string(s.kind))},
-              {"state", std::string(to_string(s.state))},
-              {"last_error", s.last_error},
-              {"since", format_iso8601_us(s.since_us)},
-              {"url", s.url_masked},
-              {"codec", s.codec},
-              {"width", s.width},
-              {"height", s.height},
-              {"fps_in", s.fps_in},
-              {"fps_decoded", s.fps_decoded},
-              {"bitrate_bps", s.bitrate_bps},
-              {"packets_in", s.packets_in},
-              {"frames_decoded", s.frames_decoded},
-              {"frames_to_analysis", s.frames_to_analysis},
-              {"decode_errors", s.decode_errors},
-              {"reconnects", s.reconnects},
-              {"timestamp_jumps", s.timestamp_jumps},
-              {"last_packet", s.last_packet_us ? json(format_iso8601_us(s.last_packet_us)) : json()},
-              {"stall_timeout_ms", s.stall_timeout_ms},
-              {"next_retry", s.next_retry_us ? json(format_iso8601_us(s.next_retry_us)) : json()}};
+  return json{
+      {"kind", std::string(to_string(s.kind))},
+      {"state", std::string(to_string(s.state))},
+      {"last_error", s.last_error},
+      {"since", format_iso8601_us(s.since_us)},
+      {"url", s.url_masked},
+      {"codec", s.codec},
+      {"width", s.width},
+      {"height", s.height},
+      {"fps_in", s.fps_in},
+      {"fps_decoded", s.fps_decoded},
+      {"bitrate_bps", s.bitrate_bps},
+      {"packets_in", s.packets_in},
+      {"frames_decoded", s.frames_decoded},
+      {"frames_to_analysis", s.frames_to_analysis},
+      {"decode_errors", s.decode_errors},
+      {"reconnects", s.reconnects},
+      {"timestamp_jumps", s.timestamp_jumps},
+      {"last_packet", s.last_packet_us ? json(format_iso8601_us(s.last_packet_us)) : json()},
+      {"stall_timeout_ms", s.stall_timeout_ms},
+      {"next_retry", s.next_retry_us ? json(format_iso8601_us(s.next_retry_us)) : json()}};
 }
 
 int run(const std::string& config_path) {
@@ -156,8 +165,10 @@ int run(const std::string& config_path) {
   init_logging(config.server.log_level, log_file);
   if (!is_loopback(config.server.listen_address)) {
     // Accounts and roles arrive with the web issue; until then nothing is served beyond this host.
-    spdlog::error("server.listen {} is not a loopback address: refusing to serve without "
-                  "authentication (use 127.0.0.1)", config.server.listen_address);
+    spdlog::error(
+        "server.listen {} is not a loopback address: refusing to serve without "
+        "authentication (use 127.0.0.1)",
+        config.server.listen_address);
     return 1;
   }
 
@@ -172,9 +183,9 @@ int run(const std::string& config_path) {
   const std::int64_t start_us = clock.now_us();
   status.record_heartbeat(run_id, start_us, start_us, false);
   bool synced = ntp_synchronised();
-  status.record_clock_event(synced ? ClockEventKind::ntp_synchronised
-                                   : ClockEventKind::ntp_unsynchronised,
-                            start_us, 0, "at start");
+  status.record_clock_event(
+      synced ? ClockEventKind::ntp_synchronised : ClockEventKind::ntp_unsynchronised, start_us, 0,
+      "at start");
   if (!synced) spdlog::warn("the system clock is not NTP-synchronised: recorded times may drift");
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -244,7 +255,8 @@ int run(const std::string& config_path) {
     }
     if (auto page = web::asset(req.path)) {
       const bool html = req.path == "/" || req.path.ends_with(".html");
-      return {200, html ? "text/html; charset=utf-8" : "application/octet-stream", std::string(*page)};
+      return {200, html ? "text/html; charset=utf-8" : "application/octet-stream",
+              std::string(*page)};
     }
     return web::json_error(404, "not_found", "no such route: " + req.path);
   });
@@ -280,9 +292,9 @@ int run(const std::string& config_path) {
       const bool now_synced = ntp_synchronised();
       if (now_synced != synced) {
         synced = now_synced;
-        status.record_clock_event(synced ? ClockEventKind::ntp_synchronised
-                                         : ClockEventKind::ntp_unsynchronised,
-                                  wall, 0, "");
+        status.record_clock_event(
+            synced ? ClockEventKind::ntp_synchronised : ClockEventKind::ntp_unsynchronised, wall, 0,
+            "");
       }
       last_wall = wall;
       last_steady = steady;

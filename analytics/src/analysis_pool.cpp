@@ -13,7 +13,9 @@ AnalysisPool::AnalysisPool(unsigned workers, std::size_t queue_depth, const Cloc
   }
 }
 
-AnalysisPool::~AnalysisPool() { stop(); }
+AnalysisPool::~AnalysisPool() {
+  stop();
+}
 
 void AnalysisPool::stop() {
   {
@@ -38,8 +40,10 @@ void AnalysisPool::on_frame(LumaFramePtr frame) {
     }
     const bool was_idle = q.frames.empty() && !q.busy;
     q.frames.push_back(std::move(frame));
-    if (was_idle) ready_.push_back(q.frames.back()->camera_id);
-    else return;
+    if (was_idle)
+      ready_.push_back(q.frames.back()->camera_id);
+    else
+      return;
   }
   cv_.notify_one();
 }
@@ -106,7 +110,8 @@ AnalysisStats AnalysisPool::stats(const std::string& camera_id) const {
   if (it == cameras_.end()) return {};
   AnalysisStats s = it->second.stats;
   // A camera that stopped delivering frames has no analysis rate, whatever was measured last.
-  if (it->second.rate_steady_us != 0 && clock_.steady_us() - it->second.rate_steady_us > 5'000'000) {
+  if (it->second.rate_steady_us != 0 &&
+      clock_.steady_us() - it->second.rate_steady_us > 5'000'000) {
     s.fps_analysed = 0;
   }
   return s;

@@ -240,8 +240,8 @@ class Parser {
     } else if (cam.host.empty()) {
       error(node, path + ".host", "is required for brand " + std::string(to_string(cam.brand)));
     } else {
-      auto urls = preset_urls(cam.brand, cam.host, cam.port, cam.channel, cam.username,
-                              cam.password);
+      auto urls =
+          preset_urls(cam.brand, cam.host, cam.port, cam.channel, cam.username, cam.password);
       cam.main_url = urls->main;
       cam.sub_url = urls->sub;
     }
@@ -257,7 +257,8 @@ class Parser {
     if (auto id = str(root, "", "node_id")) {
       static const std::regex id_re("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
       if (!std::regex_match(*id, id_re)) {
-        error(root["node_id"], "node_id", "must be 1-64 characters of A-Z, a-z, 0-9, '.', '-', '_'");
+        error(root["node_id"], "node_id",
+              "must be 1-64 characters of A-Z, a-z, 0-9, '.', '-', '_'");
       }
       config.node_id = *id;
     }
@@ -323,8 +324,8 @@ std::expected<Config, std::vector<ConfigError>> load_config_text(const std::stri
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
-    return std::unexpected(std::vector<ConfigError>{
-        {file_name, e.mark.line + 1, "(syntax)", e.msg}});
+    return std::unexpected(
+        std::vector<ConfigError>{{file_name, e.mark.line + 1, "(syntax)", e.msg}});
   }
   Parser parser(file_name, env);
   Config config;

@@ -17,7 +17,8 @@ class MaskingSink final : public spdlog::sinks::sink {
  public:
   explicit MaskingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
   void log(const spdlog::details::log_msg& msg) override {
-    const std::string masked = mask_credentials(std::string_view(msg.payload.data(), msg.payload.size()));
+    const std::string masked =
+        mask_credentials(std::string_view(msg.payload.data(), msg.payload.size()));
     spdlog::details::log_msg copy = msg;
     copy.payload = masked;
     inner_->log(copy);
@@ -36,7 +37,8 @@ class MaskingSink final : public spdlog::sinks::sink {
 
 void init_logging(const std::string& level, const std::string& file) {
   std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<MaskingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
+  sinks.push_back(
+      std::make_shared<MaskingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
   if (!file.empty()) {
     sinks.push_back(std::make_shared<MaskingSink>(
         std::make_shared<spdlog::sinks::basic_file_sink_mt>(file, /*truncate=*/false)));

@@ -79,7 +79,9 @@ struct PacketFanout::Subscriber {
 
 PacketFanout::PacketFanout() = default;
 
-PacketFanout::~PacketFanout() { stop(); }
+PacketFanout::~PacketFanout() {
+  stop();
+}
 
 void PacketFanout::subscribe(std::string name, DropPolicy policy, std::size_t max_packets,
                              std::size_t max_bytes, Handler handler) {

@@ -13,9 +13,13 @@ Runtime::Runtime(unsigned threads)
     : threads_(threads == 0 ? 1 : threads),
       io_(std::make_unique<boost::asio::io_context>(static_cast<int>(threads_))) {}
 
-Runtime::~Runtime() { stop(); }
+Runtime::~Runtime() {
+  stop();
+}
 
-boost::asio::io_context& Runtime::io() { return *io_; }
+boost::asio::io_context& Runtime::io() {
+  return *io_;
+}
 
 void Runtime::start() {
   auto guard = std::make_shared<WorkGuard>(io_->get_executor());

@@ -5,7 +5,9 @@
 
 namespace matthan {
 
-std::string_view to_string(StreamKind kind) { return kind == StreamKind::main ? "main" : "sub"; }
+std::string_view to_string(StreamKind kind) {
+  return kind == StreamKind::main ? "main" : "sub";
+}
 
 namespace {
 constexpr std::array<std::pair<StreamState, std::string_view>, 7> kStates{{
@@ -35,14 +37,22 @@ std::optional<StreamState> stream_state_from_string(std::string_view text) {
 
 std::string_view to_string(Codec codec) {
   switch (codec) {
-    case Codec::h264: return "h264";
-    case Codec::h265: return "h265";
-    case Codec::mjpeg: return "mjpeg";
-    case Codec::aac: return "aac";
-    case Codec::pcm_alaw: return "pcm_alaw";
-    case Codec::pcm_mulaw: return "pcm_mulaw";
-    case Codec::other: return "other";
-    case Codec::unknown: break;
+    case Codec::h264:
+      return "h264";
+    case Codec::h265:
+      return "h265";
+    case Codec::mjpeg:
+      return "mjpeg";
+    case Codec::aac:
+      return "aac";
+    case Codec::pcm_alaw:
+      return "pcm_alaw";
+    case Codec::pcm_mulaw:
+      return "pcm_mulaw";
+    case Codec::other:
+      return "other";
+    case Codec::unknown:
+      break;
   }
   return "unknown";
 }

@@ -84,7 +84,8 @@ std::optional<StreamUrls> preset_urls(Brand brand, const std::string& host, int 
               base + "/cam/realmonitor?channel=" + ch + "&subtype=1"};
       break;
     case Brand::ezviz:
-      urls = {base + "/h264/ch" + ch + "/main/av_stream", base + "/h264/ch" + ch + "/sub/av_stream"};
+      urls = {base + "/h264/ch" + ch + "/main/av_stream",
+              base + "/h264/ch" + ch + "/sub/av_stream"};
       break;
     case Brand::uniview:
       urls = {base + "/unicast/c" + ch + "/s0/live", base + "/unicast/c" + ch + "/s1/live"};

@@ -26,7 +26,8 @@ CameraIngest::CameraIngest(const CameraConfig& config, const Clock& clock, Statu
     opts.analysis_fps = config_.analysis_fps;
     opts.frame_sink = decode ? frame_sink : nullptr;
     return std::make_unique<StreamSession>(
-        opts, clock_, [this](StreamKind k, StreamState s, const std::string& e) { on_stream_state(k, s, e); });
+        opts, clock_,
+        [this](StreamKind k, StreamState s, const std::string& e) { on_stream_state(k, s, e); });
   };
   // The sub stream is analysed; without one, the main stream is.
   const bool has_sub = !config_.sub_url.empty();
@@ -35,7 +36,9 @@ CameraIngest::CameraIngest(const CameraConfig& config, const Clock& clock, Statu
   if (!has_sub) sub_state_ = StreamState::online;  // nothing to wait for
 }
 
-CameraIngest::~CameraIngest() { stop(); }
+CameraIngest::~CameraIngest() {
+  stop();
+}
 
 void CameraIngest::start() {
   if (!config_.enabled) {

@@ -92,11 +92,13 @@ std::expected<ProbeResult, std::string> probe_stream(const std::string& url,
     result.bitrate_bps = static_cast<double>(bytes) * 8.0 / seconds;
   }
   if (keyframes >= 2) {
-    result.gop_frames = static_cast<double>(frames_at_last_key - frames_at_first_key) / (keyframes - 1);
+    result.gop_frames =
+        static_cast<double>(frames_at_last_key - frames_at_first_key) / (keyframes - 1);
     if (result.fps > 0) result.gop_seconds = result.gop_frames / result.fps;
   }
   avformat_close_input(&fmt);
-  if (result.frames == 0) return std::unexpected("no video frames arrived from " + result.url_masked);
+  if (result.frames == 0)
+    return std::unexpected("no video frames arrived from " + result.url_masked);
   return result;
 }
 

@@ -33,13 +33,20 @@ std::string av_error_text(int err) {
 
 Codec codec_of(AVCodecID id) {
   switch (id) {
-    case AV_CODEC_ID_H264: return Codec::h264;
-    case AV_CODEC_ID_HEVC: return Codec::h265;
-    case AV_CODEC_ID_MJPEG: return Codec::mjpeg;
-    case AV_CODEC_ID_AAC: return Codec::aac;
-    case AV_CODEC_ID_PCM_ALAW: return Codec::pcm_alaw;
-    case AV_CODEC_ID_PCM_MULAW: return Codec::pcm_mulaw;
-    default: return Codec::other;
+    case AV_CODEC_ID_H264:
+      return Codec::h264;
+    case AV_CODEC_ID_HEVC:
+      return Codec::h265;
+    case AV_CODEC_ID_MJPEG:
+      return Codec::mjpeg;
+    case AV_CODEC_ID_AAC:
+      return Codec::aac;
+    case AV_CODEC_ID_PCM_ALAW:
+      return Codec::pcm_alaw;
+    case AV_CODEC_ID_PCM_MULAW:
+      return Codec::pcm_mulaw;
+    default:
+      return Codec::other;
   }
 }
 
@@ -55,7 +62,8 @@ UrlParts split_url(const std::string& url) {
   if (start == std::string::npos) return parts;
   start += 3;
   auto end = url.find_first_of("/?", start);
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  std::string authority =
+      url.substr(start, end == std::string::npos ? std::string::npos : end - start);
   if (auto at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
@@ -117,7 +125,9 @@ StreamSession::StreamSession(StreamOptions options, const Clock& clock, StateCal
   stats_.stall_timeout_ms = options_.min_stall_timeout.count();
 }
 
-StreamSession::~StreamSession() { stop(); }
+StreamSession::~StreamSession() {
+  stop();
+}
 
 void StreamSession::start() {
   install_av_log_masking();
@@ -169,7 +179,8 @@ void StreamSession::set_state(StreamState state, const std::string& error) {
   if (changed) {
     const auto masked = mask_credentials(options_.url);
     if (state == StreamState::online) {
-      spdlog::info("camera {} {}: online ({})", options_.camera_id, to_string(options_.kind), masked);
+      spdlog::info("camera {} {}: online ({})", options_.camera_id, to_string(options_.kind),
+                   masked);
     } else {
       spdlog::warn("camera {} {}: {}: {}", options_.camera_id, to_string(options_.kind),
                    to_string(state), error);
@@ -205,7 +216,8 @@ void StreamSession::run() {
       stats_.fps_in = stats_.fps_decoded = stats_.bitrate_bps = 0;
     }
     char retry[48];
-    std::snprintf(retry, sizeof retry, " (retrying in %.1f s)", static_cast<double>(delay.count()) / 1000.0);
+    std::snprintf(retry, sizeof retry, " (retrying in %.1f s)",
+                  static_cast<double>(delay.count()) / 1000.0);
     set_state(outcome.state, outcome.error + retry);
     sleep_interruptible(delay);
   }
@@ -277,9 +289,9 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
                     (err == AVERROR_HTTP_FORBIDDEN ? "403" : "401") + ")"};
       }
       if (err == AVERROR_HTTP_NOT_FOUND) {
-        return {StreamState::not_found,
-                "the camera at " + where + " has no stream at this path (404): check the channel "
-                "or the URL"};
+        return {StreamState::not_found, "the camera at " + where +
+                                            " has no stream at this path (404): check the channel "
+                                            "or the URL"};
       }
       if (err == AVERROR_HTTP_SERVER_ERROR) {
         return {StreamState::offline,
@@ -308,14 +320,16 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
 
   // The RTSP handshake worked; from here on, silence means a stalled stream.
   deadline_hit_ = false;
-  deadline_steady_us_ = clock_.steady_us() +
-                        std::max<std::int64_t>(options_.connect_timeout.count(),
-                                               options_.min_stall_timeout.count()) * 1000;
+  deadline_steady_us_ =
+      clock_.steady_us() +
+      std::max<std::int64_t>(options_.connect_timeout.count(), options_.min_stall_timeout.count()) *
+          1000;
   if (const int err = avformat_find_stream_info(fmt.get(), nullptr); err < 0) {
     if (stopping_) return {StreamState::offline, "stopping"};
     if (deadline_hit_) {
-      return {StreamState::error, "the camera at " + where +
-                                      " accepted the connection but sent no video (stalled stream)"};
+      return {
+          StreamState::error,
+          "the camera at " + where + " accepted the connection but sent no video (stalled stream)"};
     }
     return {StreamState::error, "cannot read the stream's format: " + av_error_text(err)};
   }
@@ -373,10 +387,12 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
 
   // Stall timeout scales with the stream's frame interval: a 1 fps camera is not stalled
   // after a second of silence. The floor is the configured minimum.
-  const AVRational rate = video->avg_frame_rate.num > 0 ? video->avg_frame_rate : video->r_frame_rate;
+  const AVRational rate =
+      video->avg_frame_rate.num > 0 ? video->avg_frame_rate : video->r_frame_rate;
   const double frame_interval_s = rate.num > 0 ? av_q2d(av_inv_q(rate)) : 0.2;
-  const std::int64_t stall_us = std::max<std::int64_t>(
-      options_.min_stall_timeout.count() * 1000, static_cast<std::int64_t>(frame_interval_s * 10e6));
+  const std::int64_t stall_us =
+      std::max<std::int64_t>(options_.min_stall_timeout.count() * 1000,
+                             static_cast<std::int64_t>(frame_interval_s * 10e6));
   {
     std::lock_guard lock(mutex_);
     stats_.stall_timeout_ms = stall_us / 1000;
@@ -435,12 +451,14 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
     if (is_video) {
       const std::int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
       if (ts != AV_NOPTS_VALUE) {
-        const auto smoothed = smoother.update(av_rescale_q(ts, st->time_base, {1, 1'000'000}), arrival_us);
+        const auto smoothed =
+            smoother.update(av_rescale_q(ts, st->time_base, {1, 1'000'000}), arrival_us);
         wall_us = smoothed.wall_us;
         if (smoothed.reanchored && smoother.jumps() > 0 && smoothed.jump_us != 0) {
-          spdlog::warn("camera {} {}: media timestamps jumped by {} ms against the arrival clock;"
-                       " re-anchored", options_.camera_id, to_string(options_.kind),
-                       smoothed.jump_us / 1000);
+          spdlog::warn(
+              "camera {} {}: media timestamps jumped by {} ms against the arrival clock;"
+              " re-anchored",
+              options_.camera_id, to_string(options_.kind), smoothed.jump_us / 1000);
         }
       }
       std::lock_guard lock(mutex_);
@@ -471,8 +489,8 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
         // Frames beyond the analysis rate are dropped here, before any pixel is touched.
         if (options_.frame_sink != nullptr && wall_us >= next_analysis_us &&
             frame->data[0] != nullptr) {
-          next_analysis_us = std::max(next_analysis_us + analysis_interval_us,
-                                      wall_us - analysis_interval_us / 2);
+          next_analysis_us =
+              std::max(next_analysis_us + analysis_interval_us, wall_us - analysis_interval_us / 2);
           auto luma = std::make_shared<LumaFrame>();
           luma->camera_id = options_.camera_id;
           luma->wall_us = wall_us;
@@ -507,8 +525,8 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       window_filled = std::min(window_filled + 1, bad_window.size());
       if (!corrupt && bad_count >= 15) {
         corrupt = true;
-        set_state(StreamState::error, "corrupt stream: " + std::to_string(bad_count) + " of the last " +
-                                          std::to_string(window_filled) +
+        set_state(StreamState::error, "corrupt stream: " + std::to_string(bad_count) +
+                                          " of the last " + std::to_string(window_filled) +
                                           " frames failed to decode");
       } else if (corrupt && bad_count <= 2) {
         corrupt = false;

@@ -43,8 +43,8 @@ std::expected<int, std::string> migrate(sqlite3* db, const std::vector<Migration
   for (const auto& m : migrations) {
     if (m.version <= version) continue;
     std::string error;
-    const std::string sql = "BEGIN IMMEDIATE;\n" + m.sql + "\nPRAGMA user_version = " +
-                            std::to_string(m.version) + ";\nCOMMIT;";
+    const std::string sql = "BEGIN IMMEDIATE;\n" + m.sql +
+                            "\nPRAGMA user_version = " + std::to_string(m.version) + ";\nCOMMIT;";
     if (!exec(db, sql, &error)) {
       exec(db, "ROLLBACK", nullptr);
       return std::unexpected("migration " + std::to_string(m.version) + " (" + m.name +
@@ -75,8 +75,10 @@ std::expected<std::unique_ptr<Database>, std::string> Database::open(
   std::string error;
   // WAL: readers never block the writer. synchronous=NORMAL in WAL loses at most the last
   // transactions on power loss, never corrupts; status rows are re-derivable from the next run.
-  if (!exec(self->writer_db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                              " PRAGMA foreign_keys=ON;", &error)) {
+  if (!exec(self->writer_db_,
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+            " PRAGMA foreign_keys=ON;",
+            &error)) {
     return std::unexpected("cannot set up database " + path + ": " + error);
   }
   auto migrated = migrate(self->writer_db_, migrations);

@@ -47,9 +47,12 @@ class Stmt {
 
 const char* kind_name(ClockEventKind kind) {
   switch (kind) {
-    case ClockEventKind::ntp_synchronised: return "ntp_synchronised";
-    case ClockEventKind::ntp_unsynchronised: return "ntp_unsynchronised";
-    case ClockEventKind::jump: return "jump";
+    case ClockEventKind::ntp_synchronised:
+      return "ntp_synchronised";
+    case ClockEventKind::ntp_unsynchronised:
+      return "ntp_unsynchronised";
+    case ClockEventKind::jump:
+      return "jump";
   }
   return "jump";
 }

@@ -40,11 +40,15 @@ TEST(Cli, CheckConfigReportsEveryErrorWithFileLineAndKey) {
                                       "    pasword: typo\n";
   const auto bad = run({"check-config", dir + "/bad.yaml"}, dir);
   EXPECT_EQ(bad.code, 1);
-  EXPECT_NE(bad.err.find(dir + "/bad.yaml:4: cameras[0].brand: unknown brand 'sony'"), std::string::npos) << bad.err;
-  EXPECT_NE(bad.err.find(dir + "/bad.yaml:8: cameras[1].pasword: unknown key"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(dir + "/bad.yaml:4: cameras[0].brand: unknown brand 'sony'"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_NE(bad.err.find(dir + "/bad.yaml:8: cameras[1].pasword: unknown key"), std::string::npos)
+      << bad.err;
   EXPECT_NE(bad.err.find("2 error(s)"), std::string::npos) << bad.err;
 
-  std::ofstream(dir + "/good.yaml") << "node_id: n1\ncameras:\n  - {id: gate, brand: dahua, host: 10.0.0.2}\n";
+  std::ofstream(dir + "/good.yaml")
+      << "node_id: n1\ncameras:\n  - {id: gate, brand: dahua, host: 10.0.0.2}\n";
   const auto good = run({"check-config", dir + "/good.yaml"}, dir);
   EXPECT_EQ(good.code, 0) << good.err;
   EXPECT_NE(good.out.find("ok (1 camera(s), node n1)"), std::string::npos);
@@ -55,7 +59,8 @@ TEST(Cli, RunRefusesABadConfigAndANonLoopbackListen) {
   const auto dir = temp_dir("matthan-cli");
   std::ofstream(dir + "/bad.yaml") << "cameras: 5\n";
   EXPECT_EQ(run({"run", "--config", dir + "/bad.yaml"}, dir).code, 1);
-  std::ofstream(dir + "/open.yaml") << "server: {listen: '0.0.0.0:8080', data_dir: '" << dir << "/var'}\n";
+  std::ofstream(dir + "/open.yaml")
+      << "server: {listen: '0.0.0.0:8080', data_dir: '" << dir << "/var'}\n";
   const auto open = run({"run", "--config", dir + "/open.yaml"}, dir);
   EXPECT_EQ(open.code, 1);
   EXPECT_NE(open.err.find("not a loopback address"), std::string::npos) << open.err;

@@ -27,11 +27,18 @@ class IngestIntegration : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = temp_dir("matthan-it");
+    // A video file served as a camera (as a DVR export or a phone clip would be).
+    const std::string clip = dir_ + "/clip.mp4";
+    ChildProcess ffmpeg({"/usr/bin/ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                         "testsrc=size=640x360:rate=25:duration=4", "-c:v", "libx264", "-g", "25",
+                         "-pix_fmt", "yuv420p", "-y", clip},
+                        dir_ + "/ffmpeg.log");
+    ASSERT_EQ(ffmpeg.signal_and_wait(0, 60s), 0) << read_file(dir_ + "/ffmpeg.log");
     camsim_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{binary_path("matthan-camsim"), "--cameras", "8", "--duration",
-                                 "6", "--seed", "5", "--h265", "cam4", "--auth",
-                                 std::string("cam5=admin:") + kGoodPassword, "--cache",
-                                 dir_ + "/../matthan-it-cache"},
+        std::vector<std::string>{binary_path("matthan-camsim"), "--cameras", "8", "--duration", "6",
+                                 "--seed", "5", "--h265", "cam4", "--auth",
+                                 std::string("cam5=admin:") + kGoodPassword, "--file",
+                                 "filecam=" + clip, "--cache", dir_ + "/../matthan-it-cache"},
         dir_ + "/camsim.log");
     auto line = camsim_->wait_for_line("CAMSIM ", 180s);
     ASSERT_TRUE(line.has_value()) << read_file(dir_ + "/camsim.log");
@@ -42,8 +49,8 @@ class IngestIntegration : public ::testing::Test {
         << "/var\n  heartbeat_s: 1\ndefaults:\n  analysis_fps: 5\n  connect_timeout_ms: 3000\n"
         << "  stall_timeout_ms: " << kStallMs << "\ncameras:\n";
     auto cam = [&](const std::string& id, const std::string& path, const std::string& extra = "") {
-      cfg << "  - {id: " << id << ", commune: xa-it, hamlet: ap-1, main_url: \"" << path << "/main\", sub_url: \""
-          << path << "/sub\"" << extra << "}\n";
+      cfg << "  - {id: " << id << ", commune: xa-it, hamlet: ap-1, main_url: \"" << path
+          << "/main\", sub_url: \"" << path << "/sub\"" << extra << "}\n";
     };
     for (int i = 1; i <= 4; ++i) cam("cam" + std::to_string(i), b + "/cam" + std::to_string(i));
     cam("cam5", b + "/cam5", std::string(", username: admin, password: ") + kGoodPassword);
@@ -54,6 +61,7 @@ class IngestIntegration : public ::testing::Test {
     cam("badport", "rtsp://127.0.0.1:1/x");
     cam("badhost", "rtsp://camera.invalid/x");
     cam("nopath", b + "/nosuchcamera");
+    cam("filecam", b + "/filecam");
     cfg.close();
     server_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{binary_path("matthan"), "run", "--config", dir_ + "/matthan.yaml"},
@@ -91,7 +99,8 @@ class IngestIntegration : public ::testing::Test {
     const auto t0 = std::chrono::steady_clock::now();
     while (std::chrono::steady_clock::now() - t0 < limit) {
       if (state(id) == want) {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - t0);
       }
       std::this_thread::sleep_for(100ms);
     }
@@ -104,7 +113,8 @@ class IngestIntegration : public ::testing::Test {
     return reply.value_or("no reply");
   }
 
-  static std::vector<std::string> stored_states(const std::string& camera_id, const std::string& stream) {
+  static std::vector<std::string> stored_states(const std::string& camera_id,
+                                                const std::string& stream) {
     sqlite3* db = nullptr;
     sqlite3_open_v2((dir_ + "/var/matthan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
     sqlite3_busy_timeout(db, 2000);
@@ -116,7 +126,8 @@ class IngestIntegration : public ::testing::Test {
                        -1, &st, nullptr);
     sqlite3_bind_text(st, 1, camera_id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, stream.c_str(), -1, SQLITE_TRANSIENT);
-    while (sqlite3_step(st) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+    while (sqlite3_step(st) == SQLITE_ROW)
+      out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
     sqlite3_finalize(st);
     sqlite3_close(db);
     return out;
@@ -134,7 +145,8 @@ TEST_F(IngestIntegration, FourCamerasOnlineWithin10sAtConfiguredRates) {
   for (const char* id : {"cam1", "cam2", "cam3", "cam4"}) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         10s - (std::chrono::steady_clock::now() - started_));
-    EXPECT_TRUE(wait_state(id, "online", std::max(left, 1ms)).has_value()) << id << ": " << camera(id).dump();
+    EXPECT_TRUE(wait_state(id, "online", std::max(left, 1ms)).has_value())
+        << id << ": " << camera(id).dump();
   }
   // Rates are measured over a few seconds of streaming.
   std::this_thread::sleep_for(5s);
@@ -152,6 +164,15 @@ TEST_F(IngestIntegration, FourCamerasOnlineWithin10sAtConfiguredRates) {
   const auto h = http_get(port_, "/healthz");
   EXPECT_EQ(h.status, 200);
   EXPECT_GE(json::parse(h.body)["cameras_online"].get<int>(), 4);
+}
+
+TEST_F(IngestIntegration, LoopedVideoFileServesAsACamera) {
+  ASSERT_TRUE(wait_state("filecam", "online", 10s).has_value()) << camera("filecam").dump();
+  std::this_thread::sleep_for(3s);
+  const auto c = camera("filecam");
+  EXPECT_NEAR(c["streams"][1]["fps_decoded"].get<double>(), 25.0, 2.5);  // loops without a gap
+  EXPECT_EQ(c["streams"][1]["decode_errors"].get<int>(), 0);
+  EXPECT_EQ(c["streams"][1]["timestamp_jumps"].get<int>(), 0);
 }
 
 TEST_F(IngestIntegration, H265CameraDecodes) {
@@ -176,10 +197,12 @@ TEST_F(IngestIntegration, AuthenticatedCameraWorksAndWrongPasswordIsUnauthorized
 
 TEST_F(IngestIntegration, BadAddressesGiveClearErrors) {
   ASSERT_TRUE(wait_state("badport", "error", 10s).has_value());
-  EXPECT_NE(camera("badport")["last_error"].get<std::string>().find("connection refused by 127.0.0.1:1"),
-            std::string::npos);
+  EXPECT_NE(
+      camera("badport")["last_error"].get<std::string>().find("connection refused by 127.0.0.1:1"),
+      std::string::npos);
   ASSERT_TRUE(wait_state("badhost", "error", 10s).has_value());
-  EXPECT_NE(camera("badhost")["last_error"].get<std::string>().find("cannot resolve camera host 'camera.invalid'"),
+  EXPECT_NE(camera("badhost")["last_error"].get<std::string>().find(
+                "cannot resolve camera host 'camera.invalid'"),
             std::string::npos);
   ASSERT_TRUE(wait_state("nopath", "not_found", 10s).has_value());
   EXPECT_NE(camera("nopath")["last_error"].get<std::string>().find("404"), std::string::npos);
@@ -206,7 +229,8 @@ TEST_F(IngestIntegration, StoppedCameraGoesOfflineIsStoredAndComesBack) {
 }
 
 TEST_F(IngestIntegration, CorruptTruncatedAndStalledStreamsAreErrorsAndOthersUnaffected) {
-  for (const char* id : {"cam6", "cam7", "cam8"}) ASSERT_TRUE(wait_state(id, "online", 10s).has_value()) << id;
+  for (const char* id : {"cam6", "cam7", "cam8"})
+    ASSERT_TRUE(wait_state(id, "online", 10s).has_value()) << id;
   ASSERT_EQ(command("fault cam6 corrupt"), "ok fault cam6 corrupt");
   ASSERT_EQ(command("fault cam7 truncate"), "ok fault cam7 truncate");
   ASSERT_EQ(command("fault cam8 stall"), "ok fault cam8 stall");
@@ -228,8 +252,9 @@ TEST_F(IngestIntegration, CorruptTruncatedAndStalledStreamsAreErrorsAndOthersUna
 }
 
 TEST_F(IngestIntegration, ProbeMeasuresCodecSizeFpsBitrateAndGop) {
-  ChildProcess probe({binary_path("matthan"), "probe", base_ + "/cam2/sub", "--json", "--seconds", "5"},
-                     dir_ + "/probe.stderr");
+  ChildProcess probe(
+      {binary_path("matthan"), "probe", base_ + "/cam2/sub", "--json", "--seconds", "5"},
+      dir_ + "/probe.stderr");
   std::string out;
   while (auto line = probe.read_line(30s)) out += *line;
   ASSERT_EQ(probe.signal_and_wait(0, 10s), 0) << read_file(dir_ + "/probe.stderr");
@@ -279,7 +304,8 @@ TEST_F(IngestIntegration, SigtermStopsCleanlyWithin5s) {
   sqlite3* db = nullptr;
   sqlite3_open_v2((dir_ + "/var/matthan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT clean_stop, last_heartbeat_us > start_us FROM server_run", -1, &st, nullptr);
+  sqlite3_prepare_v2(db, "SELECT clean_stop, last_heartbeat_us > start_us FROM server_run", -1, &st,
+                     nullptr);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int(st, 0), 1);
   EXPECT_EQ(sqlite3_column_int(st, 1), 1);

@@ -126,7 +126,8 @@ int connect_local(int port, std::chrono::milliseconds timeout) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
@@ -163,7 +164,9 @@ HttpResult http_get(int port, const std::string& path, std::chrono::milliseconds
   return result;
 }
 
-std::string binary_path(const std::string& name) { return std::string(MATTHAN_BIN_DIR) + "/" + name; }
+std::string binary_path(const std::string& name) {
+  return std::string(MATTHAN_BIN_DIR) + "/" + name;
+}
 
 std::string temp_dir(const std::string& prefix) {
   std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();

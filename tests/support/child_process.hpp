@@ -22,7 +22,8 @@ class ChildProcess {
   // Next line of stdout, or nullopt on timeout/EOF.
   std::optional<std::string> read_line(std::chrono::milliseconds timeout);
   // Reads lines until one starts with prefix.
-  std::optional<std::string> wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout);
+  std::optional<std::string> wait_for_line(const std::string& prefix,
+                                           std::chrono::milliseconds timeout);
   bool write_line(const std::string& line);
   // Sends a signal and waits for exit; returns the exit status or -1 on timeout.
   int signal_and_wait(int sig, std::chrono::milliseconds timeout);
@@ -43,9 +44,11 @@ struct HttpResult {
 };
 
 // GET on 127.0.0.1:port; status 0 when the connection fails.
-HttpResult http_get(int port, const std::string& path, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+HttpResult http_get(int port, const std::string& path,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
 // Sends raw bytes and returns the raw answer (for malformed-request tests).
-std::string http_raw(int port, const std::string& request, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+std::string http_raw(int port, const std::string& request,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // The build tree's binaries (set by CMake).
 std::string binary_path(const std::string& name);

@@ -15,7 +15,8 @@ int count_rows(const std::string& path, const std::string& sql) {
   sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   sqlite3_stmt* st = nullptr;
   int n = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
     n = sqlite3_column_int(st, 0);
   }
   sqlite3_finalize(st);
@@ -35,7 +36,8 @@ TEST(Database, MigratesOnceAndUsesWal) {
     auto db = Database::open(path);  // second open: nothing to apply, no error
     ASSERT_TRUE(db.has_value()) << db.error();
   }
-  EXPECT_EQ(count_rows(path, "SELECT count(*) FROM sqlite_master WHERE name = 'camera_state_change'"), 1);
+  EXPECT_EQ(
+      count_rows(path, "SELECT count(*) FROM sqlite_master WHERE name = 'camera_state_change'"), 1);
   sqlite3* raw = nullptr;
   sqlite3_open(path.c_str(), &raw);
   sqlite3_stmt* st = nullptr;
@@ -62,8 +64,9 @@ TEST(Database, RefusesASchemaNewerThanItKnows) {
 
 TEST(Database, FailedMigrationRollsBackAndSaysWhich) {
   const auto dir = test::temp_dir("matthan-db");
-  std::vector<Migration> migrations{{1, "good", "CREATE TABLE a (x INTEGER);"},
-                                    {2, "broken", "CREATE TABLE b (x INTEGER); SELECT nonsense FROM nowhere;"}};
+  std::vector<Migration> migrations{
+      {1, "good", "CREATE TABLE a (x INTEGER);"},
+      {2, "broken", "CREATE TABLE b (x INTEGER); SELECT nonsense FROM nowhere;"}};
   auto db = Database::open(dir + "/m.db", migrations);
   ASSERT_FALSE(db.has_value());
   EXPECT_NE(db.error().find("migration 2 (broken)"), std::string::npos);
@@ -89,8 +92,10 @@ TEST(StatusRepository, StateChangesHeartbeatsAndClockEventsCarryNodeId) {
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[1].state, "online");
   EXPECT_EQ(rows[2].error, "closed");
-  EXPECT_EQ(count_rows(path, "SELECT count(*) FROM camera_state_change WHERE node_id = 'node-7'"), 3);
-  EXPECT_EQ(count_rows(path, "SELECT last_heartbeat_us FROM server_run WHERE run_id = 'run-a'"), 4000);
+  EXPECT_EQ(count_rows(path, "SELECT count(*) FROM camera_state_change WHERE node_id = 'node-7'"),
+            3);
+  EXPECT_EQ(count_rows(path, "SELECT last_heartbeat_us FROM server_run WHERE run_id = 'run-a'"),
+            4000);
   EXPECT_EQ(count_rows(path, "SELECT clean_stop FROM server_run WHERE run_id = 'run-a'"), 1);
   EXPECT_EQ(count_rows(path, "SELECT delta_us FROM clock_event WHERE kind = 'jump'"), -2'000'000);
   std::filesystem::remove_all(dir);

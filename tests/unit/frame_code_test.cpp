@@ -39,7 +39,8 @@ TEST(FrameCode, SurvivesNoise) {
   unsigned seed = 1;
   for (auto& p : plane) {
     seed = seed * 1103515245 + 12345;
-    p = static_cast<std::uint8_t>(std::clamp(static_cast<int>(p) + static_cast<int>((seed >> 16) % 41) - 20, 0, 255));
+    p = static_cast<std::uint8_t>(
+        std::clamp(static_cast<int>(p) + static_cast<int>((seed >> 16) % 41) - 20, 0, 255));
   }
   EXPECT_EQ(read_frame_code(plane.data(), w, w, h), 4242u);
 }

@@ -33,10 +33,12 @@ Hits detect(const Scenario& s, const CameraSpec& cam, const Actor& actor, bool w
     // Look around the actor (as the analytics will: motion regions only), upscaled so that an
     // 80 px person fills HOG's 128 px window.
     const cv::Rect box(static_cast<int>(truth.x * img.cols), static_cast<int>(truth.y * img.rows),
-                       static_cast<int>(truth.width * img.cols), static_cast<int>(truth.height * img.rows));
+                       static_cast<int>(truth.width * img.cols),
+                       static_cast<int>(truth.height * img.rows));
     const int pad = box.height / 2;
-    const cv::Rect roi = cv::Rect(box.x - pad, box.y - pad, box.width + 2 * pad, box.height + 2 * pad) &
-                         cv::Rect(0, 0, img.cols, img.rows);
+    const cv::Rect roi =
+        cv::Rect(box.x - pad, box.y - pad, box.width + 2 * pad, box.height + 2 * pad) &
+        cv::Rect(0, 0, img.cols, img.rows);
     cv::Mat patch;
     const double scale = 160.0 / box.height;
     cv::resize(grey(roi), patch, {}, std::max(1.0, scale), std::max(1.0, scale), cv::INTER_LINEAR);

@@ -2,12 +2,12 @@
 // bounded request size, idle timeout, keep-alive. Bad requests get a JSON error, never a crash.
 #include "matthan/web/http_server.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 
@@ -79,10 +79,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(1 << 20);
     parser_->header_limit(16 << 10);
     stream_.expires_after(std::chrono::seconds(30));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -152,16 +151,17 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         handler(std::make_shared<const Handler>(std::move(h))) {}
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
-                                                                              tcp::socket socket) {
-      if (ec) {
-        if (!self->stopped) spdlog::warn("http: accept failed: {}", ec.message());
-        if (ec == asio::error::operation_aborted || self->stopped) return;
-      } else {
-        std::make_shared<Session>(std::move(socket), self->handler)->run();
-      }
-      self->accept();
-    });
+    acceptor.async_accept(asio::make_strand(io),
+                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+                            if (ec) {
+                              if (!self->stopped)
+                                spdlog::warn("http: accept failed: {}", ec.message());
+                              if (ec == asio::error::operation_aborted || self->stopped) return;
+                            } else {
+                              std::make_shared<Session>(std::move(socket), self->handler)->run();
+                            }
+                            self->accept();
+                          });
   }
 
   asio::io_context& io;
@@ -173,7 +173,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 HttpServer::HttpServer(asio::io_context& io, Handler handler)
     : impl_(std::make_shared<Impl>(io, std::move(handler))) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 std::expected<int, std::string> HttpServer::start(const std::string& address, int port) {
   beast::error_code ec;

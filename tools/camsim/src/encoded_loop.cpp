@@ -77,7 +77,8 @@ std::shared_ptr<EncodedLoop> load_loop(const std::string& path) {
 class Encoder {
  public:
   Encoder(SceneCodec codec, int width, int height, int fps, int gop, int kbps) {
-    const AVCodec* c = avcodec_find_encoder_by_name(codec == SceneCodec::h265 ? "libx265" : "libx264");
+    const AVCodec* c =
+        avcodec_find_encoder_by_name(codec == SceneCodec::h265 ? "libx265" : "libx264");
     if (c == nullptr) {
       error_ = codec == SceneCodec::h265 ? "libx265 encoder missing" : "libx264 encoder missing";
       return;
@@ -104,7 +105,8 @@ class Encoder {
                       .c_str(),
                   0);
     } else {
-      av_dict_set(&opts, "x264-params", ("keyint=" + k + ":min-keyint=" + k + ":scenecut=0").c_str(), 0);
+      av_dict_set(&opts, "x264-params",
+                  ("keyint=" + k + ":min-keyint=" + k + ":scenecut=0").c_str(), 0);
     }
     if (avcodec_open2(ctx_, c, &opts) < 0) error_ = "cannot open the encoder";
     av_dict_free(&opts);
@@ -129,7 +131,8 @@ class Encoder {
     av_frame_make_writable(frame_);
     const int w = ctx_->width, h = ctx_->height;
     const std::uint8_t* src = i420.data;
-    for (int y = 0; y < h; ++y) std::memcpy(frame_->data[0] + y * frame_->linesize[0], src + y * w, w);
+    for (int y = 0; y < h; ++y)
+      std::memcpy(frame_->data[0] + y * frame_->linesize[0], src + y * w, w);
     src += static_cast<std::ptrdiff_t>(w) * h;
     for (int p = 1; p <= 2; ++p) {
       for (int y = 0; y < h / 2; ++y) {
@@ -205,13 +208,15 @@ std::expected<CameraLoops, std::string> prepare_camera(const Scenario& scenario,
   cv::Mat small;
   double render_s = 0, encode_s = 0;
   auto now_s = [] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   };
   for (int n = 0; n < frames; ++n) {
     const double t0 = now_s();
     cv::Mat img = renderer.render(n);
     cv::resize(img, small, {camera.sub.width, camera.sub.height}, 0, 0, cv::INTER_AREA);
-    burn_frame_code(img.data, static_cast<int>(img.step), 3, img.cols, img.rows, static_cast<std::uint32_t>(n));
+    burn_frame_code(img.data, static_cast<int>(img.step), 3, img.cols, img.rows,
+                    static_cast<std::uint32_t>(n));
     burn_frame_code(small.data, static_cast<int>(small.step), 3, small.cols, small.rows,
                     static_cast<std::uint32_t>(n));
     const double t1 = now_s();
@@ -224,11 +229,12 @@ std::expected<CameraLoops, std::string> prepare_camera(const Scenario& scenario,
                camera.id.c_str(), frames, render_s, encode_s);
   main_enc.finish(m->units);
   sub_enc.finish(s->units);
-  if (m->units.size() != static_cast<std::size_t>(frames) || s->units.size() != static_cast<std::size_t>(frames) ||
-      !m->units.front().keyframe || !s->units.front().keyframe) {
+  if (m->units.size() != static_cast<std::size_t>(frames) ||
+      s->units.size() != static_cast<std::size_t>(frames) || !m->units.front().keyframe ||
+      !s->units.front().keyframe) {
     return std::unexpected("encoder produced " + std::to_string(m->units.size()) + "/" +
-                           std::to_string(s->units.size()) + " units for " + std::to_string(frames) +
-                           " frames of camera " + camera.id);
+                           std::to_string(s->units.size()) + " units for " +
+                           std::to_string(frames) + " frames of camera " + camera.id);
   }
   std::error_code ec;
   std::filesystem::create_directories(cache_dir, ec);

@@ -20,7 +20,9 @@ bool bit_at(std::uint32_t index, int i) {
 }
 }  // namespace
 
-int frame_code_block(int height) { return std::max(4, height / 45); }
+int frame_code_block(int height) {
+  return std::max(4, height / 45);
+}
 
 void burn_frame_code(std::uint8_t* plane, int stride, int pixel_step, int width, int height,
                      std::uint32_t index) {

@@ -18,7 +18,8 @@ namespace {
 using namespace matthan::camsim;
 
 int usage() {
-  std::fprintf(stderr,
+  std::fprintf(
+      stderr,
       "usage: matthan-camsim [--scenario FILE | --cameras N] [options]\n"
       "  --scenario FILE        scenario YAML (see docs/guide/camsim.md)\n"
       "  --cameras N            a simulated commune of N cameras in 3 hamlets (default 8)\n"
@@ -56,7 +57,8 @@ bool split_eq(const std::string& s, std::string& key, std::string& value) {
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 }  // namespace
@@ -78,20 +80,34 @@ int main(int argc, char** argv) {
       }
       return args[++i];
     };
-    if (a == "--scenario") scenario_file = next();
-    else if (a == "--cameras") cameras = std::atoi(next().c_str());
-    else if (a == "--seed") seed = std::strtoull(next().c_str(), nullptr, 10);
-    else if (a == "--duration") duration = std::atof(next().c_str());
-    else if (a == "--h265") h265.push_back(next());
-    else if (a == "--auth") auths.push_back(next());
-    else if (a == "--file") files.push_back(next());
-    else if (a == "--fault") faults.push_back(next());
-    else if (a == "--address") address = next();
-    else if (a == "--port") port = std::atoi(next().c_str());
-    else if (a == "--cache") cache = next();
-    else if (a == "--truth") truth_file = next();
-    else if (a == "--frame-log") frame_log = next();
-    else return usage();
+    if (a == "--scenario")
+      scenario_file = next();
+    else if (a == "--cameras")
+      cameras = std::atoi(next().c_str());
+    else if (a == "--seed")
+      seed = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--duration")
+      duration = std::atof(next().c_str());
+    else if (a == "--h265")
+      h265.push_back(next());
+    else if (a == "--auth")
+      auths.push_back(next());
+    else if (a == "--file")
+      files.push_back(next());
+    else if (a == "--fault")
+      faults.push_back(next());
+    else if (a == "--address")
+      address = next();
+    else if (a == "--port")
+      port = std::atoi(next().c_str());
+    else if (a == "--cache")
+      cache = next();
+    else if (a == "--truth")
+      truth_file = next();
+    else if (a == "--frame-log")
+      frame_log = next();
+    else
+      return usage();
   }
 
   Scenario scenario;
@@ -183,45 +199,56 @@ int main(int argc, char** argv) {
   std::printf("CAMSIM %s\n", base.c_str());
   for (const auto& c : scenario.cameras) {
     std::printf("CAMERA %s %s %s/%s/main %s/%s/sub\n", c.id.c_str(),
-                c.hamlet.empty() ? "-" : c.hamlet.c_str(), base.c_str(), c.id.c_str(),
-                base.c_str(), c.id.c_str());
+                c.hamlet.empty() ? "-" : c.hamlet.c_str(), base.c_str(), c.id.c_str(), base.c_str(),
+                c.id.c_str());
   }
   std::fflush(stdout);
 
   // Commands on stdin, handled on the main loop.
   GIOChannel* in = g_io_channel_unix_new(STDIN_FILENO);
-  g_io_add_watch(in, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP), [](GIOChannel* ch, GIOCondition cond, gpointer data) -> gboolean {
-    auto* srv = static_cast<CamsimServer*>(data);
-    if (cond & G_IO_IN) {
-      gchar* line = nullptr;
-      gsize len = 0;
-      if (g_io_channel_read_line(ch, &line, &len, nullptr, nullptr) == G_IO_STATUS_NORMAL && line) {
-        std::string cmd(line, len);
-        g_free(line);
-        while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r')) cmd.pop_back();
-        if (!cmd.empty()) {
-          std::printf("%s\n", srv->command(cmd).c_str());
-          std::fflush(stdout);
+  g_io_add_watch(
+      in, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP),
+      [](GIOChannel* ch, GIOCondition cond, gpointer data) -> gboolean {
+        auto* srv = static_cast<CamsimServer*>(data);
+        if (cond & G_IO_IN) {
+          gchar* line = nullptr;
+          gsize len = 0;
+          if (g_io_channel_read_line(ch, &line, &len, nullptr, nullptr) == G_IO_STATUS_NORMAL &&
+              line) {
+            std::string cmd(line, len);
+            g_free(line);
+            while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r')) cmd.pop_back();
+            if (!cmd.empty()) {
+              std::printf("%s\n", srv->command(cmd).c_str());
+              std::fflush(stdout);
+            }
+            return TRUE;
+          }
         }
-        return TRUE;
-      }
-    }
-    return FALSE;  // stdin closed: keep serving (the demo runs detached)
-  }, &server);
+        return FALSE;  // stdin closed: keep serving (the demo runs detached)
+      },
+      &server);
 
   // Report our own CPU: the simulator must stay cheap next to what it tests.
-  struct CpuState { double last_cpu; gint64 last_us; std::size_t streams; };
+  struct CpuState {
+    double last_cpu;
+    gint64 last_us;
+    std::size_t streams;
+  };
   auto* cpu = new CpuState{cpu_seconds(), g_get_monotonic_time(), scenario.cameras.size() * 2};
-  g_timeout_add_seconds(30, [](gpointer data) -> gboolean {
-    auto* s = static_cast<CpuState*>(data);
-    const double c = cpu_seconds();
-    const gint64 now = g_get_monotonic_time();
-    std::fprintf(stderr, "camsim: cpu %.1f%% of a core for %zu streams\n",
-                 100.0 * (c - s->last_cpu) / ((now - s->last_us) / 1e6), s->streams);
-    s->last_cpu = c;
-    s->last_us = now;
-    return TRUE;
-  }, cpu);
+  g_timeout_add_seconds(
+      30,
+      [](gpointer data) -> gboolean {
+        auto* s = static_cast<CpuState*>(data);
+        const double c = cpu_seconds();
+        const gint64 now = g_get_monotonic_time();
+        std::fprintf(stderr, "camsim: cpu %.1f%% of a core for %zu streams\n",
+                     100.0 * (c - s->last_cpu) / ((now - s->last_us) / 1e6), s->streams);
+        s->last_cpu = c;
+        s->last_us = now;
+        return TRUE;
+      },
+      cpu);
 
   server.run();
   g_io_channel_unref(in);

@@ -27,7 +27,9 @@ std::uint64_t hash_text(const std::string& s) {
   return h;
 }
 
-bool active(const Actor& a, double t) { return t >= a.start_s && t < a.start_s + a.duration_s; }
+bool active(const Actor& a, double t) {
+  return t >= a.start_s && t < a.start_s + a.duration_s;
+}
 
 double progress(const Actor& a, double t) {
   return a.duration_s <= 0 ? 0 : std::clamp((t - a.start_s) / a.duration_s, 0.0, 1.0);
@@ -38,8 +40,8 @@ void draw_house(cv::Mat& img, std::mt19937_64& rng, int x, int ground, int w, in
   const cv::Scalar wall(c(rng) - 20, c(rng), c(rng));
   const cv::Scalar roof(40 + rng() % 40, 50 + rng() % 40, 120 + rng() % 80);
   cv::rectangle(img, {x, ground - h, w, h}, wall, cv::FILLED);
-  std::vector<cv::Point> tri{{x - w / 10, ground - h}, {x + w + w / 10, ground - h},
-                             {x + w / 2, ground - h - h / 2}};
+  std::vector<cv::Point> tri{
+      {x - w / 10, ground - h}, {x + w + w / 10, ground - h}, {x + w / 2, ground - h - h / 2}};
   cv::fillConvexPoly(img, tri, roof, cv::LINE_AA);
   cv::rectangle(img, {x + w / 2 - w / 10, ground - h / 2, w / 5, h / 2}, {40, 60, 90}, cv::FILLED);
   cv::rectangle(img, {x + w / 8, ground - h + h / 5, w / 5, h / 5}, {90, 70, 50}, cv::FILLED);
@@ -66,8 +68,7 @@ SceneRenderer::SceneRenderer(const Scenario& scenario, const CameraSpec& camera)
   const int horizon = static_cast<int>(H * 0.38);
   for (int y = 0; y < horizon; ++y) {
     const double f = static_cast<double>(y) / horizon;
-    cv::line(background_, {0, y}, {W - 1, y},
-             cv::Scalar(230 - 30 * f, 200 - 10 * f, 160 + 40 * f));
+    cv::line(background_, {0, y}, {W - 1, y}, cv::Scalar(230 - 30 * f, 200 - 10 * f, 160 + 40 * f));
   }
   const bool field = camera.background == "field";
   cv::rectangle(background_, {0, horizon, W, H - horizon},
@@ -99,7 +100,8 @@ SceneRenderer::SceneRenderer(const Scenario& scenario, const CameraSpec& camera)
   const int houses = camera.background == "field" ? 1 : 3 + static_cast<int>(rng() % 2);
   for (int i = 0; i < houses; ++i) {
     const int w = W / 8 + static_cast<int>(rng() % (W / 12));
-    const int x = static_cast<int>((i + 0.2) * W / (houses + 0.5)) + static_cast<int>(rng() % (W / 20));
+    const int x =
+        static_cast<int>((i + 0.2) * W / (houses + 0.5)) + static_cast<int>(rng() % (W / 20));
     draw_house(background_, rng, x, horizon + H / 12, w, H / 7);
   }
   if (camera.background == "market") {
@@ -164,8 +166,8 @@ void SceneRenderer::draw_person(cv::Mat& img, const Actor& a, double t, int inde
   const double phase = t * 2 * M_PI * 1.6;
   const double swing = std::sin(phase);
   std::mt19937_64 rng(mix(static_cast<std::uint64_t>(index), 1234));
-  static const cv::Scalar shirts[] = {{40, 40, 150}, {140, 80, 40}, {60, 120, 60}, {180, 180, 190},
-                                      {30, 90, 170}};
+  static const cv::Scalar shirts[] = {
+      {40, 40, 150}, {140, 80, 40}, {60, 120, 60}, {180, 180, 190}, {30, 90, 170}};
   const cv::Scalar shirt = shirts[rng() % 5];
   const cv::Scalar pants(45, 40, 40);
   const cv::Scalar skin(120, 155, 200);
@@ -224,8 +226,9 @@ void SceneRenderer::draw_vehicle(cv::Mat& img, const Actor& a, double t, int ind
                                {x0 + static_cast<int>(w * 0.68), y_bottom - h},
                                {x0 + static_cast<int>(w * 0.3), y_bottom - h}};
   cv::fillConvexPoly(img, cabin, body * 0.8, cv::LINE_AA);
-  cv::rectangle(img, {x0 + static_cast<int>(w * 0.33), y_bottom - h * 93 / 100,
-                      static_cast<int>(w * 0.34), h * 28 / 100},
+  cv::rectangle(img,
+                {x0 + static_cast<int>(w * 0.33), y_bottom - h * 93 / 100,
+                 static_cast<int>(w * 0.34), h * 28 / 100},
                 {120, 100, 80}, cv::FILLED);
   for (double fx : {0.22, 0.78}) {
     cv::circle(img, {x0 + static_cast<int>(w * fx), y_bottom - h / 5}, h / 5, {20, 20, 20},
@@ -293,8 +296,8 @@ cv::Mat SceneRenderer::render(int n) {
           g.convertTo(g8, CV_8U, 150.0 * a.strength);
           cv::cvtColor(g8, glow_, cv::COLOR_GRAY2BGR);
         }
-        const cv::Rect where(static_cast<int>((0.1 + 0.8 * p) * W) - r, static_cast<int>(0.8 * H) - r,
-                             2 * r, 2 * r);
+        const cv::Rect where(static_cast<int>((0.1 + 0.8 * p) * W) - r,
+                             static_cast<int>(0.8 * H) - r, 2 * r, 2 * r);
         const cv::Rect clipped = where & cv::Rect(0, 0, W, H);
         if (clipped.area() > 0) {
           cv::Mat roi = img(clipped);
@@ -350,13 +353,18 @@ std::vector<TruthEntry> SceneRenderer::truth() const {
   std::vector<TruthEntry> out;
   const double aspect = static_cast<double>(camera_.main.width) / camera_.main.height;
   for (const auto& a : camera_.actors) {
-    TruthEntry e{camera_.id, a.kind, a.start_s, std::min(a.start_s + a.duration_s, scenario_.duration_s), {}};
+    TruthEntry e{camera_.id,
+                 a.kind,
+                 a.start_s,
+                 std::min(a.start_s + a.duration_s, scenario_.duration_s),
+                 {}};
     if (a.kind == ActorKind::person || a.kind == ActorKind::vehicle) {
       const int frames = static_cast<int>(scenario_.duration_s * scenario_.fps);
       for (int n = 0; n < frames; n += 5) {
         const double t = static_cast<double>(n) / scenario_.fps;
         cv::Rect2d box;
-        if (actor_box(a, t, aspect, &box)) e.boxes.push_back({t, box.x, box.y, box.width, box.height});
+        if (actor_box(a, t, aspect, &box))
+          e.boxes.push_back({t, box.x, box.y, box.width, box.height});
       }
     }
     out.push_back(std::move(e));

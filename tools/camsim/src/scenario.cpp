@@ -12,11 +12,16 @@ namespace matthan::camsim {
 namespace {
 
 const std::vector<std::pair<ActorKind, std::string>> kKinds{
-    {ActorKind::person, "person"},       {ActorKind::vehicle, "vehicle"},
-    {ActorKind::light_switch, "light_switch"}, {ActorKind::ir_switch, "ir_switch"},
-    {ActorKind::rain, "rain"},           {ActorKind::foliage, "foliage"},
-    {ActorKind::headlight, "headlight"}, {ActorKind::shake, "shake"},
-    {ActorKind::cover, "cover"},         {ActorKind::defocus, "defocus"},
+    {ActorKind::person, "person"},
+    {ActorKind::vehicle, "vehicle"},
+    {ActorKind::light_switch, "light_switch"},
+    {ActorKind::ir_switch, "ir_switch"},
+    {ActorKind::rain, "rain"},
+    {ActorKind::foliage, "foliage"},
+    {ActorKind::headlight, "headlight"},
+    {ActorKind::shake, "shake"},
+    {ActorKind::cover, "cover"},
+    {ActorKind::defocus, "defocus"},
     {ActorKind::outage, "outage"}};
 
 struct ScenarioError : std::runtime_error {
@@ -30,7 +35,8 @@ struct ScenarioError : std::runtime_error {
   throw ScenarioError(msg.str());
 }
 
-void check_keys(const YAML::Node& map, const std::string& where, const std::set<std::string>& keys) {
+void check_keys(const YAML::Node& map, const std::string& where,
+                const std::set<std::string>& keys) {
   if (!map.IsMap()) fail(map, where + " must be a mapping");
   for (const auto& kv : map) {
     if (!keys.contains(kv.first.as<std::string>())) {
@@ -78,7 +84,8 @@ Scenario parse(const YAML::Node& root) {
   s.gop_frames = get<int>(root, "gop_frames", 2 * s.fps);
   s.duration_s = get<double>(root, "duration_s", 30);
   if (s.fps < 1 || s.fps > 60) fail(root["fps"], "fps must be 1..60");
-  if (s.duration_s < 2 || s.duration_s > 3600) fail(root["duration_s"], "duration_s must be 2..3600");
+  if (s.duration_s < 2 || s.duration_s > 3600)
+    fail(root["duration_s"], "duration_s must be 2..3600");
   const auto cams = root["cameras"];
   if (!cams.IsSequence() || cams.size() == 0) fail(cams, "cameras must be a non-empty list");
   std::set<std::string> ids;

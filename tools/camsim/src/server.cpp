@@ -32,12 +32,18 @@ std::optional<Fault> fault_from_string(const std::string& text) {
 
 std::string to_string(Fault fault) {
   switch (fault) {
-    case Fault::none: return "none";
-    case Fault::unauthorized: return "401";
-    case Fault::not_found: return "404";
-    case Fault::corrupt: return "corrupt";
-    case Fault::truncate: return "truncate";
-    case Fault::stall: return "stall";
+    case Fault::none:
+      return "none";
+    case Fault::unauthorized:
+      return "401";
+    case Fault::not_found:
+      return "404";
+    case Fault::corrupt:
+      return "corrupt";
+    case Fault::truncate:
+      return "truncate";
+    case Fault::stall:
+      return "stall";
   }
   return "none";
 }
@@ -95,7 +101,7 @@ struct CamsimServer::Impl {
   std::FILE* truth_log = nullptr;
   std::mutex log_mutex;
 
-  std::mutex clients_mutex;  // guards clients
+  std::mutex clients_mutex;                            // guards clients
   std::multimap<std::string, GstRTSPClient*> clients;  // camera id -> client (ref held)
 
   Camera* find(const std::string& id) {
@@ -163,17 +169,17 @@ struct CamsimServer::Impl {
     if (is_main) {
       if (index == 0 && truth_log != nullptr) {
         std::lock_guard lock(log_mutex);
-        std::fprintf(truth_log,
-                     "{\"camera\":\"%s\",\"kind\":\"loop\",\"loop\":%lld,\"start_us\":%lld}\n",
-                     cam.spec.id.c_str(), static_cast<long long>(loop_n),
-                     static_cast<long long>(wall_us()));
+        std::fprintf(
+            truth_log, "{\"camera\":\"%s\",\"kind\":\"loop\",\"loop\":%lld,\"start_us\":%lld}\n",
+            cam.spec.id.c_str(), static_cast<long long>(loop_n), static_cast<long long>(wall_us()));
         std::fflush(truth_log);
       }
       // Scripted outages follow the loop clock of the main stream.
       const double t = static_cast<double>(index) / f.loop->fps;
       bool out = false;
       for (const auto& a : cam.spec.actors) {
-        if (a.kind == ActorKind::outage && t >= a.start_s && t < a.start_s + a.duration_s) out = true;
+        if (a.kind == ActorKind::outage && t >= a.start_s && t < a.start_s + a.duration_s)
+          out = true;
       }
       if (out != cam.stopped_by_script.load()) {
         cam.stopped_by_script = out;
@@ -226,7 +232,8 @@ struct CamsimServer::Impl {
         next = std::min(next, f->due_us);
       }
       std::unique_lock lock(pacer_mutex);
-      pacer_cv.wait_for(lock, std::chrono::microseconds(std::max<std::int64_t>(0, next - steady_us())),
+      pacer_cv.wait_for(lock,
+                        std::chrono::microseconds(std::max<std::int64_t>(0, next - steady_us())),
                         [&] { return !running.load(); });
     }
   }
@@ -251,11 +258,10 @@ struct CamsimServer::Impl {
     GstElement* element = gst_rtsp_media_get_element(media);
     GstElement* src = gst_bin_get_by_name_recurse_up(GST_BIN(element), "src");
     const bool h265 = f->loop->codec == SceneCodec::h265;
-    GstCaps* caps = gst_caps_new_simple(h265 ? "video/x-h265" : "video/x-h264", "stream-format",
-                                        G_TYPE_STRING, "byte-stream", "alignment", G_TYPE_STRING,
-                                        "au", "width", G_TYPE_INT, f->loop->width, "height",
-                                        G_TYPE_INT, f->loop->height, "framerate",
-                                        GST_TYPE_FRACTION, f->loop->fps, 1, nullptr);
+    GstCaps* caps = gst_caps_new_simple(
+        h265 ? "video/x-h265" : "video/x-h264", "stream-format", G_TYPE_STRING, "byte-stream",
+        "alignment", G_TYPE_STRING, "au", "width", G_TYPE_INT, f->loop->width, "height", G_TYPE_INT,
+        f->loop->height, "framerate", GST_TYPE_FRACTION, f->loop->fps, 1, nullptr);
     g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp",
                  TRUE, "max-buffers", static_cast<guint64>(50), "leaky-type", 2, nullptr);
     gst_caps_unref(caps);
@@ -352,7 +358,9 @@ CamsimServer::~CamsimServer() {
   if (impl_->main_loop != nullptr) g_main_loop_unref(impl_->main_loop);
 }
 
-void CamsimServer::set_frame_log(std::FILE* file) { impl_->frame_log = file; }
+void CamsimServer::set_frame_log(std::FILE* file) {
+  impl_->frame_log = file;
+}
 void CamsimServer::set_truth_log(std::FILE* file) {
   impl_->truth_log = file;
   if (file == nullptr) return;
@@ -397,8 +405,8 @@ std::expected<int, std::string> CamsimServer::start(const std::string& address, 
       const std::string role = "cred" + std::to_string(role_of_cred.size());
       role_of_cred[cred] = role;
       if (auth == nullptr) auth = gst_rtsp_auth_new();
-      GstRTSPToken* token =
-          gst_rtsp_token_new(GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING, role.c_str(), nullptr);
+      GstRTSPToken* token = gst_rtsp_token_new(GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+                                               role.c_str(), nullptr);
       gchar* basic = gst_rtsp_auth_make_basic(c->spec.user.c_str(), c->spec.password.c_str());
       gst_rtsp_auth_add_basic(auth, basic, token);
       g_free(basic);
@@ -481,7 +489,8 @@ std::string CamsimServer::command(const std::string& line) {
   }
   if (verb == "fault") {
     auto fault = fault_from_string(arg);
-    if (!fault) return "error unknown fault '" + arg + "' (none, 401, 404, corrupt, truncate, stall)";
+    if (!fault)
+      return "error unknown fault '" + arg + "' (none, 401, 404, corrupt, truncate, stall)";
     const Fault before = cam->fault.exchange(*fault);
     // Refusals apply to new connections: drop the current ones so clients find out.
     if (*fault == Fault::unauthorized || *fault == Fault::not_found) impl_->kick(id);
@@ -492,14 +501,20 @@ std::string CamsimServer::command(const std::string& line) {
 }
 
 void CamsimServer::run() {
-  g_unix_signal_add(SIGINT, [](gpointer loop) -> gboolean {
-    g_main_loop_quit(static_cast<GMainLoop*>(loop));
-    return G_SOURCE_REMOVE;
-  }, impl_->main_loop);
-  g_unix_signal_add(SIGTERM, [](gpointer loop) -> gboolean {
-    g_main_loop_quit(static_cast<GMainLoop*>(loop));
-    return G_SOURCE_REMOVE;
-  }, impl_->main_loop);
+  g_unix_signal_add(
+      SIGINT,
+      [](gpointer loop) -> gboolean {
+        g_main_loop_quit(static_cast<GMainLoop*>(loop));
+        return G_SOURCE_REMOVE;
+      },
+      impl_->main_loop);
+  g_unix_signal_add(
+      SIGTERM,
+      [](gpointer loop) -> gboolean {
+        g_main_loop_quit(static_cast<GMainLoop*>(loop));
+        return G_SOURCE_REMOVE;
+      },
+      impl_->main_loop);
   g_main_loop_run(impl_->main_loop);
 }
 

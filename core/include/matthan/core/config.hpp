@@ -14,7 +14,7 @@ namespace matthan {
 
 struct ConfigError {
   std::string file;
-  int line = 0;  // 1-based; 0 when the error is not tied to a line
+  int line = 0;     // 1-based; 0 when the error is not tied to a line
   std::string key;  // dotted path, e.g. "cameras[2].brand"
   std::string message;
   std::string to_string() const;

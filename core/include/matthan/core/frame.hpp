@@ -10,7 +10,7 @@ namespace matthan {
 
 struct LumaFrame {
   std::string camera_id;
-  std::int64_t wall_us = 0;  // smoothed server time of capture
+  std::int64_t wall_us = 0;   // smoothed server time of capture
   std::int64_t sequence = 0;  // decoded-frame counter of the session
   int width = 0;
   int height = 0;

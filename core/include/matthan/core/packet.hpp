@@ -46,9 +46,9 @@ struct EncodedPacket {
 using EncodedPacketPtr = std::shared_ptr<const EncodedPacket>;
 
 enum class DropPolicy {
-  never,            // recording: keep everything; the queue grows up to its byte limit, then alarms
-  oldest,           // drop the oldest packets when full
-  until_keyframe,   // when full, drop everything up to the next keyframe (live view)
+  never,           // recording: keep everything; the queue grows up to its byte limit, then alarms
+  oldest,          // drop the oldest packets when full
+  until_keyframe,  // when full, drop everything up to the next keyframe (live view)
 };
 
 struct SubscriberStats {

@@ -8,7 +8,7 @@ namespace matthan {
 
 struct SmoothedTime {
   std::int64_t wall_us = 0;
-  bool reanchored = false;  // the PTS jumped (or this is the first packet): anchor was reset
+  bool reanchored = false;   // the PTS jumped (or this is the first packet): anchor was reset
   std::int64_t jump_us = 0;  // how far the PTS jumped against the arrival clock
 };
 

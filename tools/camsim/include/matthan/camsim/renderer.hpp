@@ -40,7 +40,7 @@ class SceneRenderer {
   const CameraSpec& camera_;
   cv::Mat background_;
   std::vector<cv::Mat> noise_;  // a few precomputed noise fields, cycled
-  cv::Mat glow_;  // headlight patch, made on first use
+  cv::Mat glow_;                // headlight patch, made on first use
 };
 
 }  // namespace matthan::camsim

@@ -11,7 +11,17 @@
 namespace matthan::camsim {
 
 enum class ActorKind {
-  person, vehicle, light_switch, ir_switch, rain, foliage, headlight, shake, cover, defocus, outage
+  person,
+  vehicle,
+  light_switch,
+  ir_switch,
+  rain,
+  foliage,
+  headlight,
+  shake,
+  cover,
+  defocus,
+  outage
 };
 std::string to_string(ActorKind kind);
 
@@ -21,7 +31,7 @@ struct Actor {
   double duration_s = 5;
   double from_x = 0.05, from_y = 0.75;  // person/vehicle: bottom-centre path; headlight: sweep
   double to_x = 0.95, to_y = 0.75;
-  double size = 0.3;  // person: height; vehicle: width (relative)
+  double size = 0.3;      // person: height; vehicle: width (relative)
   double strength = 1.0;  // light_switch: brightness delta /100; rain: density; shake: px/100
   double region_x = 0, region_y = 0, region_w = 0, region_h = 0;  // foliage
 };
@@ -44,7 +54,7 @@ struct CameraSpec {
   std::string user;  // RTSP auth when non-empty
   std::string password;
   std::string background = "road";  // road, houses, field, market
-  double noise = 3.0;  // sensor noise sigma in grey levels
+  double noise = 3.0;               // sensor noise sigma in grey levels
   std::vector<Actor> actors;
   std::string file;  // serve this video file (looped) instead of a rendered scene
 };
@@ -52,7 +62,7 @@ struct CameraSpec {
 struct Scenario {
   std::uint64_t seed = 1;
   int fps = 25;
-  int gop_frames = 50;  // 2 s at 25 fps
+  int gop_frames = 50;     // 2 s at 25 fps
   double duration_s = 30;  // loop length
   std::vector<CameraSpec> cameras;
 };

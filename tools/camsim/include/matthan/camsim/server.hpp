@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <expected>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,7 +37,7 @@ class CamsimServer {
   void set_truth_log(std::FILE* file);  // loop starts, so loop-relative truth maps to wall time
   // Commands run on the main loop: "stop CAM", "start CAM", "fault CAM MODE", "quit".
   std::string command(const std::string& line);
-  void run();   // the GLib main loop, until quit() or a signal
+  void run();  // the GLib main loop, until quit() or a signal
   void quit();
 
  private:
