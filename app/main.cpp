@@ -13,12 +13,17 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "matthan/analytics/analysis_pool.hpp"
+#include "matthan/analytics/engine.hpp"
+#include "matthan/analytics/zmq_publisher.hpp"
 #include "matthan/core/clock.hpp"
 #include "matthan/core/config.hpp"
 #include "matthan/core/ids.hpp"
@@ -29,6 +34,7 @@
 #include "matthan/ingest/camera_ingest.hpp"
 #include "matthan/ingest/probe.hpp"
 #include "matthan/storage/database.hpp"
+#include "matthan/storage/event_repository.hpp"
 #include "matthan/storage/status_repository.hpp"
 #include "matthan/web/assets.hpp"
 #include "matthan/web/http_server.hpp"
@@ -112,6 +118,102 @@ int probe(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Sends every event to all sinks (database, ZeroMQ).
+class EventFanout final : public EventSink {
+ public:
+  void add(EventSink* sink) { sinks_.push_back(sink); }
+  void on_event(EventPhase phase, const Event& event) override {
+    for (auto* s : sinks_) s->on_event(phase, event);
+  }
+
+ private:
+  std::vector<EventSink*> sinks_;  // fixed before any camera starts
+};
+
+// Camera state changes: stored, published on the status topic, and turned into
+// camera_offline events (start when a camera that was online stops being so, end when it
+// returns). Thread-safe: called from the stream sessions' threads; mutex_ guards open_.
+class StatusFanout final : public StatusStore {
+ public:
+  StatusFanout(StatusStore& store, StatusSink* status, EventSink* events, const Config& config)
+      : store_(store), status_(status), events_(events) {
+    for (const auto& c : config.cameras) info_[c.id] = {c.commune, c.hamlet};
+  }
+  void record_state_change(const StateChange& change) override {
+    store_.record_state_change(change);
+    if (change.stream != "camera") return;
+    const auto& [commune, hamlet] = info_[change.camera_id];
+    const std::string state(to_string(change.state));
+    if (status_ != nullptr) {
+      status_->on_status({change.camera_id, commune, hamlet, state, change.error, change.at_us});
+    }
+    std::lock_guard lock(mutex_);
+    auto& open = open_[change.camera_id];
+    const bool down = change.state != StreamState::online &&
+                      change.state != StreamState::connecting &&
+                      change.state != StreamState::disabled;
+    if (down && !open && was_online_[change.camera_id]) {
+      Event e;
+      e.id = make_ulid(change.at_us);
+      e.camera_id = change.camera_id;
+      e.commune = commune;
+      e.hamlet = hamlet;
+      e.type = "camera_offline";
+      e.label = state;
+      e.start_us = change.at_us;
+      open = e;
+      events_->on_event(EventPhase::start, e);
+    } else if (change.state == StreamState::online && open) {
+      open->end_us = change.at_us;
+      events_->on_event(EventPhase::end, *open);
+      open.reset();
+    }
+    if (change.state == StreamState::online) was_online_[change.camera_id] = true;
+  }
+  void record_heartbeat(const std::string& run_id, std::int64_t start_us, std::int64_t now_us,
+                        bool clean_stop) override {
+    store_.record_heartbeat(run_id, start_us, now_us, clean_stop);
+  }
+  void record_clock_event(ClockEventKind kind, std::int64_t at_us, std::int64_t delta_us,
+                          const std::string& detail) override {
+    store_.record_clock_event(kind, at_us, delta_us, detail);
+  }
+  // Monitoring ends with the server: open outages end at the stop time.
+  void close_all(std::int64_t now_us) {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, open] : open_) {
+      if (!open) continue;
+      open->end_us = now_us;
+      events_->on_event(EventPhase::end, *open);
+      open.reset();
+    }
+  }
+
+ private:
+  StatusStore& store_;
+  StatusSink* status_;
+  EventSink* events_;
+  std::map<std::string, std::pair<std::string, std::string>> info_;  // read-only after ctor
+  std::mutex mutex_;
+  std::map<std::string, std::optional<Event>> open_;
+  std::map<std::string, bool> was_online_;
+};
+
+json event_to_json(const Event& e) {
+  return json{
+      {"id", e.id},
+      {"camera", e.camera_id},
+      {"type", e.type},
+      {"label", e.label},
+      {"start", format_iso8601_us(e.start_us)},
+      {"end", e.end_us ? json(format_iso8601_us(*e.end_us)) : json()},
+      {"peak_score", e.peak_score},
+      {"peak_box",
+       {{"x", e.peak_box.x}, {"y", e.peak_box.y}, {"w", e.peak_box.w}, {"h", e.peak_box.h}}},
+      {"zones", e.zones},
+      {"snapshot", !e.snapshot_path.empty()}};
+}
+
 bool is_loopback(const std::string& address) {
   return address == "127.0.0.1" || address == "::1" || address == "localhost" ||
          address.starts_with("127.");
@@ -178,7 +280,22 @@ int run(const std::string& config_path) {
     spdlog::error("{}", db.error());
     return 1;
   }
-  storage::StatusRepository status(**db, config.node_id);
+  storage::StatusRepository status_repo(**db, config.node_id);
+  storage::EventRepository event_repo(**db, config.node_id);
+  std::unique_ptr<analytics::ZmqPublisher> zmq;
+  if (!config.analytics.zmq_endpoint.empty()) {
+    auto bound_zmq = analytics::ZmqPublisher::bind(config.analytics.zmq_endpoint, config.node_id);
+    if (!bound_zmq) {
+      spdlog::error("{}", bound_zmq.error());
+      return 1;
+    }
+    zmq = std::move(*bound_zmq);
+    spdlog::info("publishing events on {}", config.analytics.zmq_endpoint);
+  }
+  EventFanout events;
+  events.add(&event_repo);
+  if (zmq) events.add(zmq.get());
+  StatusFanout status(status_repo, zmq.get(), &events, config);
   const std::string run_id = make_ulid(clock.now_us());
   const std::int64_t start_us = clock.now_us();
   status.record_heartbeat(run_id, start_us, start_us, false);
@@ -189,7 +306,21 @@ int run(const std::string& config_path) {
   if (!synced) spdlog::warn("the system clock is not NTP-synchronised: recorded times may drift");
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  analytics::AnalysisPool analysis(cores, 2, clock);
+  std::vector<analytics::CameraInfo> infos;
+  for (const auto& cam : config.cameras)
+    infos.push_back({cam.id, cam.commune, cam.hamlet, cam.masks});
+  analytics::MotionSettings motion;
+  motion.analysis_height = config.analytics.analysis_height;
+  motion.threshold_min = config.analytics.threshold_min;
+  motion.min_area = config.analytics.min_area;
+  analytics::TrackerSettings tracker;
+  tracker.min_frames = config.analytics.min_frames;
+  tracker.gap_s = config.analytics.gap_s;
+  tracker.pre_capture_s = config.analytics.pre_capture_s;
+  tracker.post_capture_s = config.analytics.post_capture_s;
+  analytics::Engine engine(infos, motion, tracker, &events, config.server.data_dir + "/snapshots");
+  analytics::AnalysisPool analysis(cores, 2, clock,
+                                   [&engine](const LumaFrame& frame) { engine.analyze(frame); });
   std::vector<std::unique_ptr<ingest::CameraIngest>> cameras;
   for (const auto& cam : config.cameras) {
     cameras.push_back(std::make_unique<ingest::CameraIngest>(cam, clock, &status, &analysis));
@@ -245,6 +376,16 @@ int run(const std::string& config_path) {
     if (req.path == "/api/cameras") {
       json j{{"node_id", config.node_id}, {"cameras", cameras_json()}};
       return {200, "application/json", j.dump()};
+    }
+    if (req.path == "/api/events") {
+      const auto cam = req.query.contains("camera") ? req.query.at("camera") : std::string();
+      int limit = 100;
+      if (req.query.contains("limit"))
+        limit = std::clamp(std::atoi(req.query.at("limit").c_str()), 1, 1000);
+      json list = json::array();
+      for (const auto& e : event_repo.list(cam, 0, INT64_MAX, limit))
+        list.push_back(event_to_json(e));
+      return {200, "application/json", json{{"events", list}}.dump()};
     }
     if (req.path.starts_with("/api/cameras/")) {
       const auto id = req.path.substr(std::string("/api/cameras/").size());
@@ -316,6 +457,8 @@ int run(const std::string& config_path) {
   for (auto& c : cameras) c->request_stop();
   for (auto& c : cameras) c->stop();
   analysis.stop();
+  engine.close_all(clock.now_us());
+  status.close_all(clock.now_us());
   heartbeat.cancel();
   runtime.stop();
   status.record_heartbeat(run_id, start_us, clock.now_us(), true);

@@ -39,7 +39,8 @@ done
   echo "cameras:"
   for cam in "${cameras[@]}"; do
     read -r id hamlet main sub <<<"$cam"
-    echo "  - {id: $id, name: \"Camera $id\", commune: xa-demo, hamlet: $hamlet, main_url: \"$main\", sub_url: \"$sub\"}"
+    echo "  - {id: $id, name: \"Camera $id\", commune: xa-demo, hamlet: $hamlet, main_url: \"$main\", sub_url: \"$sub\","
+    echo "     masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}   # the simulator's frame-index strip"
   done
 } > var/demo.yaml
 

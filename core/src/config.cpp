@@ -160,6 +160,30 @@ class Parser {
     if (auto v = num<int>(node, "server", "heartbeat_s", 1, 300)) server.heartbeat_s = *v;
   }
 
+  void parse_analytics(const YAML::Node& node, AnalyticsConfig& a) {
+    if (!node.IsMap()) {
+      error(node, "analytics", "must be a mapping");
+      return;
+    }
+    check_keys(node, "analytics",
+               {"zmq_endpoint", "analysis_height", "threshold_min", "min_area", "min_frames",
+                "gap_s", "pre_capture_s", "post_capture_s"});
+    if (auto v = str(node, "analytics", "zmq_endpoint")) {
+      if (!v->empty() && !v->starts_with("tcp://") && !v->starts_with("ipc://")) {
+        error(node["zmq_endpoint"], "analytics.zmq_endpoint",
+              "must be empty (off), tcp://HOST:PORT or ipc://PATH");
+      }
+      a.zmq_endpoint = *v;
+    }
+    if (auto v = num<int>(node, "analytics", "analysis_height", 90, 720)) a.analysis_height = *v;
+    if (auto v = num<double>(node, "analytics", "threshold_min", 2.0, 100.0)) a.threshold_min = *v;
+    if (auto v = num<double>(node, "analytics", "min_area", 0.00001, 0.5)) a.min_area = *v;
+    if (auto v = num<int>(node, "analytics", "min_frames", 1, 100)) a.min_frames = *v;
+    if (auto v = num<double>(node, "analytics", "gap_s", 0.2, 600.0)) a.gap_s = *v;
+    if (auto v = num<int>(node, "analytics", "pre_capture_s", 0, 300)) a.pre_capture_s = *v;
+    if (auto v = num<int>(node, "analytics", "post_capture_s", 0, 300)) a.post_capture_s = *v;
+  }
+
   void parse_camera(const YAML::Node& node, const std::string& path, CameraConfig& cam,
                     const CameraConfig& defaults) {
     cam = defaults;
@@ -170,7 +194,7 @@ class Parser {
     check_keys(node, path,
                {"id", "name", "commune", "hamlet", "site", "brand", "host", "port", "username",
                 "password", "channel", "main_url", "sub_url", "transport", "analysis_fps",
-                "enabled", "connect_timeout_ms", "stall_timeout_ms"});
+                "enabled", "connect_timeout_ms", "stall_timeout_ms", "masks"});
     static const std::regex id_re("^[a-z0-9][a-z0-9_-]{0,63}$");
     if (auto id = str(node, path, "id")) {
       if (!std::regex_match(*id, id_re)) {
@@ -219,6 +243,43 @@ class Parser {
       cam.min_stall_timeout = std::chrono::milliseconds(*t);
     }
 
+    if (const auto masks = node["masks"]; masks.IsDefined() && !masks.IsNull()) {
+      if (!masks.IsSequence()) {
+        error(masks, path + ".masks", "must be a list of polygons");
+      } else {
+        for (std::size_t m = 0; m < masks.size(); ++m) {
+          const std::string mpath = path + ".masks[" + std::to_string(m) + "]";
+          const auto poly = masks[m];
+          std::vector<std::pair<double, double>> points;
+          bool ok = poly.IsSequence() && poly.size() >= 3;
+          for (std::size_t k = 0; ok && k < poly.size(); ++k) {
+            const auto pt = poly[k];
+            if (!pt.IsSequence() || pt.size() != 2) {
+              ok = false;
+              break;
+            }
+            try {
+              const double x = pt[0].as<double>();
+              const double y = pt[1].as<double>();
+              if (x < 0 || x > 1 || y < 0 || y > 1) {
+                error(pt, mpath, "points must be relative coordinates between 0 and 1");
+              }
+              points.emplace_back(x, y);
+            } catch (const YAML::Exception&) {
+              ok = false;
+            }
+          }
+          if (!ok) {
+            error(
+                poly, mpath,
+                "a polygon is a list of at least 3 [x, y] points, e.g. [[0, 0], [1, 0], [1, 0.1]]");
+          } else {
+            cam.masks.push_back(std::move(points));
+          }
+        }
+      }
+    }
+
     const auto main_url = str(node, path, "main_url");
     const auto sub_url = str(node, path, "sub_url");
     if (main_url) {
@@ -253,7 +314,7 @@ class Parser {
       error(root, "(top)", "the config must be a mapping with node_id, server and cameras");
       return config;
     }
-    check_keys(root, "", {"node_id", "server", "defaults", "cameras"});
+    check_keys(root, "", {"node_id", "server", "defaults", "cameras", "analytics"});
     if (auto id = str(root, "", "node_id")) {
       static const std::regex id_re("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
       if (!std::regex_match(*id, id_re)) {
@@ -263,6 +324,7 @@ class Parser {
       config.node_id = *id;
     }
     if (root["server"].IsDefined()) parse_server(root["server"], config.server);
+    if (root["analytics"].IsDefined()) parse_analytics(root["analytics"], config.analytics);
 
     CameraConfig defaults;
     if (const auto d = root["defaults"]; d.IsDefined()) {

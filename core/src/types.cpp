@@ -62,3 +62,19 @@ std::string_view to_string(Transport transport) {
 }
 
 }  // namespace matthan
+
+#include "matthan/core/event.hpp"
+
+namespace matthan {
+std::string_view to_string(EventPhase phase) {
+  switch (phase) {
+    case EventPhase::start:
+      return "start";
+    case EventPhase::update:
+      return "update";
+    case EventPhase::end:
+      return "end";
+  }
+  return "update";
+}
+}  // namespace matthan

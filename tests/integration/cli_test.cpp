@@ -2,10 +2,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "child_process.hpp"
+
+#ifndef MATTHAN_SOURCE_DIR
+#error "MATTHAN_SOURCE_DIR must be defined"
+#endif
 
 namespace matthan::test {
 namespace {
@@ -52,6 +57,16 @@ TEST(Cli, CheckConfigReportsEveryErrorWithFileLineAndKey) {
   const auto good = run({"check-config", dir + "/good.yaml"}, dir);
   EXPECT_EQ(good.code, 0) << good.err;
   EXPECT_NE(good.out.find("ok (1 camera(s), node n1)"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, ExampleConfigIsValid) {
+  const auto dir = temp_dir("matthan-cli");
+  setenv("CAM_CONG_AP_1_PASSWORD", "x", 1);
+  setenv("CAM_CHO_PASSWORD", "y", 1);
+  const auto r =
+      run({"check-config", std::string(MATTHAN_SOURCE_DIR) + "/deploy/matthan.example.yaml"}, dir);
+  EXPECT_EQ(r.code, 0) << r.err;
   std::filesystem::remove_all(dir);
 }
 

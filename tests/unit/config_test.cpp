@@ -109,6 +109,25 @@ TEST(Config, BadListenAndGenericWithoutUrl) {
   EXPECT_TRUE(has_error(errors, "cameras[0]", 4, "needs main_url"));
 }
 
+TEST(Config, MaskPolygonsAreCheckedAndAnalyticsSettingsRead) {
+  const auto ok = load_config_text(
+      "analytics: {zmq_endpoint: '', min_frames: 4, gap_s: 1.5}\n"
+      "cameras:\n  - {id: a, main_url: 'rtsp://h/x', masks: [[[0, 0], [0.5, 0], [0.5, 0.1]]]}\n",
+      "test.yaml", fake_env);
+  ASSERT_TRUE(ok.has_value()) << ok.error().front().to_string();
+  EXPECT_EQ(ok->analytics.zmq_endpoint, "");
+  EXPECT_EQ(ok->analytics.min_frames, 4);
+  ASSERT_EQ(ok->cameras[0].masks.size(), 1u);
+  EXPECT_EQ(ok->cameras[0].masks[0][1], std::make_pair(0.5, 0.0));
+  const auto errors = errors_of(
+      "analytics: {zmq_endpoint: 'http://x'}\n"
+      "cameras:\n  - id: a\n    main_url: rtsp://h/x\n    masks:\n      - [[0, 0], [1, 0]]\n"
+      "      - [[0, 0], [1.5, 0], [1, 1]]\n");
+  EXPECT_TRUE(has_error(errors, "analytics.zmq_endpoint", 1, "tcp://"));
+  EXPECT_TRUE(has_error(errors, "cameras[0].masks[0]", 6, "at least 3"));
+  EXPECT_TRUE(has_error(errors, "cameras[0].masks[1]", 7, "between 0 and 1"));
+}
+
 TEST(Config, MissingFileIsAnError) {
   auto result = load_config_file("/nonexistent/matthan.yaml");
   ASSERT_FALSE(result.has_value());

@@ -41,6 +41,9 @@ struct CameraConfig {
   bool enabled = true;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds min_stall_timeout{3000};
+  // Polygons (relative 0..1 coordinates) where motion is ignored: sky, swaying trees, the OSD
+  // clock a camera burns into its picture.
+  std::vector<std::vector<std::pair<double, double>>> masks;
 };
 
 struct ServerConfig {
@@ -53,9 +56,22 @@ struct ServerConfig {
   int heartbeat_s = 10;
 };
 
+// Motion detection and event settings shared by all cameras (docs/ref/config.md).
+struct AnalyticsConfig {
+  std::string zmq_endpoint = "tcp://127.0.0.1:5556";  // empty: no ZeroMQ publishing
+  int analysis_height = 180;
+  double threshold_min = 14;
+  double min_area = 0.0015;
+  int min_frames = 3;
+  double gap_s = 3.0;
+  int pre_capture_s = 5;
+  int post_capture_s = 5;
+};
+
 struct Config {
   std::string node_id = "node-1";
   ServerConfig server;
+  AnalyticsConfig analytics;
   std::vector<CameraConfig> cameras;
 };
 

@@ -1,0 +1,59 @@
+// Turns per-frame motion into events with hysteresis: an event starts after motion persisted
+// for min_frames analysed frames, updates when its peak grows, and ends after gap_s without
+// motion. Pre/post capture say how much recording around it belongs to the event.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "matthan/analytics/motion_detector.hpp"
+#include "matthan/core/event.hpp"
+
+namespace matthan::analytics {
+
+struct TrackerSettings {
+  int min_frames = 3;
+  double gap_s = 3.0;
+  int pre_capture_s = 5;
+  int post_capture_s = 5;
+  double update_min_interval_s = 1.0;
+};
+
+struct CameraInfo {
+  std::string id;
+  std::string commune;
+  std::string hamlet;
+  std::vector<std::vector<std::pair<double, double>>> masks;
+};
+
+// Not thread-safe: one per camera, driven by one analysis worker at a time.
+class EventTracker {
+ public:
+  // snapshot(event) is called when a new peak is reached; it returns the snapshot path.
+  using Snapshot = std::function<std::string(const Event&)>;
+
+  EventTracker(CameraInfo camera, TrackerSettings settings, EventSink* sink,
+               Snapshot snapshot = {});
+  void update(std::int64_t wall_us, const MotionResult& motion);
+  // Ends an open event at `now_us` (camera gone, server stopping).
+  void close(std::int64_t now_us);
+  bool active() const { return event_.has_value(); }
+
+ private:
+  CameraInfo camera_;
+  TrackerSettings settings_;
+  EventSink* sink_;
+  Snapshot snapshot_;
+  int streak_ = 0;
+  std::int64_t streak_start_us_ = 0;
+  std::int64_t last_motion_us_ = 0;
+  std::int64_t last_update_us_ = 0;
+  bool dirty_ = false;
+  std::optional<Event> event_;
+};
+
+}  // namespace matthan::analytics

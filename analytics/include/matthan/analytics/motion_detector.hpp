@@ -1,0 +1,56 @@
+// Motion on the luma plane of the analysis stream: downscale (2x steps), gain normalisation,
+// adaptive background, difference against a noise-scaled threshold, morphology, blobs.
+// Global changes (light switch, IR day/night switch, auto-exposure) recalibrate instead of
+// alarming. See docs/design/analytics.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "matthan/core/event.hpp"
+#include "matthan/core/frame.hpp"
+
+namespace matthan::analytics {
+
+struct MotionSettings {
+  int analysis_height = 180;       // rows after downscaling
+  double threshold_min = 14;       // grey levels: the floor of the difference threshold
+  double threshold_noise_k = 4;    // threshold = max(floor, k × measured noise)
+  double min_area = 0.0015;        // of the frame, per blob
+  double global_change = 0.30;     // changed fraction above which the scene changed as a whole
+  double learn_quiet = 0.02;       // background learning rate while quiet
+  double learn_recalibrate = 0.3;  // while recalibrating after a global change
+  int recalibrate_frames = 10;
+  std::vector<std::vector<std::pair<double, double>>> masks;  // relative polygons to ignore
+};
+
+struct Blob {
+  BoxRel box;
+  double area = 0;  // relative
+};
+
+struct MotionResult {
+  std::vector<Blob> blobs;
+  double score = 0;  // changed fraction of the frame inside blobs
+  bool global_change = false;
+  bool recalibrating = false;
+  double noise = 0;  // estimated per-pixel difference noise (grey levels)
+};
+
+// Not thread-safe: one per camera, used by one analysis worker at a time.
+class MotionDetector {
+ public:
+  explicit MotionDetector(MotionSettings settings = {});
+  ~MotionDetector();
+  MotionDetector(MotionDetector&&) noexcept;
+  MotionResult process(const LumaFrame& frame);
+
+ private:
+  struct State;
+  MotionSettings settings_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace matthan::analytics

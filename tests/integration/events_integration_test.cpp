@@ -1,0 +1,220 @@
+// Events end to end over real RTSP: a person crossing raises one motion event per crossing,
+// stored in SQLite with a snapshot and published on ZeroMQ; a light switch and an IR switch
+// raise none; a camera that vanishes raises camera_offline until it returns.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <zmq.hpp>
+
+#include "child_process.hpp"
+
+#ifndef MATTHAN_SOURCE_DIR
+#error "MATTHAN_SOURCE_DIR must be defined"
+#endif
+
+namespace matthan::test {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct Message {
+  std::string topic;
+  json body;
+};
+
+class EventsIntegration : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = temp_dir("matthan-ev");
+    camsim_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{
+            binary_path("matthan-camsim"), "--scenario",
+            std::string(MATTHAN_SOURCE_DIR) + "/tests/scenarios/events_smoke.yaml", "--truth",
+            dir_ + "/truth.jsonl", "--cache", dir_ + "/../matthan-it-cache"},
+        dir_ + "/camsim.log");
+    auto line = camsim_->wait_for_line("CAMSIM ", 180s);
+    ASSERT_TRUE(line.has_value()) << read_file(dir_ + "/camsim.log");
+    const std::string base = line->substr(7);
+    {
+      zmq::socket_t probe(ctx_, zmq::socket_type::pub);
+      probe.bind("tcp://127.0.0.1:*");
+      endpoint_ = probe.get(zmq::sockopt::last_endpoint);
+    }
+    std::ofstream cfg(dir_ + "/matthan.yaml");
+    cfg << "node_id: ev-node\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir_ << "/var'}\n"
+        << "analytics: {zmq_endpoint: '" << endpoint_ << "', gap_s: 2}\n"
+        << "defaults: {stall_timeout_ms: 2000}\ncameras:\n";
+    for (const char* id : {"walk", "lights"}) {
+      // The simulator's frame-index strip ticks like a camera's OSD clock: mask it.
+      cfg << "  - {id: " << id << ", commune: xa-test, hamlet: ap-1, main_url: '" << base << "/"
+          << id << "/main', sub_url: '" << base << "/" << id
+          << "/sub', masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}\n";
+    }
+    cfg.close();
+    sub_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::sub);
+    sub_->set(zmq::sockopt::subscribe, "");
+    sub_->set(zmq::sockopt::rcvtimeo, 200);
+    sub_->connect(endpoint_);
+    server_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{binary_path("matthan"), "run", "--config", dir_ + "/matthan.yaml"},
+        dir_ + "/server.stderr");
+    auto listening = server_->wait_for_line("LISTENING ", 20s);
+    ASSERT_TRUE(listening.has_value()) << read_file(dir_ + "/server.stderr");
+    port_ = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+  }
+
+  static void TearDownTestSuite() {
+    server_.reset();
+    camsim_.reset();
+    sub_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Collects ZeroMQ messages for a while.
+  static void collect(std::chrono::milliseconds how_long) {
+    const auto until = std::chrono::steady_clock::now() + how_long;
+    while (std::chrono::steady_clock::now() < until) {
+      zmq::message_t topic, body;
+      if (!sub_->recv(topic)) continue;
+      if (!sub_->recv(body)) continue;
+      messages_.push_back({topic.to_string(), json::parse(body.to_string())});
+    }
+  }
+
+  static std::vector<json> stored_events(const std::string& camera, const std::string& type) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2((dir_ + "/var/matthan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_busy_timeout(db, 2000);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(
+        db,
+        "SELECT id, start_us, end_us, snapshot_path, node_id FROM event WHERE camera_id = ?"
+        " AND type = ? ORDER BY start_us",
+        -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, camera.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, type.c_str(), -1, SQLITE_TRANSIENT);
+    std::vector<json> out;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      json j{
+          {"id", reinterpret_cast<const char*>(sqlite3_column_text(st, 0))},
+          {"start_us", sqlite3_column_int64(st, 1)},
+          {"end_us",
+           sqlite3_column_type(st, 2) == SQLITE_NULL ? json() : json(sqlite3_column_int64(st, 2))},
+          {"snapshot", reinterpret_cast<const char*>(sqlite3_column_text(st, 3))},
+          {"node_id", reinterpret_cast<const char*>(sqlite3_column_text(st, 4))}};
+      out.push_back(j);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+
+  static inline std::string dir_;
+  static inline std::string endpoint_;
+  static inline int port_ = 0;
+  static inline zmq::context_t ctx_{1};
+  static inline std::unique_ptr<zmq::socket_t> sub_;
+  static inline std::unique_ptr<ChildProcess> camsim_;
+  static inline std::unique_ptr<ChildProcess> server_;
+  static inline std::vector<Message> messages_;
+};
+
+TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
+  // Two full 16 s loops after connecting: two crossings, two light and two IR switches.
+  collect(38s);
+  // Ground truth: when each loop of the walk camera started, so crossings are [start+3, start+10).
+  std::vector<std::int64_t> loop_starts;
+  std::ifstream truth(dir_ + "/truth.jsonl");
+  for (std::string line; std::getline(truth, line);) {
+    const auto j = json::parse(line);
+    if (j["kind"] == "loop" && j["camera"] == "walk")
+      loop_starts.push_back(j["start_us"].get<std::int64_t>());
+  }
+  ASSERT_GE(loop_starts.size(), 3u);
+  const auto walks = stored_events("walk", "motion");
+  int hits = 0;
+  for (const auto start : loop_starts) {
+    const std::int64_t enter = start + 3'000'000;
+    const std::int64_t leave = start + 10'000'000;
+    int matching = 0;
+    for (const auto& e : walks) {
+      const auto s = e["start_us"].get<std::int64_t>();
+      if (s >= enter - 500'000 && s <= enter + 2'000'000) {
+        ++matching;
+        // Onset within 2 s of the person entering; ends after they left, within the gap.
+        if (!e["end_us"].is_null()) {
+          EXPECT_GT(e["end_us"].get<std::int64_t>(), leave - 1'500'000);
+          EXPECT_LT(e["end_us"].get<std::int64_t>(), leave + 3'000'000);
+        }
+        EXPECT_TRUE(std::filesystem::exists(e["snapshot"].get<std::string>())) << e.dump();
+        EXPECT_EQ(e["node_id"], "ev-node");
+      }
+    }
+    EXPECT_LE(matching, 1) << "one crossing, one event";
+    hits += matching;
+  }
+  EXPECT_GE(hits, 2) << "walk events: " << json(walks).dump();
+  EXPECT_EQ(walks.size(), static_cast<std::size_t>(hits)) << "no event outside a crossing";
+  EXPECT_TRUE(stored_events("lights", "motion").empty())
+      << json(stored_events("lights", "motion")).dump();
+
+  // The same events went out on ZeroMQ, in order, without gaps.
+  int starts = 0, ends = 0;
+  std::int64_t last_seq = 0;
+  for (const auto& m : messages_) {
+    EXPECT_EQ(m.body["schema"], 1);
+    if (last_seq != 0) {
+      EXPECT_EQ(m.body["seq"].get<std::int64_t>(), last_seq + 1);
+    }
+    last_seq = m.body["seq"].get<std::int64_t>();
+    if (m.topic == "event.xa-test.walk.motion") {
+      starts += m.body["phase"] == "start";
+      ends += m.body["phase"] == "end";
+    }
+    EXPECT_NE(m.topic, "event.xa-test.lights.motion");
+  }
+  EXPECT_GE(starts, 2);
+  EXPECT_GE(ends, 1);
+  const auto api = http_get(port_, "/api/events?camera=walk");
+  EXPECT_EQ(api.status, 200);
+  EXPECT_GE(json::parse(api.body)["events"].size(), 2u);
+}
+
+TEST_F(EventsIntegration, VanishedCameraRaisesCameraOfflineUntilItReturns) {
+  messages_.clear();
+  camsim_->write_line("stop lights");
+  ASSERT_TRUE(camsim_->wait_for_line("ok stopped", 5s).has_value());
+  collect(4s);
+  camsim_->write_line("start lights");
+  ASSERT_TRUE(camsim_->wait_for_line("ok started", 5s).has_value());
+  collect(8s);
+  bool offline_status = false, online_status = false, start = false, end = false;
+  for (const auto& m : messages_) {
+    if (m.topic == "status.xa-test.lights") {
+      offline_status = offline_status || m.body["state"] == "offline";
+      online_status = online_status || (offline_status && m.body["state"] == "online");
+    }
+    if (m.topic == "event.xa-test.lights.camera_offline") {
+      start = start || m.body["phase"] == "start";
+      end = end || m.body["phase"] == "end";
+    }
+  }
+  EXPECT_TRUE(offline_status);
+  EXPECT_TRUE(online_status);
+  EXPECT_TRUE(start);
+  EXPECT_TRUE(end);
+  const auto stored = stored_events("lights", "camera_offline");
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_FALSE(stored[0]["end_us"].is_null());
+  EXPECT_GT(stored[0]["end_us"].get<std::int64_t>() - stored[0]["start_us"].get<std::int64_t>(),
+            3'000'000);
+}
+
+}  // namespace
+}  // namespace matthan::test

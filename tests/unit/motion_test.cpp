@@ -1,0 +1,130 @@
+// Motion detector and event tracker on synthetic frames.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "matthan/analytics/event_tracker.hpp"
+#include "matthan/analytics/motion_detector.hpp"
+
+namespace matthan::analytics {
+namespace {
+
+// A textured, noisy 640x360 scene with an optional dark square and a brightness offset.
+LumaFrame scene(int n, int square_x, int offset, unsigned seed = 7) {
+  LumaFrame f;
+  f.camera_id = "t";
+  f.width = 640;
+  f.height = 360;
+  f.stride = 640;
+  f.wall_us = 1'000'000'000'000 + static_cast<std::int64_t>(n) * 200'000;  // 5 fps
+  f.luma.resize(640 * 360);
+  std::mt19937 rng(seed + static_cast<unsigned>(n));
+  std::normal_distribution<double> noise(0, 3);
+  for (int y = 0; y < 360; ++y) {
+    for (int x = 0; x < 640; ++x) {
+      double v = 90 + 40 * ((x / 40 + y / 40) % 2) + noise(rng) + offset;
+      if (square_x >= 0 && x >= square_x && x < square_x + 40 && y >= 200 && y < 300) v = 30;
+      f.luma[static_cast<std::size_t>(y) * 640 + x] =
+          static_cast<std::uint8_t>(std::clamp(v, 0.0, 255.0));
+    }
+  }
+  return f;
+}
+
+TEST(MotionDetector, NoiseAloneIsNotMotion) {
+  MotionDetector d;
+  int frames_with_blobs = 0;
+  for (int n = 0; n < 60; ++n)
+    frames_with_blobs += d.process(scene(n, -1, 0)).blobs.empty() ? 0 : 1;
+  EXPECT_EQ(frames_with_blobs, 0);
+}
+
+TEST(MotionDetector, MovingObjectIsFoundWhereItIs) {
+  MotionDetector d;
+  for (int n = 0; n < 20; ++n) d.process(scene(n, -1, 0));
+  for (int n = 20; n < 30; ++n) {
+    const int x = 100 + (n - 20) * 30;
+    const auto r = d.process(scene(n, x, 0));
+    ASSERT_FALSE(r.blobs.empty()) << n;
+    bool near = false;
+    for (const auto& b : r.blobs) {
+      const double cx = (b.box.x + b.box.w / 2) * 640;
+      const double cy = (b.box.y + b.box.h / 2) * 360;
+      near = near || (std::abs(cx - (x + 20)) < 40 && std::abs(cy - 250) < 40);
+    }
+    EXPECT_TRUE(near) << n;
+    EXPECT_FALSE(r.global_change);
+  }
+}
+
+TEST(MotionDetector, LightSwitchRecalibratesInsteadOfAlarming) {
+  MotionDetector d;
+  for (int n = 0; n < 20; ++n) d.process(scene(n, -1, 0));
+  const auto step = d.process(scene(20, -1, 60));  // the lights come on
+  EXPECT_TRUE(step.global_change);
+  EXPECT_TRUE(step.blobs.empty());
+  int frames_with_blobs = 0;
+  for (int n = 21; n < 60; ++n)
+    frames_with_blobs += d.process(scene(n, -1, 60)).blobs.empty() ? 0 : 1;
+  EXPECT_EQ(frames_with_blobs, 0);
+  // And it still sees things afterwards.
+  EXPECT_FALSE(d.process(scene(60, 300, 60)).blobs.empty());
+}
+
+TEST(MotionDetector, MaskedRegionIsIgnored) {
+  MotionSettings s;
+  s.masks = {{{0.0, 0.5}, {0.5, 0.5}, {0.5, 1.0}, {0.0, 1.0}}};  // lower left quarter
+  MotionDetector d(s);
+  for (int n = 0; n < 20; ++n) d.process(scene(n, -1, 0));
+  for (int n = 20; n < 25; ++n) EXPECT_TRUE(d.process(scene(n, 50 + n * 5, 0)).blobs.empty()) << n;
+  EXPECT_FALSE(d.process(scene(25, 450, 0)).blobs.empty());
+}
+
+struct Recorder : EventSink {
+  std::vector<std::pair<EventPhase, Event>> got;
+  void on_event(EventPhase phase, const Event& event) override { got.emplace_back(phase, event); }
+};
+
+MotionResult moving(double score) {
+  MotionResult r;
+  r.blobs.push_back({{0.1, 0.2, 0.1, 0.3}, score});
+  r.score = score;
+  return r;
+}
+
+TEST(EventTracker, HysteresisStartsAfterPersistenceAndEndsAfterGap) {
+  Recorder rec;
+  TrackerSettings s;
+  s.min_frames = 3;
+  s.gap_s = 2;
+  EventTracker t({"cam1", "xa", "ap", {}}, s, &rec);
+  const std::int64_t t0 = 1'000'000'000'000;
+  // A single blip is not an event.
+  t.update(t0, moving(0.01));
+  t.update(t0 + 200'000, {});
+  EXPECT_TRUE(rec.got.empty());
+  // Three frames in a row are.
+  for (int i = 0; i < 3; ++i) t.update(t0 + 1'000'000 + i * 200'000, moving(0.01 + i * 0.01));
+  ASSERT_EQ(rec.got.size(), 1u);
+  EXPECT_EQ(rec.got[0].first, EventPhase::start);
+  EXPECT_EQ(rec.got[0].second.start_us, t0 + 1'000'000);  // the first frame of the streak
+  EXPECT_EQ(rec.got[0].second.camera_id, "cam1");
+  EXPECT_EQ(rec.got[0].second.id.size(), 26u);
+  // A short pause does not end it; a bigger object later updates the peak.
+  t.update(t0 + 1'800'000, {});
+  t.update(t0 + 3'000'000, moving(0.2));
+  ASSERT_EQ(rec.got.size(), 2u);
+  EXPECT_EQ(rec.got[1].first, EventPhase::update);
+  EXPECT_DOUBLE_EQ(rec.got[1].second.peak_score, 0.2);
+  // Two seconds of quiet end it at the last moving frame.
+  t.update(t0 + 4'000'000, {});
+  t.update(t0 + 5'000'001, {});
+  ASSERT_EQ(rec.got.size(), 3u);
+  EXPECT_EQ(rec.got[2].first, EventPhase::end);
+  EXPECT_EQ(rec.got[2].second.end_us, t0 + 3'000'001);
+  EXPECT_EQ(rec.got[2].second.id, rec.got[0].second.id);
+  EXPECT_FALSE(t.active());
+}
+
+}  // namespace
+}  // namespace matthan::analytics
