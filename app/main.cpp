@@ -290,7 +290,7 @@ int run(const std::string& config_path) {
       return 1;
     }
     zmq = std::move(*bound_zmq);
-    spdlog::info("publishing events on {}", config.analytics.zmq_endpoint);
+    spdlog::info("publishing events on {}", zmq->endpoint());
   }
   EventFanout events;
   events.add(&event_repo);
@@ -318,7 +318,10 @@ int run(const std::string& config_path) {
   tracker.gap_s = config.analytics.gap_s;
   tracker.pre_capture_s = config.analytics.pre_capture_s;
   tracker.post_capture_s = config.analytics.post_capture_s;
-  analytics::Engine engine(infos, motion, tracker, &events, config.server.data_dir + "/snapshots");
+  analytics::TamperSettings tamper;
+  tamper.min_duration_s = config.analytics.tamper_min_s;
+  analytics::Engine engine(infos, motion, tracker, tamper, &events,
+                           config.server.data_dir + "/snapshots");
   analytics::AnalysisPool analysis(cores, 2, clock,
                                    [&engine](const LumaFrame& frame) { engine.analyze(frame); });
   std::vector<std::unique_ptr<ingest::CameraIngest>> cameras;
@@ -333,6 +336,7 @@ int run(const std::string& config_path) {
     for (const auto& c : cameras) {
       const auto s = c->status();
       const auto a = analysis.stats(s.id);
+      const auto f = engine.figures(s.id);
       json streams = json::array();
       for (const auto& st : s.streams) streams.push_back(stream_json(st));
       list.push_back({{"id", s.id},
@@ -351,6 +355,11 @@ int run(const std::string& config_path) {
                       {"frames_dropped", a.frames_dropped},
                       {"analyse_ms_avg", a.analyse_ms_avg},
                       {"mean_luma", a.mean_luma},
+                      {"noise", f.noise},
+                      {"sharpness", f.sharpness},
+                      {"sharpness_baseline", f.sharpness_baseline},
+                      {"tamper", f.tamper},
+                      {"motion_event_active", f.event_active},
                       {"streams", streams}});
     }
     return list;
@@ -412,6 +421,7 @@ int run(const std::string& config_path) {
   spdlog::info("matthan {} serving {} camera(s) on http://{}:{}/ (node {}, run {}, data {})",
                "0.1.0", cameras.size(), config.server.listen_address, *bound, config.node_id,
                run_id, config.server.data_dir);
+  if (zmq) std::printf("EVENTS %s\n", zmq->endpoint().c_str());
   std::printf("LISTENING http://%s:%d/\n", config.server.listen_address.c_str(), *bound);
   std::fflush(stdout);
 

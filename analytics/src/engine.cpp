@@ -7,12 +7,13 @@
 namespace matthan::analytics {
 
 Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
-               TrackerSettings tracker, EventSink* sink, std::string snapshot_dir)
+               TrackerSettings tracker, TamperSettings tamper, EventSink* sink,
+               std::string snapshot_dir)
     : snapshot_dir_(std::move(snapshot_dir)) {
   for (const auto& cam : cameras) {
     MotionSettings own = motion;
     own.masks = cam.masks;
-    auto pc = std::make_unique<PerCamera>(own);
+    auto pc = std::make_unique<PerCamera>(own, cam, tamper, sink);
     PerCamera* raw = pc.get();
     const std::string dir = snapshot_dir_.empty() ? "" : snapshot_dir_ + "/" + cam.id;
     EventTracker::Snapshot snap;
@@ -46,12 +47,29 @@ void Engine::analyze(const LumaFrame& frame) {
   pc.current = &frame;
   pc.tracker->update(frame.wall_us, motion);
   pc.current = nullptr;
+  pc.figures.noise = motion.noise;
+  pc.figures.event_active = pc.tracker->active();
+  if (motion.small != nullptr) {
+    const auto t = pc.tamper.update(frame.wall_us, motion.small, motion.small_cols,
+                                    motion.small_rows, motion.region);
+    pc.figures.sharpness = t.sharpness;
+    pc.figures.sharpness_baseline = t.baseline;
+    pc.figures.tamper = t.condition;
+  }
+}
+
+Engine::Figures Engine::figures(const std::string& camera_id) const {
+  auto it = cameras_.find(camera_id);
+  if (it == cameras_.end()) return {};
+  std::lock_guard lock(it->second->mutex);
+  return it->second->figures;
 }
 
 void Engine::close_all(std::int64_t now_us) {
   for (auto& [id, pc] : cameras_) {
     std::lock_guard lock(pc->mutex);
     pc->tracker->close(now_us);
+    pc->tamper.close(now_us);
   }
 }
 

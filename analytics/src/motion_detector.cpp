@@ -41,6 +41,9 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     s.small = cur.clone();
   }
   cv::GaussianBlur(s.small, s.small, {3, 3}, 0);
+  out.small = s.small.data;
+  out.small_cols = s.small.cols;
+  out.small_rows = s.small.rows;
 
   // Gain normalisation: auto-exposure and slow light changes scale the whole picture.
   const double mean = cv::mean(s.small)[0];
@@ -56,9 +59,11 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
       cv::fillPoly(s.region, std::vector<std::vector<cv::Point>>{pts}, cv::Scalar(0));
     }
     s.region_pixels = std::max(1, cv::countNonZero(s.region));
+    out.region = s.region.data;
     s.frames = 1;
     return out;
   }
+  out.region = s.region.data;
   const double bg_mean = cv::mean(s.background)[0];
   cv::Mat norm;
   const double gain = mean > 8 && bg_mean > 8 ? std::clamp(bg_mean / mean, 0.5, 2.0) : 1.0;

@@ -47,6 +47,7 @@ std::string event_json(const std::string& node_id, std::uint64_t seq, EventPhase
 
 struct ZmqPublisher::Impl {
   std::string node_id;
+  std::string endpoint;
   zmq::context_t context{1};
   zmq::socket_t socket{context, zmq::socket_type::pub};
   std::mutex mutex;  // guards queue, stopping, dropped
@@ -67,6 +68,7 @@ std::expected<std::unique_ptr<ZmqPublisher>, std::string> ZmqPublisher::bind(
     self->impl_->socket.set(zmq::sockopt::linger, 200);
     self->impl_->socket.set(zmq::sockopt::sndhwm, 10000);
     self->impl_->socket.bind(endpoint);
+    self->impl_->endpoint = self->impl_->socket.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
     return std::unexpected("cannot bind the ZeroMQ event socket to " + endpoint + ": " + e.what());
   }
@@ -119,6 +121,10 @@ void ZmqPublisher::on_status(const CameraStatusChange& c) {
                           {"at_us", c.at_us}}
         .dump();
   });
+}
+
+const std::string& ZmqPublisher::endpoint() const {
+  return impl_->endpoint;
 }
 
 std::uint64_t ZmqPublisher::dropped() const {

@@ -41,29 +41,27 @@ class EventsIntegration : public ::testing::Test {
     auto line = camsim_->wait_for_line("CAMSIM ", 180s);
     ASSERT_TRUE(line.has_value()) << read_file(dir_ + "/camsim.log");
     const std::string base = line->substr(7);
-    {
-      zmq::socket_t probe(ctx_, zmq::socket_type::pub);
-      probe.bind("tcp://127.0.0.1:*");
-      endpoint_ = probe.get(zmq::sockopt::last_endpoint);
-    }
     std::ofstream cfg(dir_ + "/matthan.yaml");
     cfg << "node_id: ev-node\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir_ << "/var'}\n"
-        << "analytics: {zmq_endpoint: '" << endpoint_ << "', gap_s: 2}\n"
+        << "analytics: {zmq_endpoint: 'tcp://127.0.0.1:*', gap_s: 2}\n"
         << "defaults: {stall_timeout_ms: 2000}\ncameras:\n";
-    for (const char* id : {"walk", "lights"}) {
+    for (const char* id : {"walk", "lights", "tamper"}) {
       // The simulator's frame-index strip ticks like a camera's OSD clock: mask it.
       cfg << "  - {id: " << id << ", commune: xa-test, hamlet: ap-1, main_url: '" << base << "/"
           << id << "/main', sub_url: '" << base << "/" << id
           << "/sub', masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}\n";
     }
     cfg.close();
+    server_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{binary_path("matthan"), "run", "--config", dir_ + "/matthan.yaml"},
+        dir_ + "/server.stderr");
+    auto events = server_->wait_for_line("EVENTS ", 20s);
+    ASSERT_TRUE(events.has_value()) << read_file(dir_ + "/server.stderr");
+    endpoint_ = events->substr(7);
     sub_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::sub);
     sub_->set(zmq::sockopt::subscribe, "");
     sub_->set(zmq::sockopt::rcvtimeo, 200);
     sub_->connect(endpoint_);
-    server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{binary_path("matthan"), "run", "--config", dir_ + "/matthan.yaml"},
-        dir_ + "/server.stderr");
     auto listening = server_->wait_for_line("LISTENING ", 20s);
     ASSERT_TRUE(listening.has_value()) << read_file(dir_ + "/server.stderr");
     port_ = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
@@ -126,8 +124,8 @@ class EventsIntegration : public ::testing::Test {
 };
 
 TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
-  // Two full 16 s loops after connecting: two crossings, two light and two IR switches.
-  collect(38s);
+  // Two full 20 s loops after connecting: two crossings, two light and two IR switches.
+  collect(44s);
   // Ground truth: when each loop of the walk camera started, so crossings are [start+3, start+10).
   std::vector<std::int64_t> loop_starts;
   std::ifstream truth(dir_ + "/truth.jsonl");
@@ -181,6 +179,17 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
   }
   EXPECT_GE(starts, 2);
   EXPECT_GE(ends, 1);
+  // The covered and the defocused lens became tamper events.
+  bool covered = false, defocused = false;
+  for (const auto& m : messages_) {
+    if (m.topic == "event.xa-test.tamper.tamper" && m.body["phase"] == "start") {
+      covered = covered || m.body["event"]["label"] == "covered";
+      defocused = defocused || m.body["event"]["label"] == "defocused";
+    }
+  }
+  EXPECT_TRUE(covered);
+  EXPECT_TRUE(defocused);
+  EXPECT_FALSE(stored_events("tamper", "tamper").empty());
   const auto api = http_get(port_, "/api/events?camera=walk");
   EXPECT_EQ(api.status, 200);
   EXPECT_GE(json::parse(api.body)["events"].size(), 2u);

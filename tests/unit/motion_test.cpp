@@ -128,3 +128,75 @@ TEST(EventTracker, HysteresisStartsAfterPersistenceAndEndsAfterGap) {
 
 }  // namespace
 }  // namespace matthan::analytics
+
+#include <opencv2/imgproc.hpp>
+
+#include "matthan/analytics/tamper_detector.hpp"
+
+namespace matthan::analytics {
+namespace {
+
+struct TamperRun {
+  Recorder rec;
+  TamperDetector det{{"cam1", "xa", "ap", {}}, TamperSettings{}, &rec};
+  std::int64_t t = 1'000'000'000'000;
+  // 320x180 textured frames at 5 fps; `kind`: 0 normal, 1 covered, 2 defocused.
+  void run(int frames, int kind) {
+    for (int n = 0; n < frames; ++n) {
+      cv::Mat img(180, 320, CV_8U);
+      cv::RNG rng(static_cast<std::uint64_t>(t));
+      for (int y = 0; y < 180; ++y) {
+        for (int x = 0; x < 320; ++x)
+          img.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>(80 + 60 * ((x / 12 + y / 9) % 2));
+      }
+      if (kind == 1) img.setTo(10);
+      if (kind == 2) cv::GaussianBlur(img, img, {0, 0}, 4.0);
+      cv::Mat noise(180, 320, CV_16S);
+      rng.fill(noise, cv::RNG::NORMAL, 0, 2);
+      cv::add(img, noise, img, cv::noArray(), CV_8U);
+      det.update(t, img.data, 320, 180);
+      t += 200'000;
+    }
+  }
+};
+
+TEST(TamperDetector, CoveredLensHeldFiveSecondsIsOneEvent) {
+  TamperRun r;
+  r.run(50, 0);
+  r.run(20, 1);  // 4 s: not yet
+  EXPECT_TRUE(r.rec.got.empty());
+  r.run(10, 1);  // past 5 s
+  ASSERT_EQ(r.rec.got.size(), 1u);
+  EXPECT_EQ(r.rec.got[0].second.type, "tamper");
+  EXPECT_EQ(r.rec.got[0].second.label, "covered");
+  r.run(20, 0);  // uncovered for 4 s: ends 2 s after it cleared
+  ASSERT_EQ(r.rec.got.size(), 2u);
+  EXPECT_EQ(r.rec.got[1].first, EventPhase::end);
+  EXPECT_NEAR(static_cast<double>(*r.rec.got[1].second.end_us - r.rec.got[0].second.start_us),
+              6'000'000.0, 400'000.0);
+}
+
+TEST(TamperDetector, DefocusAgainstLearnedBaselineAndNotForAShortBlur) {
+  TamperRun r;
+  r.run(50, 0);
+  r.run(15, 2);  // 3 s of blur: an autofocus hunt, not tamper
+  r.run(10, 0);
+  EXPECT_TRUE(r.rec.got.empty());
+  r.run(30, 2);
+  ASSERT_EQ(r.rec.got.size(), 1u);
+  EXPECT_EQ(r.rec.got[0].second.label, "defocused");
+}
+
+TEST(TamperDetector, CoveredThenDefocusedAreTwoEvents) {
+  TamperRun r;
+  r.run(50, 0);
+  r.run(30, 1);
+  r.run(30, 2);
+  ASSERT_EQ(r.rec.got.size(), 3u);
+  EXPECT_EQ(r.rec.got[0].second.label, "covered");
+  EXPECT_EQ(r.rec.got[1].first, EventPhase::end);
+  EXPECT_EQ(r.rec.got[2].second.label, "defocused");
+}
+
+}  // namespace
+}  // namespace matthan::analytics

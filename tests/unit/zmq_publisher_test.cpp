@@ -11,16 +11,11 @@ namespace matthan::analytics {
 namespace {
 
 TEST(ZmqPublisher, SubscriberGetsTopicsSchemaAndGaplessSequence) {
-  // Find a free port by binding to :0 first.
   zmq::context_t ctx(1);
-  std::string endpoint;
-  {
-    zmq::socket_t probe(ctx, zmq::socket_type::pub);
-    probe.bind("tcp://127.0.0.1:*");
-    endpoint = probe.get(zmq::sockopt::last_endpoint);
-  }
-  auto pub = ZmqPublisher::bind(endpoint, "node-z");
+  auto pub = ZmqPublisher::bind("tcp://127.0.0.1:*", "node-z");
   ASSERT_TRUE(pub.has_value()) << pub.error();
+  const std::string endpoint = (*pub)->endpoint();
+  ASSERT_TRUE(endpoint.starts_with("tcp://127.0.0.1:")) << endpoint;
   zmq::socket_t sub(ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, "");
   sub.set(zmq::sockopt::rcvtimeo, 3000);

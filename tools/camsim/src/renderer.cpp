@@ -334,7 +334,7 @@ cv::Mat SceneRenderer::render(int n) {
         break;
       }
       case ActorKind::defocus:
-        cv::GaussianBlur(img, img, {0, 0}, 6.0 * a.strength * H / 720.0);
+        cv::GaussianBlur(img, img, {0, 0}, 12.0 * a.strength * H / 720.0);  // a knocked lens
         break;
       case ActorKind::cover:
         img.setTo(cv::Scalar::all(12));

@@ -243,7 +243,7 @@ Scenario demo_commune(int cameras, std::uint64_t seed, double duration_s) {
 std::string cache_key(const Scenario& scenario, const CameraSpec& cam) {
   // FNV-1a over a canonical text of everything that shapes the pixels and the bitstream.
   std::ostringstream text;
-  text << "v3|" << scenario.seed << '|' << scenario.fps << '|' << scenario.gop_frames << '|'
+  text << "v4|" << scenario.seed << '|' << scenario.fps << '|' << scenario.gop_frames << '|'
        << scenario.duration_s << '|' << cam.id << '|' << static_cast<int>(cam.codec) << '|'
        << cam.main.width << 'x' << cam.main.height << '@' << cam.main.bitrate_kbps << '|'
        << cam.sub.width << 'x' << cam.sub.height << '@' << cam.sub.bitrate_kbps << '|'

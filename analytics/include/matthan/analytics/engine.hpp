@@ -11,6 +11,7 @@
 
 #include "matthan/analytics/event_tracker.hpp"
 #include "matthan/analytics/motion_detector.hpp"
+#include "matthan/analytics/tamper_detector.hpp"
 #include "matthan/core/event.hpp"
 #include "matthan/core/frame.hpp"
 
@@ -21,18 +22,31 @@ namespace matthan::analytics {
 class Engine {
  public:
   Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion, TrackerSettings tracker,
-         EventSink* sink, std::string snapshot_dir);
+         TamperSettings tamper, EventSink* sink, std::string snapshot_dir);
   void analyze(const LumaFrame& frame);
   // Ends every open event (server stopping).
   void close_all(std::int64_t now_us);
 
+  // What the analytics last measured for a camera: for the API and for field tuning.
+  struct Figures {
+    double noise = 0;      // difference noise, grey levels
+    double sharpness = 0;  // normalised Laplacian
+    double sharpness_baseline = 0;
+    std::string tamper;  // "", "covered", "defocused"
+    bool event_active = false;
+  };
+  Figures figures(const std::string& camera_id) const;
+
  private:
   struct PerCamera {
-    explicit PerCamera(MotionSettings m) : detector(m) {}
+    PerCamera(MotionSettings m, const CameraInfo& cam, TamperSettings t, EventSink* sink)
+        : detector(m), tamper(cam, t, sink) {}
     MotionDetector detector;
+    TamperDetector tamper;
     std::unique_ptr<EventTracker> tracker;
     const LumaFrame* current = nullptr;  // the frame being analysed, for snapshots
-    std::mutex mutex;                    // serialises close_all() against analyze()
+    Figures figures;
+    mutable std::mutex mutex;  // serialises close_all() and figures() against analyze()
   };
   std::string snapshot_dir_;
   std::map<std::string, std::unique_ptr<PerCamera>> cameras_;

@@ -37,6 +37,12 @@ struct MotionResult {
   bool global_change = false;
   bool recalibrating = false;
   double noise = 0;  // estimated per-pixel difference noise (grey levels)
+  // The analysis-size luma (packed rows), valid until the next process() call: later stages
+  // (tamper) reuse it instead of scaling again.
+  const std::uint8_t* small = nullptr;
+  int small_cols = 0;
+  int small_rows = 0;
+  const std::uint8_t* region = nullptr;  // 255 where the picture counts, 0 under masks
 };
 
 // Not thread-safe: one per camera, used by one analysis worker at a time.

@@ -34,6 +34,8 @@ class ZmqPublisher final : public EventSink, public StatusSink {
   void on_event(EventPhase phase, const Event& event) override;
   void on_status(const CameraStatusChange& change) override;
   std::uint64_t dropped() const;
+  // The endpoint actually bound ("tcp://127.0.0.1:*" picks a free port).
+  const std::string& endpoint() const;
 
  private:
   ZmqPublisher() = default;

@@ -66,6 +66,7 @@ struct AnalyticsConfig {
   double gap_s = 3.0;
   int pre_capture_s = 5;
   int post_capture_s = 5;
+  double tamper_min_s = 5;  // a covered or defocused lens held this long is a tamper event
 };
 
 struct Config {

@@ -1,0 +1,55 @@
+// Tamper: a covered lens (dark or uniform picture) or a defocused one (sharpness far below the
+// camera's learned baseline), held for a minimum duration before it becomes a `tamper` event,
+// so a passing truck's shadow or an autofocus hunt does not alarm.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "matthan/analytics/event_tracker.hpp"
+#include "matthan/core/event.hpp"
+#include "matthan/core/frame.hpp"
+
+namespace matthan::analytics {
+
+struct TamperSettings {
+  double dark_mean = 20;       // mean luma below this: covered (or lights out)
+  double uniform_stddev = 5;   // stddev below this: covered (hand, cloth, paint)
+  double defocus_ratio = 0.5;  // sharpness below this fraction of the baseline: defocused
+  int baseline_frames = 10;    // healthy frames seen before defocus can be judged
+  double min_duration_s = 5;   // condition held this long before the event starts
+  double clear_s = 2;          // condition absent this long before it ends
+};
+
+struct TamperState {
+  double mean = 0;
+  double stddev = 0;
+  double sharpness = 0;
+  double baseline = 0;
+  std::string condition;  // "", "covered" or "defocused"
+};
+
+// Not thread-safe: one per camera, driven by one analysis worker at a time.
+class TamperDetector {
+ public:
+  TamperDetector(CameraInfo camera, TamperSettings settings, EventSink* sink);
+  // `small` is the analysis-size luma (CV_8U rows x cols, packed); `region` (same size, may be
+  // null) is 0 under masks: an OSD clock must not count as picture detail.
+  TamperState update(std::int64_t wall_us, const std::uint8_t* small, int cols, int rows,
+                     const std::uint8_t* region = nullptr);
+  void close(std::int64_t now_us);
+
+ private:
+  CameraInfo camera_;
+  TamperSettings settings_;
+  EventSink* sink_;
+  double baseline_ = 0;
+  int baseline_count_ = 0;
+  std::string pending_;  // condition being timed
+  std::int64_t pending_since_us_ = 0;
+  std::int64_t clear_since_us_ = 0;
+  std::optional<Event> event_;
+};
+
+}  // namespace matthan::analytics

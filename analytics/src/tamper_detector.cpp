@@ -1,0 +1,93 @@
+#include "matthan/analytics/tamper_detector.hpp"
+
+#include <opencv2/imgproc.hpp>
+
+#include "matthan/core/ids.hpp"
+
+namespace matthan::analytics {
+
+TamperDetector::TamperDetector(CameraInfo camera, TamperSettings settings, EventSink* sink)
+    : camera_(std::move(camera)), settings_(settings), sink_(sink) {}
+
+TamperState TamperDetector::update(std::int64_t wall_us, const std::uint8_t* small, int cols,
+                                   int rows, const std::uint8_t* region) {
+  TamperState st;
+  const cv::Mat img(rows, cols, CV_8U, const_cast<std::uint8_t*>(small));
+  cv::Mat mask;
+  if (region != nullptr) mask = cv::Mat(rows, cols, CV_8U, const_cast<std::uint8_t*>(region));
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(img, mean, stddev, mask);
+  st.mean = mean[0];
+  st.stddev = stddev[0];
+  // Sharpness: mean absolute Laplacian, normalised by brightness so a darker evening does not
+  // read as blur. (Not by contrast: blur lowers contrast too and would cancel out.)
+  cv::Mat lap;
+  cv::Laplacian(img, lap, CV_16S, 3);
+  st.sharpness = cv::mean(cv::abs(lap), mask)[0] / std::max(20.0, st.mean);
+
+  std::string condition;
+  if (st.mean < settings_.dark_mean || st.stddev < settings_.uniform_stddev) {
+    condition = "covered";
+  } else if (baseline_count_ >= settings_.baseline_frames &&
+             st.sharpness < settings_.defocus_ratio * baseline_) {
+    condition = "defocused";
+  }
+  if (condition.empty()) {
+    // Learn what this camera's picture normally looks like, only while it is healthy.
+    // The baseline follows sharper pictures quickly and softer ones slowly: a lens being
+    // knocked out of focus must not teach the camera that blur is normal.
+    ++baseline_count_;
+    if (baseline_ == 0) {
+      baseline_ = st.sharpness;
+    } else {
+      const double alpha = st.sharpness > baseline_ ? 0.2 : 0.002;
+      baseline_ += alpha * (st.sharpness - baseline_);
+    }
+  }
+  st.baseline = baseline_;
+  st.condition = condition;
+
+  if (!condition.empty()) {
+    clear_since_us_ = 0;
+    if (event_ && event_->label != condition)
+      close(wall_us);  // covered, then defocused: two events
+    if (condition != pending_) {
+      pending_ = condition;
+      pending_since_us_ = wall_us;
+    }
+    if (!event_ &&
+        wall_us - pending_since_us_ >= static_cast<std::int64_t>(settings_.min_duration_s * 1e6)) {
+      Event e;
+      e.id = make_ulid(pending_since_us_);
+      e.camera_id = camera_.id;
+      e.commune = camera_.commune;
+      e.hamlet = camera_.hamlet;
+      e.type = "tamper";
+      e.label = condition;
+      e.start_us = pending_since_us_;
+      e.peak_score = 1;
+      e.peak_box = {0, 0, 1, 1};
+      event_ = e;
+      if (sink_) sink_->on_event(EventPhase::start, *event_);
+    }
+  } else {
+    pending_.clear();
+    if (event_) {
+      if (clear_since_us_ == 0) clear_since_us_ = wall_us;
+      if (wall_us - clear_since_us_ >= static_cast<std::int64_t>(settings_.clear_s * 1e6)) {
+        close(clear_since_us_);
+      }
+    }
+  }
+  return st;
+}
+
+void TamperDetector::close(std::int64_t now_us) {
+  if (!event_) return;
+  event_->end_us = std::max(now_us, event_->start_us + 1);
+  if (sink_) sink_->on_event(EventPhase::end, *event_);
+  event_.reset();
+  clear_since_us_ = 0;
+}
+
+}  // namespace matthan::analytics
