@@ -320,8 +320,9 @@ int run(const std::string& config_path) {
   tracker.post_capture_s = config.analytics.post_capture_s;
   analytics::TamperSettings tamper;
   tamper.min_duration_s = config.analytics.tamper_min_s;
-  analytics::Engine engine(infos, motion, tracker, tamper, &events,
-                           config.server.data_dir + "/snapshots");
+  analytics::Engine engine(
+      infos, motion, tracker, tamper, &events, config.server.data_dir + "/snapshots",
+      config.analytics.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
   analytics::AnalysisPool analysis(cores, 2, clock,
                                    [&engine](const LumaFrame& frame) { engine.analyze(frame); });
   std::vector<std::unique_ptr<ingest::CameraIngest>> cameras;
@@ -371,6 +372,7 @@ int run(const std::string& config_path) {
     if (req.path == "/healthz") {
       int online = 0;
       for (const auto& c : cameras) online += c->status().state == StreamState::online ? 1 : 0;
+      const auto people = engine.people_stats();
       json j{{"status", "ok"},
              {"node_id", config.node_id},
              {"run_id", run_id},
@@ -379,7 +381,13 @@ int run(const std::string& config_path) {
              {"cameras_total", cameras.size()},
              {"cameras_online", online},
              {"ntp_synchronised", ntp_synchronised()},
-             {"db_write_failures", (*db)->write_failures()}};
+             {"db_write_failures", (*db)->write_failures()},
+             {"people_classifier",
+              {{"runs", people.runs},
+               {"people", people.people},
+               {"dropped", people.dropped},
+               {"backlog", people.backlog},
+               {"ms_avg", people.ms_avg}}}};
       return {200, "application/json", j.dump()};
     }
     if (req.path == "/api/cameras") {

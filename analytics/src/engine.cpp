@@ -1,6 +1,7 @@
 #include "matthan/analytics/engine.hpp"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 
@@ -8,7 +9,7 @@ namespace matthan::analytics {
 
 Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
                TrackerSettings tracker, TamperSettings tamper, EventSink* sink,
-               std::string snapshot_dir)
+               std::string snapshot_dir, People people)
     : snapshot_dir_(std::move(snapshot_dir)) {
   for (const auto& cam : cameras) {
     MotionSettings own = motion;
@@ -36,6 +37,19 @@ Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
     pc->tracker = std::make_unique<EventTracker>(cam, tracker, sink, std::move(snap));
     cameras_[cam.id] = std::move(pc);
   }
+  if (people == People::hog) {
+    people_ = std::make_unique<PersonClassifier>(
+        [this](const std::string& camera, const std::string& event) {
+          auto it = cameras_.find(camera);
+          if (it == cameras_.end()) return;
+          std::lock_guard lock(it->second->mutex);
+          it->second->tracker->set_label(event, "person");
+        });
+  }
+}
+
+ClassifierStats Engine::people_stats() const {
+  return people_ ? people_->stats() : ClassifierStats{};
 }
 
 void Engine::analyze(const LumaFrame& frame) {
@@ -47,6 +61,35 @@ void Engine::analyze(const LumaFrame& frame) {
   pc.current = &frame;
   pc.tracker->update(frame.wall_us, motion);
   pc.current = nullptr;
+  // People: classify the largest moving region of an open, not yet labelled event.
+  if (people_ && pc.tracker->active() && pc.tracker->active_label().empty() &&
+      !motion.blobs.empty()) {
+    const Blob* big = &motion.blobs.front();
+    for (const auto& b : motion.blobs) {
+      if (b.area > big->area) big = &b;
+    }
+    const int bx = static_cast<int>(big->box.x * frame.width);
+    const int by = static_cast<int>(big->box.y * frame.height);
+    const int bw = static_cast<int>(big->box.w * frame.width);
+    const int bh = static_cast<int>(big->box.h * frame.height);
+    const int pad = std::max(8, bh / 2);
+    const int x0 = std::max(0, bx - pad), y0 = std::max(0, by - pad);
+    const int x1 = std::min(frame.width, bx + bw + pad), y1 = std::min(frame.height, by + bh + pad);
+    if (bh >= 24 && x1 > x0 && y1 > y0) {
+      PersonJob job;
+      job.camera_id = frame.camera_id;
+      job.event_id = pc.tracker->active_id();
+      job.width = x1 - x0;
+      job.height = y1 - y0;
+      job.target_height_px = bh;
+      job.luma.resize(static_cast<std::size_t>(job.width) * job.height);
+      for (int y = y0; y < y1; ++y) {
+        std::copy_n(frame.luma.data() + static_cast<std::size_t>(y) * frame.stride + x0, job.width,
+                    job.luma.data() + static_cast<std::size_t>(y - y0) * job.width);
+      }
+      people_->submit(std::move(job), frame.wall_us);
+    }
+  }
   pc.figures.noise = motion.noise;
   pc.figures.event_active = pc.tracker->active();
   if (motion.small != nullptr) {

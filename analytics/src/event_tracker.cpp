@@ -4,6 +4,17 @@
 
 namespace matthan::analytics {
 
+Event new_event(const CameraInfo& camera, std::string type, std::int64_t start_us) {
+  Event e;
+  e.id = make_ulid(start_us);
+  e.camera_id = camera.id;
+  e.commune = camera.commune;
+  e.hamlet = camera.hamlet;
+  e.type = std::move(type);
+  e.start_us = start_us;
+  return e;
+}
+
 EventTracker::EventTracker(CameraInfo camera, TrackerSettings settings, EventSink* sink,
                            Snapshot snapshot)
     : camera_(std::move(camera)),
@@ -21,13 +32,7 @@ void EventTracker::update(std::int64_t wall_us, const MotionResult& motion) {
     streak_ = 0;
   }
   if (!event_ && moving && streak_ >= settings_.min_frames) {
-    Event e;
-    e.id = make_ulid(streak_start_us_);
-    e.camera_id = camera_.id;
-    e.commune = camera_.commune;
-    e.hamlet = camera_.hamlet;
-    e.type = "motion";
-    e.start_us = streak_start_us_;
+    Event e = new_event(camera_, "motion", streak_start_us_);
     e.pre_capture_s = settings_.pre_capture_s;
     e.post_capture_s = settings_.post_capture_s;
     e.zones = {"all"};
@@ -59,6 +64,12 @@ void EventTracker::update(std::int64_t wall_us, const MotionResult& motion) {
     // Half-open [start, end): the event ends just after the last frame that moved.
     close(last_motion_us_ + 1);
   }
+}
+
+void EventTracker::set_label(const std::string& event_id, const std::string& label) {
+  if (!event_ || event_->id != event_id || event_->label == label) return;
+  event_->label = label;
+  if (sink_) sink_->on_event(EventPhase::update, *event_);
 }
 
 void EventTracker::close(std::int64_t now_us) {

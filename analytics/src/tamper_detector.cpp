@@ -2,8 +2,6 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "matthan/core/ids.hpp"
-
 namespace matthan::analytics {
 
 TamperDetector::TamperDetector(CameraInfo camera, TamperSettings settings, EventSink* sink)
@@ -57,14 +55,8 @@ TamperState TamperDetector::update(std::int64_t wall_us, const std::uint8_t* sma
     }
     if (!event_ &&
         wall_us - pending_since_us_ >= static_cast<std::int64_t>(settings_.min_duration_s * 1e6)) {
-      Event e;
-      e.id = make_ulid(pending_since_us_);
-      e.camera_id = camera_.id;
-      e.commune = camera_.commune;
-      e.hamlet = camera_.hamlet;
-      e.type = "tamper";
+      Event e = new_event(camera_, "tamper", pending_since_us_);
       e.label = condition;
-      e.start_us = pending_since_us_;
       e.peak_score = 1;
       e.peak_box = {0, 0, 1, 1};
       event_ = e;

@@ -167,7 +167,7 @@ class Parser {
     }
     check_keys(node, "analytics",
                {"zmq_endpoint", "analysis_height", "threshold_min", "min_area", "min_frames",
-                "gap_s", "pre_capture_s", "post_capture_s", "tamper_min_s"});
+                "gap_s", "pre_capture_s", "post_capture_s", "tamper_min_s", "people"});
     if (auto v = str(node, "analytics", "zmq_endpoint")) {
       if (!v->empty() && !v->starts_with("tcp://") && !v->starts_with("ipc://")) {
         error(node["zmq_endpoint"], "analytics.zmq_endpoint",
@@ -183,6 +183,7 @@ class Parser {
     if (auto v = num<int>(node, "analytics", "pre_capture_s", 0, 300)) a.pre_capture_s = *v;
     if (auto v = num<int>(node, "analytics", "post_capture_s", 0, 300)) a.post_capture_s = *v;
     if (auto v = num<double>(node, "analytics", "tamper_min_s", 1.0, 3600.0)) a.tamper_min_s = *v;
+    if (auto v = boolean(node, "analytics", "people")) a.people = *v;
   }
 
   void parse_camera(const YAML::Node& node, const std::string& path, CameraConfig& cam,

@@ -92,7 +92,7 @@ class EventsIntegration : public ::testing::Test {
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(
         db,
-        "SELECT id, start_us, end_us, snapshot_path, node_id FROM event WHERE camera_id = ?"
+        "SELECT id, start_us, end_us, snapshot_path, node_id, label FROM event WHERE camera_id = ?"
         " AND type = ? ORDER BY start_us",
         -1, &st, nullptr);
     sqlite3_bind_text(st, 1, camera.c_str(), -1, SQLITE_TRANSIENT);
@@ -105,7 +105,8 @@ class EventsIntegration : public ::testing::Test {
           {"end_us",
            sqlite3_column_type(st, 2) == SQLITE_NULL ? json() : json(sqlite3_column_int64(st, 2))},
           {"snapshot", reinterpret_cast<const char*>(sqlite3_column_text(st, 3))},
-          {"node_id", reinterpret_cast<const char*>(sqlite3_column_text(st, 4))}};
+          {"node_id", reinterpret_cast<const char*>(sqlite3_column_text(st, 4))},
+          {"label", reinterpret_cast<const char*>(sqlite3_column_text(st, 5))}};
       out.push_back(j);
     }
     sqlite3_finalize(st);
@@ -137,6 +138,7 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
   ASSERT_GE(loop_starts.size(), 3u);
   const auto walks = stored_events("walk", "motion");
   int hits = 0;
+  int vehicles = 0;
   for (const auto start : loop_starts) {
     const std::int64_t enter = start + 3'000'000;
     const std::int64_t leave = start + 10'000'000;
@@ -151,14 +153,24 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
           EXPECT_LT(e["end_us"].get<std::int64_t>(), leave + 3'000'000);
         }
         EXPECT_TRUE(std::filesystem::exists(e["snapshot"].get<std::string>())) << e.dump();
+        EXPECT_EQ(e["label"], "person") << e.dump();
         EXPECT_EQ(e["node_id"], "ev-node");
       }
     }
     EXPECT_LE(matching, 1) << "one crossing, one event";
     hits += matching;
+    // The car passes in [12 s, 17 s): an event, but not a person.
+    for (const auto& e : walks) {
+      const auto s = e["start_us"].get<std::int64_t>();
+      if (s >= start + 11'500'000 && s <= start + 14'000'000) {
+        ++vehicles;
+        EXPECT_NE(e["label"], "person") << e.dump();
+      }
+    }
   }
   EXPECT_GE(hits, 2) << "walk events: " << json(walks).dump();
-  EXPECT_EQ(walks.size(), static_cast<std::size_t>(hits)) << "no event outside a crossing";
+  EXPECT_GE(vehicles, 1);
+  EXPECT_EQ(walks.size(), static_cast<std::size_t>(hits + vehicles)) << "no event outside a pass";
   EXPECT_TRUE(stored_events("lights", "motion").empty())
       << json(stored_events("lights", "motion")).dump();
 

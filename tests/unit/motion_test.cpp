@@ -1,7 +1,9 @@
 // Motion detector and event tracker on synthetic frames.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "matthan/analytics/event_tracker.hpp"
 #include "matthan/analytics/motion_detector.hpp"
@@ -196,6 +198,44 @@ TEST(TamperDetector, CoveredThenDefocusedAreTwoEvents) {
   EXPECT_EQ(r.rec.got[0].second.label, "covered");
   EXPECT_EQ(r.rec.got[1].first, EventPhase::end);
   EXPECT_EQ(r.rec.got[2].second.label, "defocused");
+}
+
+}  // namespace
+}  // namespace matthan::analytics
+
+#include "matthan/analytics/person_classifier.hpp"
+
+namespace matthan::analytics {
+namespace {
+
+TEST(PersonClassifier, RateLimitPerCameraAndBoundedQueue) {
+  std::atomic<int> calls{0};
+  // A crop with a clear silhouette is not needed here: the budget is what is tested.
+  PersonClassifier c([&](const std::string&, const std::string&) { ++calls; }, 2, 1'000'000);
+  auto job = [](const std::string& cam) {
+    PersonJob j;
+    j.camera_id = cam;
+    j.event_id = "e";
+    j.width = 200;
+    j.height = 300;
+    j.luma.assign(200 * 300, 128);
+    j.target_height_px = 200;
+    return j;
+  };
+  EXPECT_TRUE(c.submit(job("a"), 0));
+  EXPECT_FALSE(c.submit(job("a"), 500'000));  // same camera within a second
+  EXPECT_TRUE(c.submit(job("a"), 1'000'000));
+  int accepted = 0;
+  for (int i = 0; i < 20; ++i) accepted += c.submit(job("cam" + std::to_string(i)), 0) ? 1 : 0;
+  const auto expected_runs = static_cast<std::uint64_t>(2 + accepted);
+  for (int i = 0; i < 500 && c.stats().runs < expected_runs; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto s = c.stats();
+  EXPECT_EQ(s.runs, expected_runs);
+  EXPECT_EQ(s.dropped, static_cast<std::uint64_t>(20 - accepted));  // the budget drops, never lags
+  EXPECT_EQ(s.people, 0u);                                          // a grey crop holds no person
+  EXPECT_EQ(calls.load(), 0);
 }
 
 }  // namespace

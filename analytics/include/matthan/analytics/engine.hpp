@@ -11,6 +11,7 @@
 
 #include "matthan/analytics/event_tracker.hpp"
 #include "matthan/analytics/motion_detector.hpp"
+#include "matthan/analytics/person_classifier.hpp"
 #include "matthan/analytics/tamper_detector.hpp"
 #include "matthan/core/event.hpp"
 #include "matthan/core/frame.hpp"
@@ -21,8 +22,10 @@ namespace matthan::analytics {
 // different cameras on different workers at once.
 class Engine {
  public:
+  enum class People { off, hog };
   Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion, TrackerSettings tracker,
-         TamperSettings tamper, EventSink* sink, std::string snapshot_dir);
+         TamperSettings tamper, EventSink* sink, std::string snapshot_dir,
+         People people = People::hog);
   void analyze(const LumaFrame& frame);
   // Ends every open event (server stopping).
   void close_all(std::int64_t now_us);
@@ -36,6 +39,7 @@ class Engine {
     bool event_active = false;
   };
   Figures figures(const std::string& camera_id) const;
+  ClassifierStats people_stats() const;
 
  private:
   struct PerCamera {
@@ -50,6 +54,8 @@ class Engine {
   };
   std::string snapshot_dir_;
   std::map<std::string, std::unique_ptr<PerCamera>> cameras_;
+  // Declared last: destroyed (its thread joined) before the cameras its callback touches.
+  std::unique_ptr<PersonClassifier> people_;
 };
 
 }  // namespace matthan::analytics

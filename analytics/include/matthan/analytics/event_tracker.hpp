@@ -30,6 +30,9 @@ struct CameraInfo {
   std::vector<std::vector<std::pair<double, double>>> masks;
 };
 
+// A new event of a camera: its ULID is made from the start time.
+Event new_event(const CameraInfo& camera, std::string type, std::int64_t start_us);
+
 // Not thread-safe: one per camera, driven by one analysis worker at a time.
 class EventTracker {
  public:
@@ -42,6 +45,11 @@ class EventTracker {
   // Ends an open event at `now_us` (camera gone, server stopping).
   void close(std::int64_t now_us);
   bool active() const { return event_.has_value(); }
+  // The open event's id and label (empty when none).
+  std::string active_id() const { return event_ ? event_->id : std::string(); }
+  std::string active_label() const { return event_ ? event_->label : std::string(); }
+  // A classifier recognised the open event (e.g. "person"): label it and send an update.
+  void set_label(const std::string& event_id, const std::string& label);
 
  private:
   CameraInfo camera_;

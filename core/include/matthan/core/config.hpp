@@ -67,6 +67,7 @@ struct AnalyticsConfig {
   int pre_capture_s = 5;
   int post_capture_s = 5;
   double tamper_min_s = 5;  // a covered or defocused lens held this long is a tamper event
+  bool people = true;       // label motion events "person" with OpenCV's HOG detector
 };
 
 struct Config {
