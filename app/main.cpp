@@ -32,6 +32,7 @@
 #include "matthan/core/time_format.hpp"
 #include "matthan/core/url.hpp"
 #include "matthan/ingest/camera_ingest.hpp"
+#include "matthan/ingest/clip_reader.hpp"
 #include "matthan/ingest/probe.hpp"
 #include "matthan/storage/database.hpp"
 #include "matthan/storage/event_repository.hpp"
@@ -45,11 +46,15 @@ using namespace matthan;
 using nlohmann::json;
 
 int usage() {
-  std::fprintf(stderr,
-               "usage:\n"
-               "  matthan run --config FILE\n"
-               "  matthan check-config FILE\n"
-               "  matthan probe URL [--json] [--seconds N]\n");
+  std::fprintf(
+      stderr,
+      "usage:\n"
+      "  matthan run --config FILE\n"
+      "  matthan check-config FILE\n"
+      "  matthan probe URL [--json] [--seconds N]\n"
+      "  matthan tune --clip FILE [--config FILE --camera ID] [--fps N] [--set KEY=VALUE]... "
+      "[--json]\n"
+      "      KEY: threshold_min min_area min_frames gap_s analysis_height tamper_min_s people\n");
   return 2;
 }
 
@@ -212,6 +217,169 @@ json event_to_json(const Event& e) {
        {{"x", e.peak_box.x}, {"y", e.peak_box.y}, {"w", e.peak_box.w}, {"h", e.peak_box.h}}},
       {"zones", e.zones},
       {"snapshot", !e.snapshot_path.empty()}};
+}
+
+// Collects the events a replay raised, keyed by id, in start order.
+class CollectingSink final : public EventSink {
+ public:
+  void on_event(EventPhase, const Event& event) override {
+    std::lock_guard lock(mutex_);
+    if (!index_.contains(event.id)) {
+      index_[event.id] = events_.size();
+      events_.push_back(event);
+    } else {
+      events_[index_[event.id]] = event;
+    }
+  }
+  std::vector<Event> events() const {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+
+ private:
+  mutable std::mutex mutex_;  // the classifier thread labels events too
+  std::vector<Event> events_;
+  std::map<std::string, std::size_t> index_;
+};
+
+// `matthan tune`: replays a clip through the analytics with candidate settings and lists the
+// events it would have raised, so a technician can tune a camera without waiting for the night.
+int tune(const std::vector<std::string>& args) {
+  std::string clip, config_path, camera_id, error;
+  bool as_json = false;
+  double fps = 5;
+  std::vector<std::string> sets;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    auto value = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : ""; };
+    if (args[i] == "--clip")
+      clip = value();
+    else if (args[i] == "--config")
+      config_path = value();
+    else if (args[i] == "--camera")
+      camera_id = value();
+    else if (args[i] == "--fps")
+      fps = std::atof(value().c_str());
+    else if (args[i] == "--set")
+      sets.push_back(value());
+    else if (args[i] == "--json")
+      as_json = true;
+    else
+      return usage();
+  }
+  if (clip.empty() || fps <= 0) return usage();
+  init_logging("warn", "");
+  AnalyticsConfig a;
+  CameraConfig cam;
+  cam.id = camera_id.empty() ? "clip" : camera_id;
+  if (!config_path.empty()) {
+    auto config = load_or_report(config_path);
+    if (!config) return 1;
+    a = config->analytics;
+    bool found = camera_id.empty();
+    for (const auto& c : config->cameras) {
+      if (c.id == camera_id) {
+        cam = c;
+        found = true;
+        fps = c.analysis_fps;
+      }
+    }
+    if (!found) {
+      std::fprintf(stderr, "tune: no camera '%s' in %s\n", camera_id.c_str(), config_path.c_str());
+      return 1;
+    }
+  }
+  // Candidate settings go through the same YAML checks as the config file.
+  std::string yaml = "analytics:\n";
+  for (const auto& kv : sets) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos) return usage();
+    yaml += "  " + kv.substr(0, eq) + ": " + kv.substr(eq + 1) + "\n";
+  }
+  if (!sets.empty()) {
+    auto parsed = load_config_text(yaml, "--set");
+    if (!parsed) {
+      for (const auto& e : parsed.error())
+        std::fprintf(stderr, "tune: %s\n", e.to_string().c_str());
+      return 1;
+    }
+    const auto& p = parsed->analytics;
+    for (const auto& kv : sets) {
+      const auto key = kv.substr(0, kv.find('='));
+      if (key == "threshold_min") a.threshold_min = p.threshold_min;
+      if (key == "min_area") a.min_area = p.min_area;
+      if (key == "min_frames") a.min_frames = p.min_frames;
+      if (key == "gap_s") a.gap_s = p.gap_s;
+      if (key == "analysis_height") a.analysis_height = p.analysis_height;
+      if (key == "tamper_min_s") a.tamper_min_s = p.tamper_min_s;
+      if (key == "people") a.people = p.people;
+    }
+  }
+  analytics::MotionSettings motion;
+  motion.analysis_height = a.analysis_height;
+  motion.threshold_min = a.threshold_min;
+  motion.min_area = a.min_area;
+  analytics::TrackerSettings tracker;
+  tracker.min_frames = a.min_frames;
+  tracker.gap_s = a.gap_s;
+  analytics::TamperSettings tamper;
+  tamper.min_duration_s = a.tamper_min_s;
+  CollectingSink sink;
+  const std::int64_t base_us = 0;
+  std::int64_t last_us = 0;
+  ingest::ClipInfo info;
+  {
+    analytics::Engine engine(
+        {{cam.id, cam.commune, cam.hamlet, cam.masks}}, motion, tracker, tamper, &sink, "",
+        a.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
+    auto read = ingest::read_clip(clip, cam.id, fps, base_us, [&](const LumaFrame& f) {
+      engine.analyze(f);
+      last_us = f.wall_us;
+    });
+    if (!read) {
+      std::fprintf(stderr, "tune: %s\n", read.error().c_str());
+      return 1;
+    }
+    info = *read;
+    // Let the classifier finish what it was given, then end what is still open.
+    for (int i = 0; i < 100 && engine.people_stats().backlog > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    engine.close_all(last_us + 1);
+  }
+  const auto events = sink.events();
+  if (as_json) {
+    json list = json::array();
+    for (const auto& e : events) {
+      list.push_back({{"type", e.type},
+                      {"label", e.label},
+                      {"start_s", e.start_us / 1e6},
+                      {"end_s", e.end_us ? json(*e.end_us / 1e6) : json()},
+                      {"peak_score", e.peak_score},
+                      {"peak_box", {e.peak_box.x, e.peak_box.y, e.peak_box.w, e.peak_box.h}}});
+    }
+    std::printf("%s\n", json{{"clip", clip},
+                             {"camera", cam.id},
+                             {"frames_decoded", info.frames_decoded},
+                             {"frames_analysed", info.frames_analysed},
+                             {"duration_s", info.duration_s},
+                             {"events", list}}
+                            .dump(2)
+                            .c_str());
+  } else {
+    std::printf("%s: %.1f s, %d frames decoded, %d analysed at %.1f fps\n", clip.c_str(),
+                info.duration_s, info.frames_decoded, info.frames_analysed, fps);
+    std::printf("%-8s %-15s %-10s %8s %8s %8s\n", "start_s", "type", "label", "end_s", "length",
+                "peak");
+    for (const auto& e : events) {
+      const double start = e.start_us / 1e6;
+      const double end = e.end_us ? *e.end_us / 1e6 : info.duration_s;
+      std::printf("%-8.2f %-15s %-10s %8.2f %8.2f %8.4f\n", start, e.type.c_str(),
+                  e.label.empty() ? "-" : e.label.c_str(), end, end - start, e.peak_score);
+    }
+    std::printf("%zu event(s)\n", events.size());
+  }
+  return 0;
 }
 
 bool is_loopback(const std::string& address) {
@@ -502,6 +670,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "check-config" && args.size() == 1) return check_config(args[0]);
   if (cmd == "probe") return probe(args);
+  if (cmd == "tune") return tune(args);
   if (cmd == "run") {
     if (args.size() == 2 && args[0] == "--config") return run(args[1]);
     return usage();

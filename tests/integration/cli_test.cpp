@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
 
@@ -67,6 +68,55 @@ TEST(Cli, ExampleConfigIsValid) {
   const auto r =
       run({"check-config", std::string(MATTHAN_SOURCE_DIR) + "/deploy/matthan.example.yaml"}, dir);
   EXPECT_EQ(r.code, 0) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
+  const auto dir = temp_dir("matthan-cli");
+  // 8 s of a grey scene with noise; a dark box crosses from 2 s to 6 s.
+  ChildProcess ffmpeg(
+      {"/usr/bin/ffmpeg",
+       "-v",
+       "error",
+       "-f",
+       "lavfi",
+       "-i",
+       "color=c=0x707070:s=640x360:d=8:r=25",
+       "-f",
+       "lavfi",
+       "-i",
+       "color=c=0x202020:s=40x100:d=8:r=25",
+       "-filter_complex",
+       "[0][1]overlay=x='if(between(t,2,6),(t-2)*150,-200)':y=200,noise=alls=6:allf=t",
+       "-c:v",
+       "libx264",
+       "-g",
+       "50",
+       "-pix_fmt",
+       "yuv420p",
+       "-y",
+       dir + "/clip.mp4"},
+      dir + "/ffmpeg.log");
+  ASSERT_EQ(ffmpeg.signal_and_wait(0, 60s), 0) << read_file(dir + "/ffmpeg.log");
+  const auto r = run(
+      {"tune", "--clip", dir + "/clip.mp4", "--json", "--set", "people=false", "--set", "gap_s=1"},
+      dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["frames_decoded"], 200);
+  EXPECT_EQ(j["frames_analysed"], 40);  // 5 fps
+  ASSERT_EQ(j["events"].size(), 1u) << r.out;
+  EXPECT_EQ(j["events"][0]["type"], "motion");
+  EXPECT_NEAR(j["events"][0]["start_s"].get<double>(), 2.0, 0.5);
+  EXPECT_NEAR(j["events"][0]["end_s"].get<double>(), 6.0, 0.6);
+  // A candidate setting changes the outcome: a threshold above the box's contrast sees nothing.
+  const auto blind =
+      run({"tune", "--clip", dir + "/clip.mp4", "--json", "--set", "threshold_min=95"}, dir);
+  ASSERT_EQ(blind.code, 0) << blind.err;
+  EXPECT_TRUE(nlohmann::json::parse(blind.out)["events"].empty()) << blind.out;
+  const auto bad = run({"tune", "--clip", dir + "/clip.mp4", "--set", "min_frames=0"}, dir);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("analytics.min_frames"), std::string::npos) << bad.err;
   std::filesystem::remove_all(dir);
 }
 

@@ -1,0 +1,27 @@
+// Reads a video file (any container/codec libavformat/libavcodec read) and hands its luma
+// frames, at a chosen analysis rate, to a callback: the same frames the live path would analyse,
+// for `matthan tune` (replay a clip with candidate settings).
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <string>
+
+#include "matthan/core/frame.hpp"
+
+namespace matthan::ingest {
+
+struct ClipInfo {
+  int frames_decoded = 0;
+  int frames_analysed = 0;
+  double duration_s = 0;
+};
+
+// Frame times are base_us + the frame's media time since the first frame. Runs as fast as it
+// can decode (no real-time pacing).
+std::expected<ClipInfo, std::string> read_clip(
+    const std::string& path, const std::string& camera_id, double analysis_fps,
+    std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame);
+
+}  // namespace matthan::ingest
