@@ -92,7 +92,8 @@ void Engine::analyze(const LumaFrame& frame) {
   }
   pc.figures.noise = motion.noise;
   pc.figures.event_active = pc.tracker->active();
-  if (motion.small != nullptr) {
+  // Tamper conditions must last seconds: judging every 2nd analysed frame is plenty.
+  if (motion.small != nullptr && pc.frames++ % 2 == 0) {
     const auto t = pc.tamper.update(frame.wall_us, motion.small, motion.small_cols,
                                     motion.small_rows, motion.region);
     pc.figures.sharpness = t.sharpness;

@@ -110,7 +110,9 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
                    cv::getStructuringElement(cv::MORPH_RECT, {3, 3}));
   cv::dilate(s.mask, s.mask, cv::getStructuringElement(cv::MORPH_RECT, {5, 5}));
   cv::bitwise_and(s.mask, s.region, s.mask);
-  const int n = cv::connectedComponentsWithStats(s.mask, s.labels, s.stats, s.centroids, 8, CV_32S);
+  const bool any = cv::countNonZero(s.mask) > 0;
+  const int n =
+      any ? cv::connectedComponentsWithStats(s.mask, s.labels, s.stats, s.centroids, 8, CV_32S) : 0;
   const double total = static_cast<double>(s.mask.total());
   for (int i = 1; i < n; ++i) {
     const double area = s.stats.at<int>(i, cv::CC_STAT_AREA) / total;
@@ -126,10 +128,14 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   }
   // Learn everywhere, moving areas at half the rate: a walker is not absorbed while passing,
   // and a "ghost" (the background was learnt while someone stood there) dissolves by itself.
-  cv::Mat still;
-  cv::bitwise_not(s.mask, still);
-  cv::accumulateWeighted(norm, s.background, rate / 2);
-  cv::accumulateWeighted(norm, s.background, rate / 2, still);
+  if (any) {
+    cv::Mat still;
+    cv::bitwise_not(s.mask, still);
+    cv::accumulateWeighted(norm, s.background, rate / 2);
+    cv::accumulateWeighted(norm, s.background, rate / 2, still);
+  } else {
+    cv::accumulateWeighted(norm, s.background, rate);
+  }
   ++s.frames;
   return out;
 }

@@ -45,7 +45,9 @@ class IngestIntegration : public ::testing::Test {
     base_ = line->substr(7);
     const std::string b = base_;
     std::ofstream cfg(dir_ + "/matthan.yaml");
-    cfg << "node_id: it-node\nserver:\n  listen: 127.0.0.1:0\n  data_dir: " << dir_
+    cfg << "node_id: it-node\nanalytics: {zmq_endpoint: 'tcp://127.0.0.1:*'}\nserver:\n  listen: "
+           "127.0.0.1:0\n  data_dir: "
+        << dir_
         << "/var\n  heartbeat_s: 1\ndefaults:\n  analysis_fps: 5\n  connect_timeout_ms: 3000\n"
         << "  stall_timeout_ms: " << kStallMs << "\ncameras:\n";
     auto cam = [&](const std::string& id, const std::string& path, const std::string& extra = "") {

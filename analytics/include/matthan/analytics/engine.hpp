@@ -50,6 +50,7 @@ class Engine {
     std::unique_ptr<EventTracker> tracker;
     const LumaFrame* current = nullptr;  // the frame being analysed, for snapshots
     Figures figures;
+    std::uint64_t frames = 0;
     mutable std::mutex mutex;  // serialises close_all() and figures() against analyze()
   };
   std::string snapshot_dir_;
