@@ -219,6 +219,26 @@ json event_to_json(const Event& e) {
       {"snapshot", !e.snapshot_path.empty()}};
 }
 
+// The engine's settings from the config's analytics section (run and tune use the same).
+struct EngineSettings {
+  analytics::MotionSettings motion;
+  analytics::TrackerSettings tracker;
+  analytics::TamperSettings tamper;
+};
+
+EngineSettings engine_settings(const AnalyticsConfig& a) {
+  EngineSettings e;
+  e.motion.analysis_height = a.analysis_height;
+  e.motion.threshold_min = a.threshold_min;
+  e.motion.min_area = a.min_area;
+  e.tracker.min_frames = a.min_frames;
+  e.tracker.gap_s = a.gap_s;
+  e.tracker.pre_capture_s = a.pre_capture_s;
+  e.tracker.post_capture_s = a.post_capture_s;
+  e.tamper.min_duration_s = a.tamper_min_s;
+  return e;
+}
+
 // Collects the events a replay raised, keyed by id, in start order.
 class CollectingSink final : public EventSink {
  public:
@@ -314,15 +334,7 @@ int tune(const std::vector<std::string>& args) {
       if (key == "people") a.people = p.people;
     }
   }
-  analytics::MotionSettings motion;
-  motion.analysis_height = a.analysis_height;
-  motion.threshold_min = a.threshold_min;
-  motion.min_area = a.min_area;
-  analytics::TrackerSettings tracker;
-  tracker.min_frames = a.min_frames;
-  tracker.gap_s = a.gap_s;
-  analytics::TamperSettings tamper;
-  tamper.min_duration_s = a.tamper_min_s;
+  const auto [motion, tracker, tamper] = engine_settings(a);
   CollectingSink sink;
   const std::int64_t base_us = 0;
   std::int64_t last_us = 0;
@@ -477,17 +489,7 @@ int run(const std::string& config_path) {
   std::vector<analytics::CameraInfo> infos;
   for (const auto& cam : config.cameras)
     infos.push_back({cam.id, cam.commune, cam.hamlet, cam.masks});
-  analytics::MotionSettings motion;
-  motion.analysis_height = config.analytics.analysis_height;
-  motion.threshold_min = config.analytics.threshold_min;
-  motion.min_area = config.analytics.min_area;
-  analytics::TrackerSettings tracker;
-  tracker.min_frames = config.analytics.min_frames;
-  tracker.gap_s = config.analytics.gap_s;
-  tracker.pre_capture_s = config.analytics.pre_capture_s;
-  tracker.post_capture_s = config.analytics.post_capture_s;
-  analytics::TamperSettings tamper;
-  tamper.min_duration_s = config.analytics.tamper_min_s;
+  const auto [motion, tracker, tamper] = engine_settings(config.analytics);
   analytics::Engine engine(
       infos, motion, tracker, tamper, &events, config.server.data_dir + "/snapshots",
       config.analytics.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
