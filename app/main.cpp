@@ -147,7 +147,9 @@ class StatusFanout final : public StatusStore {
   void record_state_change(const StateChange& change) override {
     store_.record_state_change(change);
     if (change.stream != "camera") return;
-    const auto& [commune, hamlet] = info_[change.camera_id];
+    const auto info = info_.find(change.camera_id);  // find, not []: the map is shared read-only
+    const std::string commune = info != info_.end() ? info->second.first : "";
+    const std::string hamlet = info != info_.end() ? info->second.second : "";
     const std::string state(to_string(change.state));
     if (status_ != nullptr) {
       status_->on_status({change.camera_id, commune, hamlet, state, change.error, change.at_us});

@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "camsim: %zu camera(s) ready (%.1f s of CPU to render/encode or load)\n",
                served.size(), cpu_seconds() - t0);
 
-  CamsimServer server(std::move(served), scenario.duration_s);
+  CamsimServer server(std::move(served));
   for (const auto& spec : faults) {
     std::string id, mode;
     if (!split_eq(spec, id, mode)) return usage();

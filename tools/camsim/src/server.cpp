@@ -89,7 +89,6 @@ struct Camera {
 
 struct CamsimServer::Impl {
   std::vector<std::unique_ptr<Camera>> cameras;
-  double loop_s = 30;
   GstRTSPServer* server = nullptr;
   GMainLoop* main_loop = nullptr;
   guint source_id = 0;
@@ -320,9 +319,7 @@ struct CamsimServer::Impl {
   }
 };
 
-CamsimServer::CamsimServer(std::vector<ServedCamera> cameras, double loop_s)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->loop_s = loop_s;
+CamsimServer::CamsimServer(std::vector<ServedCamera> cameras) : impl_(std::make_unique<Impl>()) {
   for (auto& sc : cameras) {
     auto cam = std::make_unique<Camera>();
     cam->spec = sc.spec;
@@ -491,10 +488,9 @@ std::string CamsimServer::command(const std::string& line) {
     auto fault = fault_from_string(arg);
     if (!fault)
       return "error unknown fault '" + arg + "' (none, 401, 404, corrupt, truncate, stall)";
-    const Fault before = cam->fault.exchange(*fault);
+    cam->fault = *fault;
     // Refusals apply to new connections: drop the current ones so clients find out.
     if (*fault == Fault::unauthorized || *fault == Fault::not_found) impl_->kick(id);
-    (void)before;
     return "ok fault " + id + " " + to_string(*fault);
   }
   return "error unknown command '" + verb + "' (stop, start, fault, quit)";

@@ -29,7 +29,7 @@ struct ServedCamera {
 // the feeder's mutex.
 class CamsimServer {
  public:
-  CamsimServer(std::vector<ServedCamera> cameras, double loop_s);
+  explicit CamsimServer(std::vector<ServedCamera> cameras);
   ~CamsimServer();
   // Binds; returns the port.
   std::expected<int, std::string> start(const std::string& address, int port);
