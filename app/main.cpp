@@ -71,8 +71,27 @@ std::optional<Config> load_or_report(const std::string& path) {
 int check_config(const std::string& path) {
   auto config = load_or_report(path);
   if (!config) return 1;
-  std::printf("%s: ok (%zu camera(s), node %s)\n", path.c_str(), config->cameras.size(),
-              config->node_id.c_str());
+  std::printf("%s: ok (%zu camera(s), node %s, time zone %s)\n", path.c_str(),
+              config->cameras.size(), config->node_id.c_str(), config->server.time_zone.c_str());
+  // What will alarm when: the summary a technician checks after editing zones.
+  for (const auto& c : config->cameras) {
+    std::printf("  camera %s: armed %s, %zu mask(s), ", c.id.c_str(), c.armed.to_string().c_str(),
+                c.masks.size());
+    if (c.zones.empty())
+      std::printf("detection everywhere\n");
+    else
+      std::printf("%zu zone(s)\n", c.zones.size());
+    for (const auto& z : c.zones) {
+      std::printf("    zone %s: %zu points, min_area %s, armed %s\n", z.name.c_str(),
+                  z.polygon.size(),
+                  z.min_area > 0 ? std::to_string(z.min_area).c_str() : "(analytics.min_area)",
+                  z.has_schedule ? z.armed.to_string().c_str() : "(camera's)");
+    }
+  }
+  for (const auto& a : config->alerts) {
+    std::printf("  alert %s: %s%s\n", a.name.c_str(), std::string(to_string(a.kind)).c_str(),
+                a.armed_only ? ", armed hours only" : ", at all hours");
+  }
   return 0;
 }
 
@@ -218,6 +237,7 @@ json event_to_json(const Event& e) {
       {"peak_box",
        {{"x", e.peak_box.x}, {"y", e.peak_box.y}, {"w", e.peak_box.w}, {"h", e.peak_box.h}}},
       {"zones", e.zones},
+      {"armed", e.armed},
       {"snapshot", !e.snapshot_path.empty()}};
 }
 
@@ -343,7 +363,8 @@ int tune(const std::vector<std::string>& args) {
   ingest::ClipInfo info;
   {
     analytics::Engine engine(
-        {{cam.id, cam.commune, cam.hamlet, cam.masks}}, motion, tracker, tamper, &sink, "",
+        {{cam.id, cam.commune, cam.hamlet, cam.masks, cam.zones, cam.armed}}, motion, tracker,
+        tamper, &sink, "",
         a.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
     auto read = ingest::read_clip(clip, cam.id, fps, base_us, [&](const LumaFrame& f) {
       engine.analyze(f);
@@ -447,6 +468,9 @@ int run(const std::string& config_path) {
                                    ? config.server.data_dir + "/matthan.log"
                                    : config.server.log_file;
   init_logging(config.server.log_level, log_file);
+  // Armed hours are local time: the process runs in the configured zone, not the machine's.
+  ::setenv("TZ", (":" + config.server.time_zone).c_str(), 1);
+  ::tzset();
   if (!is_loopback(config.server.listen_address)) {
     // Accounts and roles arrive with the web issue; until then nothing is served beyond this host.
     spdlog::error(
@@ -490,7 +514,7 @@ int run(const std::string& config_path) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   std::vector<analytics::CameraInfo> infos;
   for (const auto& cam : config.cameras)
-    infos.push_back({cam.id, cam.commune, cam.hamlet, cam.masks});
+    infos.push_back({cam.id, cam.commune, cam.hamlet, cam.masks, cam.zones, cam.armed});
   const auto [motion, tracker, tamper] = engine_settings(config.analytics);
   analytics::Engine engine(
       infos, motion, tracker, tamper, &events, config.server.data_dir + "/snapshots",

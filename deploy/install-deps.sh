@@ -11,7 +11,7 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
   libopencv-dev
   libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev
-  libssl-dev libsodium-dev
+  libssl-dev libsodium-dev libcurl4-openssl-dev tzdata
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps util-linux

@@ -14,7 +14,14 @@ Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
   for (const auto& cam : cameras) {
     MotionSettings own = motion;
     own.masks = cam.masks;
+    // The detector keeps blobs as small as the most permissive zone allows; the zone filter
+    // below applies each zone's own minimum.
+    for (const auto& z : cam.zones) {
+      if (z.min_area > 0) own.min_area = std::min(own.min_area, z.min_area);
+    }
     auto pc = std::make_unique<PerCamera>(own, cam, tamper, sink);
+    pc->zones = cam.zones;
+    pc->min_area = motion.min_area;
     PerCamera* raw = pc.get();
     const std::string dir = snapshot_dir_.empty() ? "" : snapshot_dir_ + "/" + cam.id;
     EventTracker::Snapshot snap;
@@ -57,7 +64,8 @@ void Engine::analyze(const LumaFrame& frame) {
   if (it == cameras_.end()) return;
   auto& pc = *it->second;
   std::lock_guard lock(pc.mutex);
-  const auto motion = pc.detector.process(frame);
+  auto motion = pc.detector.process(frame);
+  if (!pc.zones.empty()) keep_zone_blobs(pc, motion);
   pc.current = &frame;
   pc.tracker->update(frame.wall_us, motion);
   pc.current = nullptr;
@@ -100,6 +108,29 @@ void Engine::analyze(const LumaFrame& frame) {
     pc.figures.sharpness_baseline = t.baseline;
     pc.figures.tamper = t.condition;
   }
+}
+
+// Detection zones: a blob counts where it stands (the bottom centre of its box, as an intruder's
+// feet) or where its centre is, and only when it is as big as that zone asks.
+void Engine::keep_zone_blobs(const PerCamera& pc, MotionResult& motion) {
+  std::vector<Blob> kept;
+  double score = 0;
+  for (auto b : motion.blobs) {
+    const double cx = b.box.x + b.box.w / 2;
+    for (std::size_t i = 0; i < pc.zones.size(); ++i) {
+      const auto& z = pc.zones[i];
+      if (b.area < (z.min_area > 0 ? z.min_area : pc.min_area)) continue;
+      if (point_in_polygon(z.polygon, cx, b.box.y + b.box.h) ||
+          point_in_polygon(z.polygon, cx, b.box.y + b.box.h / 2)) {
+        b.zone = static_cast<int>(i);
+        score += b.area;
+        kept.push_back(b);
+        break;
+      }
+    }
+  }
+  motion.blobs = std::move(kept);
+  motion.score = score;
 }
 
 Engine::Figures Engine::figures(const std::string& camera_id) const {

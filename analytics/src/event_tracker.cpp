@@ -4,8 +4,10 @@
 
 namespace matthan::analytics {
 
-Event new_event(const CameraInfo& camera, std::string type, std::int64_t start_us) {
+Event new_event(const CameraInfo& camera, std::string type, std::int64_t start_us,
+                int (*minute_of_day)(std::int64_t)) {
   Event e;
+  e.armed = camera.armed.always() || camera.armed.armed_at_minute(minute_of_day(start_us));
   e.id = make_ulid(start_us);
   e.camera_id = camera.id;
   e.commune = camera.commune;
@@ -32,14 +34,35 @@ void EventTracker::update(std::int64_t wall_us, const MotionResult& motion) {
     streak_ = 0;
   }
   if (!event_ && moving && streak_ >= settings_.min_frames) {
-    Event e = new_event(camera_, "motion", streak_start_us_);
+    Event e = new_event(camera_, "motion", streak_start_us_, settings_.minute_of_day);
     e.pre_capture_s = settings_.pre_capture_s;
     e.post_capture_s = settings_.post_capture_s;
-    e.zones = {"all"};
+    if (camera_.zones.empty()) e.zones = {"all"};
+    zones_touched_.assign(camera_.zones.size(), false);
     event_ = e;
+    // Armed: a zone's own hours decide for motion in that zone, the camera's otherwise.
+    if (!camera_.zones.empty()) {
+      const int minute = settings_.minute_of_day(streak_start_us_);
+      bool armed = false;
+      for (const auto& b : motion.blobs) {
+        if (b.zone < 0) continue;
+        const auto& z = camera_.zones[static_cast<std::size_t>(b.zone)];
+        const Schedule& s = z.has_schedule ? z.armed : camera_.armed;
+        armed = armed || s.armed_at_minute(minute);
+      }
+      event_->armed = armed;
+    }
   }
   if (!event_) return;
   if (moving) {
+    bool new_zone = false;
+    for (const auto& b : motion.blobs) {
+      if (b.zone < 0 || zones_touched_[static_cast<std::size_t>(b.zone)]) continue;
+      zones_touched_[static_cast<std::size_t>(b.zone)] = true;
+      event_->zones.push_back(camera_.zones[static_cast<std::size_t>(b.zone)].name);
+      new_zone = true;
+    }
+    dirty_ = dirty_ || (new_zone && last_update_us_ != 0);
     const Blob* biggest = &motion.blobs.front();
     for (const auto& b : motion.blobs) {
       if (b.area > biggest->area) biggest = &b;

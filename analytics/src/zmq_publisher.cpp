@@ -39,6 +39,7 @@ std::string event_json(const std::string& node_id, std::uint64_t seq, EventPhase
         {"peak_score", e.peak_score},
         {"peak_box", box},
         {"zones", e.zones},
+        {"armed", e.armed},
         {"snapshot", !e.snapshot_path.empty()},
         {"pre_capture_s", e.pre_capture_s},
         {"post_capture_s", e.post_capture_s}}}};

@@ -70,7 +70,7 @@ void BM_Analysis(benchmark::State& state) {
   NullSink sink;
   analytics::MotionSettings m;
   m.analysis_height = static_cast<int>(state.range(0));
-  analytics::Engine engine({{"bench", "", "", {}}}, m, {}, {}, &sink, "",
+  analytics::Engine engine({{"bench", "", "", {}, {}, {}}}, m, {}, {}, &sink, "",
                            analytics::Engine::People::off);
   std::size_t i = 0;
   std::int64_t t = 0;

@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -20,6 +21,18 @@ std::string ConfigError::to_string() const {
   if (line > 0) out << ":" << line;
   out << ": " << key << ": " << message;
   return out.str();
+}
+
+std::string_view to_string(AlertChannelConfig::Kind kind) {
+  switch (kind) {
+    case AlertChannelConfig::Kind::webhook:
+      return "webhook";
+    case AlertChannelConfig::Kind::telegram:
+      return "telegram";
+    case AlertChannelConfig::Kind::zalo:
+      return "zalo";
+  }
+  return "?";
 }
 
 std::optional<std::string> process_env(const std::string& name) {
@@ -147,7 +160,16 @@ class Parser {
       }
     }
     if (auto v = str(node, "server", "data_dir")) server.data_dir = *v;
-    if (auto v = str(node, "server", "time_zone")) server.time_zone = *v;
+    if (auto v = str(node, "server", "time_zone")) {
+      // Armed hours are read in this zone: an unknown name would silently mean UTC.
+      static const std::regex tz_re("^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$");
+      if (!std::regex_match(*v, tz_re) || !std::ifstream("/usr/share/zoneinfo/" + *v)) {
+        error(node["time_zone"], "server.time_zone",
+              "unknown time zone '" + *v + "' (e.g. Asia/Ho_Chi_Minh; see /usr/share/zoneinfo)");
+      } else {
+        server.time_zone = *v;
+      }
+    }
     if (auto v = str(node, "server", "log_file")) server.log_file = *v;
     if (auto v = str(node, "server", "log_level")) {
       static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
@@ -186,6 +208,165 @@ class Parser {
     if (auto v = boolean(node, "analytics", "people")) a.people = *v;
   }
 
+  // A polygon in relative coordinates: at least 3 points in 0..1, an area, no crossing edges.
+  std::optional<Polygon> polygon(const YAML::Node& poly, const std::string& path) {
+    static const std::string example = "e.g. [[0, 0], [1, 0], [1, 0.1]]";
+    Polygon points;
+    bool ok = poly.IsSequence() && poly.size() >= 3;
+    for (std::size_t k = 0; ok && k < poly.size(); ++k) {
+      const auto pt = poly[k];
+      if (!pt.IsSequence() || pt.size() != 2) {
+        ok = false;
+        break;
+      }
+      try {
+        points.emplace_back(pt[0].as<double>(), pt[1].as<double>());
+      } catch (const YAML::Exception&) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      error(poly, path, "a polygon is a list of at least 3 [x, y] points, " + example);
+      return std::nullopt;
+    }
+    for (std::size_t k = 0; k < points.size(); ++k) {
+      const auto [x, y] = points[k];
+      if (x < 0 || x > 1 || y < 0 || y > 1) {
+        error(poly[k], path,
+              "point " + std::to_string(k + 1) +
+                  " is outside the picture: coordinates are relative, between 0 and 1");
+        return std::nullopt;
+      }
+    }
+    double area2 = 0;
+    for (std::size_t i = 0, j = points.size() - 1; i < points.size(); j = i++) {
+      area2 += points[j].first * points[i].second - points[i].first * points[j].second;
+    }
+    if (std::abs(area2) / 2 < 1e-4) {
+      error(poly, path, "the polygon has (almost) no area: are its points on one line?");
+      return std::nullopt;
+    }
+    // Edges that cross make the inside ambiguous (a bow tie): reject rather than guess.
+    auto cross = [](std::pair<double, double> o, std::pair<double, double> a,
+                    std::pair<double, double> b) {
+      return (a.first - o.first) * (b.second - o.second) -
+             (a.second - o.second) * (b.first - o.first);
+    };
+    const std::size_t n = points.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = i + 1; j < n; ++j) {
+        if (j == i + 1 || (i == 0 && j == n - 1)) continue;  // neighbours share a point
+        const auto a = points[i], b = points[(i + 1) % n], c = points[j], d = points[(j + 1) % n];
+        const double d1 = cross(c, d, a), d2 = cross(c, d, b), d3 = cross(a, b, c),
+                     d4 = cross(a, b, d);
+        if (((d1 > 0 && d2 < 0) || (d1 < 0 && d2 > 0)) &&
+            ((d3 > 0 && d4 < 0) || (d3 < 0 && d4 > 0))) {
+          error(poly, path,
+                "edges " + std::to_string(i + 1) + " and " + std::to_string(j + 1) +
+                    " cross: list the points in order around the shape");
+          return std::nullopt;
+        }
+      }
+    }
+    return points;
+  }
+
+  // Armed hours: "22:00-05:00" or a list of such ranges.
+  Schedule schedule(const YAML::Node& node, const std::string& path) {
+    Schedule out;
+    std::vector<YAML::Node> items;
+    if (node.IsScalar()) {
+      items.push_back(node);
+    } else if (node.IsSequence()) {
+      for (const auto& n : node) items.push_back(n);
+    } else {
+      error(node, path, "must be \"HH:MM-HH:MM\" or a list of them");
+      return out;
+    }
+    for (const auto& item : items) {
+      std::pair<int, int> range;
+      std::string why;
+      if (!item.IsScalar() || !parse_time_range(item.Scalar(), &range, &why)) {
+        error(item, path, why.empty() ? "must be HH:MM-HH:MM" : why);
+      } else {
+        out.ranges.push_back(range);
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> string_list(const YAML::Node& map, const std::string& path,
+                                       const std::string& key) {
+    std::vector<std::string> out;
+    const auto node = map[key];
+    if (!node.IsDefined() || node.IsNull()) return out;
+    if (!node.IsSequence()) {
+      error(node, join(path, key), "must be a list, e.g. [a, b]");
+      return out;
+    }
+    for (const auto& item : node) {
+      if (!item.IsScalar()) {
+        error(item, join(path, key), "must be a list of text values");
+      } else {
+        out.push_back(item.Scalar());
+      }
+    }
+    return out;
+  }
+
+  void parse_alert(const YAML::Node& node, const std::string& path, AlertChannelConfig& ch) {
+    if (!node.IsMap()) {
+      error(node, path, "must be a mapping with name and type");
+      return;
+    }
+    check_keys(node, path,
+               {"name", "type", "url", "bot_token", "chat_id", "access_token", "user_id", "cameras",
+                "zones", "types", "armed_only", "snapshot", "timeout_ms", "max_attempts"});
+    ch.name = str(node, path, "name").value_or("");
+    if (ch.name.empty()) error(node, path + ".name", "is required");
+    const auto type = str(node, path, "type");
+    if (!type) {
+      error(node, path + ".type", "is required (webhook, telegram or zalo)");
+    } else if (*type == "webhook") {
+      ch.kind = AlertChannelConfig::Kind::webhook;
+    } else if (*type == "telegram") {
+      ch.kind = AlertChannelConfig::Kind::telegram;
+      ch.url = "https://api.telegram.org";
+    } else if (*type == "zalo") {
+      ch.kind = AlertChannelConfig::Kind::zalo;
+      ch.url = "https://openapi.zalo.me";
+    } else {
+      error(node["type"], path + ".type", "must be webhook, telegram or zalo");
+    }
+    if (auto u = str(node, path, "url")) {
+      if (!u->starts_with("http://") && !u->starts_with("https://")) {
+        error(node["url"], path + ".url", "must start with http:// or https://");
+      }
+      ch.url = *u;
+    }
+    ch.bot_token = str(node, path, "bot_token").value_or("");
+    ch.chat_id = str(node, path, "chat_id").value_or("");
+    ch.access_token = str(node, path, "access_token").value_or("");
+    ch.user_id = str(node, path, "user_id").value_or("");
+    using K = AlertChannelConfig::Kind;
+    if (type && ch.kind == K::webhook && ch.url.empty()) {
+      error(node, path + ".url", "is required for a webhook");
+    }
+    if (type && ch.kind == K::telegram && (ch.bot_token.empty() || ch.chat_id.empty())) {
+      error(node, path, "a telegram channel needs bot_token and chat_id");
+    }
+    if (type && ch.kind == K::zalo && (ch.access_token.empty() || ch.user_id.empty())) {
+      error(node, path, "a zalo channel needs access_token and user_id");
+    }
+    ch.cameras = string_list(node, path, "cameras");
+    ch.zones = string_list(node, path, "zones");
+    ch.types = string_list(node, path, "types");
+    if (auto v = boolean(node, path, "armed_only")) ch.armed_only = *v;
+    if (auto v = boolean(node, path, "snapshot")) ch.snapshot = *v;
+    if (auto v = num<int>(node, path, "timeout_ms", 200, 120000)) ch.timeout_ms = *v;
+    if (auto v = num<int>(node, path, "max_attempts", 1, 100)) ch.max_attempts = *v;
+  }
+
   void parse_camera(const YAML::Node& node, const std::string& path, CameraConfig& cam,
                     const CameraConfig& defaults) {
     cam = defaults;
@@ -194,9 +375,27 @@ class Parser {
       return;
     }
     check_keys(node, path,
-               {"id", "name", "commune", "hamlet", "site", "brand", "host", "port", "username",
-                "password", "channel", "main_url", "sub_url", "transport", "analysis_fps",
-                "enabled", "connect_timeout_ms", "stall_timeout_ms", "masks"});
+               {"id",
+                "name",
+                "commune",
+                "hamlet",
+                "site",
+                "brand",
+                "host",
+                "port",
+                "username",
+                "password",
+                "channel",
+                "main_url",
+                "sub_url",
+                "transport",
+                "analysis_fps",
+                "enabled",
+                "connect_timeout_ms",
+                "stall_timeout_ms",
+                "masks",
+                "zones",
+                "armed"});
     static const std::regex id_re("^[a-z0-9][a-z0-9_-]{0,63}$");
     if (auto id = str(node, path, "id")) {
       if (!std::regex_match(*id, id_re)) {
@@ -250,34 +449,54 @@ class Parser {
         error(masks, path + ".masks", "must be a list of polygons");
       } else {
         for (std::size_t m = 0; m < masks.size(); ++m) {
-          const std::string mpath = path + ".masks[" + std::to_string(m) + "]";
-          const auto poly = masks[m];
-          std::vector<std::pair<double, double>> points;
-          bool ok = poly.IsSequence() && poly.size() >= 3;
-          for (std::size_t k = 0; ok && k < poly.size(); ++k) {
-            const auto pt = poly[k];
-            if (!pt.IsSequence() || pt.size() != 2) {
-              ok = false;
-              break;
-            }
-            try {
-              const double x = pt[0].as<double>();
-              const double y = pt[1].as<double>();
-              if (x < 0 || x > 1 || y < 0 || y > 1) {
-                error(pt, mpath, "points must be relative coordinates between 0 and 1");
-              }
-              points.emplace_back(x, y);
-            } catch (const YAML::Exception&) {
-              ok = false;
-            }
+          if (auto poly = polygon(masks[m], path + ".masks[" + std::to_string(m) + "]")) {
+            cam.masks.push_back(std::move(*poly));
           }
-          if (!ok) {
-            error(
-                poly, mpath,
-                "a polygon is a list of at least 3 [x, y] points, e.g. [[0, 0], [1, 0], [1, 0.1]]");
+        }
+      }
+    }
+    if (const auto armed = node["armed"]; armed.IsDefined() && !armed.IsNull()) {
+      cam.armed = schedule(armed, path + ".armed");
+    }
+    if (const auto zones = node["zones"]; zones.IsDefined() && !zones.IsNull()) {
+      if (!zones.IsSequence()) {
+        error(zones, path + ".zones", "must be a list of zones (name, polygon, ...)");
+      } else {
+        std::set<std::string> names;
+        for (std::size_t z = 0; z < zones.size(); ++z) {
+          const std::string zpath = path + ".zones[" + std::to_string(z) + "]";
+          const auto zn = zones[z];
+          if (!zn.IsMap()) {
+            error(zn, zpath, "must be a mapping with name and polygon");
+            continue;
+          }
+          check_keys(zn, zpath, {"name", "polygon", "min_area", "armed"});
+          Zone zone;
+          static const std::regex name_re("^[a-z0-9][a-z0-9_-]{0,31}$");
+          if (auto name = str(zn, zpath, "name")) {
+            if (!std::regex_match(*name, name_re)) {
+              error(zn["name"], zpath + ".name", "must be 1-32 characters of a-z, 0-9, '-' or '_'");
+            } else if (*name == "all" || !names.insert(*name).second) {
+              error(zn["name"], zpath + ".name",
+                    "'" + *name + "' is used twice (or is the reserved name 'all')");
+            }
+            zone.name = *name;
           } else {
-            cam.masks.push_back(std::move(points));
+            error(zn, zpath + ".name", "is required");
           }
+          if (zn["polygon"].IsDefined()) {
+            if (auto poly = polygon(zn["polygon"], zpath + ".polygon")) {
+              zone.polygon = std::move(*poly);
+            }
+          } else {
+            error(zn, zpath + ".polygon", "is required");
+          }
+          if (auto a = num<double>(zn, zpath, "min_area", 0.00001, 0.5)) zone.min_area = *a;
+          if (const auto armed = zn["armed"]; armed.IsDefined() && !armed.IsNull()) {
+            zone.armed = schedule(armed, zpath + ".armed");
+            zone.has_schedule = true;
+          }
+          cam.zones.push_back(std::move(zone));
         }
       }
     }
@@ -316,7 +535,7 @@ class Parser {
       error(root, "(top)", "the config must be a mapping with node_id, server and cameras");
       return config;
     }
-    check_keys(root, "", {"node_id", "server", "defaults", "cameras", "analytics"});
+    check_keys(root, "", {"node_id", "server", "defaults", "cameras", "analytics", "alerts"});
     if (auto id = str(root, "", "node_id")) {
       static const std::regex id_re("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
       if (!std::regex_match(*id, id_re)) {
@@ -368,6 +587,45 @@ class Parser {
             error(cams[i]["id"], path + ".id", "duplicate camera id '" + cam.id + "'");
           }
           config.cameras.push_back(std::move(cam));
+        }
+      }
+    }
+    const auto alerts = root["alerts"];
+    if (alerts.IsDefined() && !alerts.IsNull()) {
+      if (!alerts.IsSequence()) {
+        error(alerts, "alerts", "must be a list of channels");
+      } else {
+        std::set<std::string> names;
+        for (std::size_t i = 0; i < alerts.size(); ++i) {
+          const std::string path = "alerts[" + std::to_string(i) + "]";
+          AlertChannelConfig ch;
+          parse_alert(alerts[i], path, ch);
+          if (!ch.name.empty() && !names.insert(ch.name).second) {
+            error(alerts[i]["name"], path + ".name", "duplicate channel name '" + ch.name + "'");
+          }
+          config.alerts.push_back(std::move(ch));
+        }
+      }
+    }
+    // Alert filters must name cameras and zones that exist: a typo would silence an alert.
+    for (std::size_t i = 0; i < config.alerts.size(); ++i) {
+      const auto& ch = config.alerts[i];
+      for (const auto& id : ch.cameras) {
+        bool found = false;
+        for (const auto& c : config.cameras) found = found || c.id == id;
+        if (!found) {
+          error(alerts[i]["cameras"], "alerts[" + std::to_string(i) + "].cameras",
+                "no camera '" + id + "'");
+        }
+      }
+      for (const auto& z : ch.zones) {
+        bool found = false;
+        for (const auto& c : config.cameras) {
+          for (const auto& zone : c.zones) found = found || zone.name == z;
+        }
+        if (!found) {
+          error(alerts[i]["zones"], "alerts[" + std::to_string(i) + "].zones",
+                "no camera has a zone '" + z + "'");
         }
       }
     }

@@ -12,8 +12,8 @@ void EventRepository::on_event(EventPhase, const Event& e) {
     const char* sql =
         "INSERT INTO event (id, node_id, camera_id, type, label, zones, start_us, end_us, "
         "peak_score,"
-        " box_x, box_y, box_w, box_h, snapshot_path, pre_capture_s, post_capture_s)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        " box_x, box_y, box_w, box_h, snapshot_path, pre_capture_s, post_capture_s, armed)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         " ON CONFLICT (id) DO UPDATE SET label = excluded.label, zones = excluded.zones,"
         " end_us = excluded.end_us, peak_score = excluded.peak_score, box_x = excluded.box_x,"
         " box_y = excluded.box_y, box_w = excluded.box_w, box_h = excluded.box_h,"
@@ -43,6 +43,7 @@ void EventRepository::on_event(EventPhase, const Event& e) {
     sqlite3_bind_text(st, 14, e.snapshot_path.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 15, e.pre_capture_s);
     sqlite3_bind_int(st, 16, e.post_capture_s);
+    sqlite3_bind_int(st, 17, e.armed ? 1 : 0);
     if (sqlite3_step(st) != SQLITE_DONE) {
       spdlog::error("database: cannot store event {}: {}", e.id, sqlite3_errmsg(db));
     }
@@ -57,7 +58,7 @@ std::vector<Event> EventRepository::list(const std::string& camera_id, std::int6
     sqlite3_stmt* st = nullptr;
     const char* sql =
         "SELECT id, camera_id, type, label, zones, start_us, end_us, peak_score, box_x, box_y,"
-        " box_w, box_h, snapshot_path, pre_capture_s, post_capture_s FROM event"
+        " box_w, box_h, snapshot_path, pre_capture_s, post_capture_s, armed FROM event"
         " WHERE node_id = ?1 AND (?2 = '' OR camera_id = ?2) AND start_us < ?4"
         " AND (end_us IS NULL OR end_us > ?3) ORDER BY start_us DESC LIMIT ?5";
     if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) return out;
@@ -85,6 +86,7 @@ std::vector<Event> EventRepository::list(const std::string& camera_id, std::int6
       e.snapshot_path = text(12);
       e.pre_capture_s = sqlite3_column_int(st, 13);
       e.post_capture_s = sqlite3_column_int(st, 14);
+      e.armed = sqlite3_column_int(st, 15) != 0;
       out.push_back(std::move(e));
     }
     sqlite3_finalize(st);

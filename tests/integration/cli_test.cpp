@@ -57,7 +57,7 @@ TEST(Cli, CheckConfigReportsEveryErrorWithFileLineAndKey) {
       << "node_id: n1\ncameras:\n  - {id: gate, brand: dahua, host: 10.0.0.2}\n";
   const auto good = run({"check-config", dir + "/good.yaml"}, dir);
   EXPECT_EQ(good.code, 0) << good.err;
-  EXPECT_NE(good.out.find("ok (1 camera(s), node n1)"), std::string::npos);
+  EXPECT_NE(good.out.find("ok (1 camera(s), node n1"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 
@@ -65,9 +65,21 @@ TEST(Cli, ExampleConfigIsValid) {
   const auto dir = temp_dir("matthan-cli");
   setenv("CAM_CONG_AP_1_PASSWORD", "x", 1);
   setenv("CAM_CHO_PASSWORD", "y", 1);
+  setenv("TELEGRAM_BOT_TOKEN", "123:abc", 1);
+  setenv("ZALO_OA_TOKEN", "z", 1);
   const auto r =
       run({"check-config", std::string(MATTHAN_SOURCE_DIR) + "/deploy/matthan.example.yaml"}, dir);
   EXPECT_EQ(r.code, 0) << r.err;
+  // The summary shows what alarms when.
+  EXPECT_NE(r.out.find("camera cong-ap-1: armed 22:00-05:00, 1 mask(s), 2 zone(s)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("zone san-kho: 4 points, min_area (analytics.min_area), armed 00:00-24:00"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("alert cong-an-xa: zalo, armed hours only"), std::string::npos) << r.out;
+  // Secrets are not printed.
+  EXPECT_EQ(r.out.find("123:abc"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

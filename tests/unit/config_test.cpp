@@ -136,3 +136,111 @@ TEST(Config, MissingFileIsAnError) {
 
 }  // namespace
 }  // namespace matthan
+
+namespace matthan {
+namespace {
+
+const char* kZoneCamera = R"(cameras:
+  - id: c1
+    main_url: rtsp://10.0.0.5/main
+    armed: "22:00-05:00"
+    zones:
+      - name: cong
+        polygon: [[0.5, 0.4], [1, 0.4], [1, 1], [0.5, 1]]
+        min_area: 0.0005
+      - name: san
+        polygon: [[0, 0.5], [0.5, 0.5], [0.5, 1]]
+        armed: ["00:00-24:00"]
+)";
+
+TEST(ConfigZones, ZonesSchedulesAndAlertsParse) {
+  const auto config = load_config_text(std::string(kZoneCamera) + R"(alerts:
+  - name: hook
+    type: webhook
+    url: http://127.0.0.1:9/alert
+    cameras: [c1]
+    zones: [cong]
+    types: [person, tamper]
+  - name: tg
+    type: telegram
+    bot_token: ${CAM_PASS}
+    chat_id: "-1001"
+    armed_only: false
+)",
+                                       "z.yaml", fake_env);
+  ASSERT_TRUE(config) << config.error()[0].to_string();
+  const auto& c = config->cameras[0];
+  ASSERT_EQ(c.zones.size(), 2u);
+  EXPECT_EQ(c.zones[0].name, "cong");
+  EXPECT_DOUBLE_EQ(c.zones[0].min_area, 0.0005);
+  EXPECT_FALSE(c.zones[0].has_schedule);
+  EXPECT_TRUE(c.zones[1].has_schedule);
+  EXPECT_EQ(c.armed.to_string(), "22:00-05:00");
+  ASSERT_EQ(config->alerts.size(), 2u);
+  EXPECT_EQ(config->alerts[0].kind, AlertChannelConfig::Kind::webhook);
+  EXPECT_EQ(config->alerts[0].types, (std::vector<std::string>{"person", "tamper"}));
+  EXPECT_EQ(config->alerts[1].kind, AlertChannelConfig::Kind::telegram);
+  EXPECT_EQ(config->alerts[1].url, "https://api.telegram.org");
+  EXPECT_EQ(config->alerts[1].bot_token, "p@ss:w/rd");
+  EXPECT_FALSE(config->alerts[1].armed_only);
+}
+
+std::string camera_with_zone(const std::string& zone_lines) {
+  return "cameras:\n  - id: c1\n    main_url: rtsp://10.0.0.5/main\n    zones:\n" + zone_lines;
+}
+
+TEST(ConfigZones, MalformedPolygonsAreRejectedWithWhere) {
+  // Outside the picture (pixels instead of relative coordinates).
+  auto e =
+      errors_of(camera_with_zone("      - {name: a, polygon: [[0, 0], [640, 0], [640, 360]]}\n"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[0].polygon", 5, "outside the picture")) << e.size();
+  // Too few points.
+  e = errors_of(camera_with_zone("      - {name: a, polygon: [[0, 0], [1, 0]]}\n"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[0].polygon", 5, "at least 3"));
+  // On one line.
+  e = errors_of(camera_with_zone("      - {name: a, polygon: [[0, 0], [0.5, 0.5], [1, 1]]}\n"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[0].polygon", 5, "no area"));
+  // A bow tie.
+  e = errors_of(
+      camera_with_zone("      - {name: a, polygon: [[0, 0], [1, 1], [1, 0.2], [0, 0.6]]}\n"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[0].polygon", 5, "cross"));
+  // No polygon, a bad name, a duplicate, a bad schedule, an unknown key.
+  e = errors_of(camera_with_zone(
+      "      - {name: a}\n"
+      "      - {name: 'Cổng', polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+      "      - {name: a, polygon: [[0, 0], [1, 0], [1, 1]], armed: '22:00-29:00'}\n"
+      "      - {name: b, polygon: [[0, 0], [1, 0], [1, 1]], minarea: 0.1}\n"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[0].polygon", 5, "is required"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[1].name", 6, "a-z"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[2].name", 7, "twice"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[2].armed", 7, "HH:MM-HH:MM"));
+  EXPECT_TRUE(has_error(e, "cameras[0].zones[3].minarea", 8, "unknown key"));
+}
+
+TEST(ConfigZones, AlertsNeedTheirSecretsAndNameRealCamerasAndZones) {
+  const auto e = errors_of(std::string(kZoneCamera) + R"(alerts:
+  - {name: a, type: telegram, chat_id: "1"}
+  - {name: b, type: zalo, access_token: x}
+  - {name: c, type: webhook}
+  - {name: d, type: sms, url: http://x}
+  - {name: e, type: webhook, url: ftp://x}
+  - {name: f, type: webhook, url: http://x, cameras: [c9], zones: [cong, ngo]}
+)");
+  EXPECT_TRUE(has_error(e, "alerts[0]", 13, "bot_token and chat_id"));
+  EXPECT_TRUE(has_error(e, "alerts[1]", 14, "access_token and user_id"));
+  EXPECT_TRUE(has_error(e, "alerts[2].url", 15, "required"));
+  EXPECT_TRUE(has_error(e, "alerts[3].type", 16, "webhook, telegram or zalo"));
+  EXPECT_TRUE(has_error(e, "alerts[4].url", 17, "http://"));
+  EXPECT_TRUE(has_error(e, "alerts[5].cameras", 18, "no camera 'c9'"));
+  EXPECT_TRUE(has_error(e, "alerts[5].zones", 18, "zone 'ngo'"));
+  EXPECT_FALSE(has_error(e, "alerts[5].zones", 18, "zone 'cong'"));
+}
+
+TEST(ConfigZones, UnknownTimeZoneIsAnError) {
+  const auto e = errors_of("server:\n  time_zone: Asia/Hanoi_City\n");
+  EXPECT_TRUE(has_error(e, "server.time_zone", 2, "unknown time zone"));
+  EXPECT_TRUE(errors_of("server:\n  time_zone: Asia/Ho_Chi_Minh\n").empty());
+}
+
+}  // namespace
+}  // namespace matthan

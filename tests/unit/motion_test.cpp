@@ -99,7 +99,7 @@ TEST(EventTracker, HysteresisStartsAfterPersistenceAndEndsAfterGap) {
   TrackerSettings s;
   s.min_frames = 3;
   s.gap_s = 2;
-  EventTracker t({"cam1", "xa", "ap", {}}, s, &rec);
+  EventTracker t({"cam1", "xa", "ap", {}, {}, {}}, s, &rec);
   const std::int64_t t0 = 1'000'000'000'000;
   // A single blip is not an event.
   t.update(t0, moving(0.01));
@@ -140,7 +140,7 @@ namespace {
 
 struct TamperRun {
   Recorder rec;
-  TamperDetector det{{"cam1", "xa", "ap", {}}, TamperSettings{}, &rec};
+  TamperDetector det{{"cam1", "xa", "ap", {}, {}, {}}, TamperSettings{}, &rec};
   std::int64_t t = 1'000'000'000'000;
   // 320x180 textured frames at 5 fps; `kind`: 0 normal, 1 covered, 2 defocused.
   void run(int frames, int kind) {
@@ -236,6 +236,86 @@ TEST(PersonClassifier, RateLimitPerCameraAndBoundedQueue) {
   EXPECT_EQ(s.dropped, static_cast<std::uint64_t>(20 - accepted));  // the budget drops, never lags
   EXPECT_EQ(s.people, 0u);                                          // a grey crop holds no person
   EXPECT_EQ(calls.load(), 0);
+}
+
+}  // namespace
+}  // namespace matthan::analytics
+
+#include "matthan/analytics/engine.hpp"
+
+namespace matthan::analytics {
+namespace {
+
+int minute_2330(std::int64_t) {
+  return 23 * 60 + 30;
+}
+int minute_1000(std::int64_t) {
+  return 10 * 60;
+}
+
+// Zones: the square moves along y 200..300 (the lower half). A zone over the right half only
+// alarms once the square is there, names itself in the event and applies its own minimum size.
+TEST(Zones, OnlyMotionInsideADetectionZoneRaisesAnEventNamingTheZone) {
+  Recorder rec;
+  CameraInfo cam{"t", "xa", "ap", {}, {}, {}};
+  Zone gate;
+  gate.name = "cong";
+  gate.polygon = {{0.5, 0.4}, {1.0, 0.4}, {1.0, 1.0}, {0.5, 1.0}};
+  cam.zones = {gate};
+  TrackerSettings ts;
+  ts.minute_of_day = &minute_2330;
+  Engine engine({cam}, {}, ts, {}, &rec, "", Engine::People::off);
+  for (int n = 0; n < 20; ++n) engine.analyze(scene(n, -1, 0));
+  // Left half: moving, but outside the zone.
+  for (int n = 20; n < 30; ++n) engine.analyze(scene(n, 20 + (n - 20) * 10, 0));
+  EXPECT_TRUE(rec.got.empty());
+  // Right half: inside.
+  for (int n = 30; n < 40; ++n) engine.analyze(scene(n, 400 + (n - 30) * 10, 0));
+  ASSERT_FALSE(rec.got.empty());
+  EXPECT_EQ(rec.got[0].first, EventPhase::start);
+  EXPECT_EQ(rec.got[0].second.zones, std::vector<std::string>{"cong"});
+  EXPECT_TRUE(rec.got[0].second.armed);  // no schedule: always armed
+}
+
+TEST(Zones, AZoneMinimumAreaDropsSmallerObjects) {
+  Recorder rec;
+  CameraInfo cam{"t", "xa", "ap", {}, {}, {}};
+  Zone z;
+  z.name = "san";
+  z.polygon = {{0, 0}, {1, 0}, {1, 1}, {0, 1}};
+  z.min_area = 0.05;  // the square is ~1.7 % of the frame
+  cam.zones = {z};
+  Engine engine({cam}, {}, {}, {}, &rec, "", Engine::People::off);
+  for (int n = 0; n < 20; ++n) engine.analyze(scene(n, -1, 0));
+  for (int n = 20; n < 35; ++n) engine.analyze(scene(n, 100 + (n - 20) * 10, 0));
+  EXPECT_TRUE(rec.got.empty());
+}
+
+TEST(Schedule, ArmedHoursWrapMidnightAndMarkEvents) {
+  Schedule night;
+  std::pair<int, int> r;
+  std::string why;
+  ASSERT_TRUE(parse_time_range("22:00-05:00", &r, &why));
+  night.ranges = {r};
+  EXPECT_TRUE(night.armed_at_minute(23 * 60));
+  EXPECT_TRUE(night.armed_at_minute(4 * 60 + 59));
+  EXPECT_FALSE(night.armed_at_minute(5 * 60));
+  EXPECT_FALSE(night.armed_at_minute(12 * 60));
+  EXPECT_EQ(night.to_string(), "22:00-05:00");
+  EXPECT_FALSE(parse_time_range("25:00-05:00", &r, &why));
+  EXPECT_FALSE(parse_time_range("22:00-22:00", &r, &why));
+  EXPECT_FALSE(parse_time_range("22h-5h", &r, &why));
+
+  // The same motion by day is stored unarmed; by night armed.
+  for (auto [minute, armed] : {std::pair{&minute_1000, false}, std::pair{&minute_2330, true}}) {
+    Recorder rec;
+    TrackerSettings ts;
+    ts.minute_of_day = minute;
+    EventTracker t({"cam1", "xa", "ap", {}, {}, night}, ts, &rec);
+    for (int i = 0; i < 3; ++i) t.update(1'000'000 + i * 200'000, moving(0.05));
+    ASSERT_EQ(rec.got.size(), 1u);
+    EXPECT_EQ(rec.got[0].second.armed, armed);
+  }
 }
 
 }  // namespace

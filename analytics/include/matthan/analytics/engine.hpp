@@ -42,11 +42,15 @@ class Engine {
   ClassifierStats people_stats() const;
 
  private:
+  struct PerCamera;
+  static void keep_zone_blobs(const PerCamera& pc, MotionResult& motion);
   struct PerCamera {
     PerCamera(MotionSettings m, const CameraInfo& cam, TamperSettings t, EventSink* sink)
         : detector(m), tamper(cam, t, sink) {}
     MotionDetector detector;
     TamperDetector tamper;
+    std::vector<Zone> zones;
+    double min_area = 0;  // analytics.min_area, for zones without their own
     std::unique_ptr<EventTracker> tracker;
     const LumaFrame* current = nullptr;  // the frame being analysed, for snapshots
     Figures figures;

@@ -16,6 +16,8 @@
 namespace matthan::analytics {
 
 struct TrackerSettings {
+  // Local minute of the day of a time (armed hours); injectable for tests.
+  int (*minute_of_day)(std::int64_t utc_us) = &local_minute_of_day;
   int min_frames = 3;
   double gap_s = 3.0;
   int pre_capture_s = 5;
@@ -27,11 +29,14 @@ struct CameraInfo {
   std::string id;
   std::string commune;
   std::string hamlet;
-  std::vector<std::vector<std::pair<double, double>>> masks;
+  std::vector<Polygon> masks;
+  std::vector<Zone> zones;  // detection zones; empty: the whole picture
+  Schedule armed;           // the camera's armed hours; empty: always
 };
 
-// A new event of a camera: its ULID is made from the start time.
-Event new_event(const CameraInfo& camera, std::string type, std::int64_t start_us);
+// A new event of a camera: its ULID is made from the start time; armed by the camera's hours.
+Event new_event(const CameraInfo& camera, std::string type, std::int64_t start_us,
+                int (*minute_of_day)(std::int64_t) = &local_minute_of_day);
 
 // Not thread-safe: one per camera, driven by one analysis worker at a time.
 class EventTracker {
@@ -61,6 +66,7 @@ class EventTracker {
   std::int64_t last_motion_us_ = 0;
   std::int64_t last_update_us_ = 0;
   bool dirty_ = false;
+  std::vector<bool> zones_touched_;
   std::optional<Event> event_;
 };
 

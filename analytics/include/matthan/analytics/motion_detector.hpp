@@ -11,6 +11,7 @@
 
 #include "matthan/core/event.hpp"
 #include "matthan/core/frame.hpp"
+#include "matthan/core/zones.hpp"
 
 namespace matthan::analytics {
 
@@ -23,12 +24,13 @@ struct MotionSettings {
   double learn_quiet = 0.02;       // background learning rate while quiet
   double learn_recalibrate = 0.3;  // while recalibrating after a global change
   int recalibrate_frames = 10;
-  std::vector<std::vector<std::pair<double, double>>> masks;  // relative polygons to ignore
+  std::vector<Polygon> masks;  // relative polygons to ignore
 };
 
 struct Blob {
   BoxRel box;
   double area = 0;  // relative
+  int zone = -1;    // index of the camera's detection zone it is in (-1: no zones)
 };
 
 struct MotionResult {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "matthan/core/types.hpp"
+#include "matthan/core/zones.hpp"
 
 namespace matthan {
 
@@ -43,7 +44,10 @@ struct CameraConfig {
   std::chrono::milliseconds min_stall_timeout{3000};
   // Polygons (relative 0..1 coordinates) where motion is ignored: sky, swaying trees, the OSD
   // clock a camera burns into its picture.
-  std::vector<std::vector<std::pair<double, double>>> masks;
+  std::vector<Polygon> masks;
+  // Detection zones: when any is set, motion alarms only inside them (docs/ref/config.md).
+  std::vector<Zone> zones;
+  Schedule armed;  // when events of this camera are alerted; empty: always
 };
 
 struct ServerConfig {
@@ -70,10 +74,31 @@ struct AnalyticsConfig {
   bool people = true;       // label motion events "person" with OpenCV's HOG detector
 };
 
+// An outbound alert channel (docs/ref/alerts.md). Secrets (tokens) are never logged.
+struct AlertChannelConfig {
+  enum class Kind { webhook, telegram, zalo };
+  std::string name;
+  Kind kind = Kind::webhook;
+  std::string url;           // webhook: the target; telegram/zalo: API base (official default)
+  std::string bot_token;     // telegram (secret)
+  std::string chat_id;       // telegram
+  std::string access_token;  // zalo (secret)
+  std::string user_id;       // zalo recipient
+  std::vector<std::string> cameras;  // empty: all
+  std::vector<std::string> zones;    // empty: all
+  std::vector<std::string> types;    // event types or labels; empty: all
+  bool armed_only = true;            // only events that started in armed hours
+  bool snapshot = true;              // attach the event's snapshot where the API allows
+  int timeout_ms = 5000;
+  int max_attempts = 6;
+};
+std::string_view to_string(AlertChannelConfig::Kind kind);
+
 struct Config {
   std::string node_id = "node-1";
   ServerConfig server;
   AnalyticsConfig analytics;
+  std::vector<AlertChannelConfig> alerts;
   std::vector<CameraConfig> cameras;
 };
 

@@ -28,6 +28,7 @@ struct Event {
   std::string snapshot_path;
   int pre_capture_s = 0;
   int post_capture_s = 0;
+  bool armed = true;  // started inside armed hours: alert channels only send armed events
 };
 
 enum class EventPhase { start, update, end };
