@@ -90,7 +90,8 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   const double raw_changed = cv::countNonZero(raw_diff) / s.region_pixels;
 
   double rate = settings_.learn_quiet;
-  if (changed > settings_.global_change || raw_changed > settings_.global_change) {
+  if (settings_.global_change_stage &&
+      (changed > settings_.global_change || raw_changed > settings_.global_change)) {
     // The scene changed as a whole (light switch, IR switch, exposure): learn it, do not alarm.
     // Start the background over from this frame; keep learning fast for a few frames while
     // exposure and IR settle.

@@ -40,7 +40,7 @@ bool PersonClassifier::submit(PersonJob job, std::int64_t now_us) {
 ClassifierStats PersonClassifier::stats() const {
   std::lock_guard lock(mutex_);
   ClassifierStats s = stats_;
-  s.backlog = queue_.size();
+  s.backlog = queue_.size() + (busy_ ? 1 : 0);
   return s;
 }
 
@@ -76,6 +76,7 @@ void PersonClassifier::run() {
       if (stopping_) return;
       job = std::move(queue_.front());
       queue_.pop_front();
+      busy_ = true;
     }
     const auto t0 = std::chrono::steady_clock::now();
     const bool person = has_person(job);
@@ -89,6 +90,8 @@ void PersonClassifier::run() {
       stats_.ms_avg = total_ms_ / static_cast<double>(stats_.runs);
     }
     if (person && on_person_) on_person_(job.camera_id, job.event_id);
+    std::lock_guard lock(mutex_);
+    busy_ = false;  // after the label landed: backlog 0 means every result is applied
   }
 }
 

@@ -39,14 +39,18 @@ std::expected<ClipInfo, std::string> read_clip(
   std::int64_t first_pts = AV_NOPTS_VALUE;
   std::int64_t next_us = 0;
   std::int64_t last_us = 0;
+  // Raw elementary streams (.h264/.hevc) carry no timestamps: count frames at the nominal rate.
+  AVRational rate = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
+  if (rate.num <= 0 || rate.den <= 0) rate = {25, 1};
   auto drain = [&] {
     while (avcodec_receive_frame(dec.get(), frame) == 0) {
       ++info.frames_decoded;
       const std::int64_t pts = frame->best_effort_timestamp;
       if (first_pts == AV_NOPTS_VALUE) first_pts = pts;
-      const std::int64_t t_us = pts == AV_NOPTS_VALUE
-                                    ? last_us
-                                    : av_rescale_q(pts - first_pts, st->time_base, {1, 1'000'000});
+      const std::int64_t t_us =
+          pts == AV_NOPTS_VALUE
+              ? av_rescale_q(info.frames_decoded - 1, av_inv_q(rate), {1, 1'000'000})
+              : av_rescale_q(pts - first_pts, st->time_base, {1, 1'000'000});
       last_us = t_us;
       if (t_us >= next_us && frame->data[0] != nullptr) {
         next_us = std::max(next_us + interval_us, t_us - interval_us / 2);

@@ -302,3 +302,49 @@ std::expected<std::shared_ptr<const EncodedLoop>, std::string> load_video_file(
 }
 
 }  // namespace matthan::camsim
+
+namespace matthan::camsim {
+
+std::expected<CameraLoops, std::string> prepare_sub_stream(const Scenario& scenario,
+                                                           const CameraSpec& camera,
+                                                           const std::string& cache_dir) {
+  CameraSpec small = camera;
+  small.main = camera.sub;  // the renderer draws at the main size: make that the sub's
+  CameraLoops loops;
+  SceneRenderer renderer(scenario, small);
+  loops.truth = renderer.truth();
+  const std::string path = cache_dir + "/" + cache_key(scenario, small) + ".subonly.loop";
+  if (auto cached = load_loop(path)) {
+    loops.sub = cached;
+    return loops;
+  }
+  const int gop = scenario.gop_frames;
+  int frames = static_cast<int>(scenario.duration_s * scenario.fps);
+  frames = ((frames + gop - 1) / gop) * gop;
+  Encoder enc(camera.codec, small.main.width, small.main.height, scenario.fps, gop,
+              camera.sub.bitrate_kbps);
+  if (!enc.error().empty()) return std::unexpected(enc.error());
+  auto s = std::make_shared<EncodedLoop>();
+  s->codec = camera.codec;
+  s->fps = scenario.fps;
+  s->width = small.main.width;
+  s->height = small.main.height;
+  for (int n = 0; n < frames; ++n) {
+    cv::Mat img = renderer.render(n);
+    burn_frame_code(img.data, static_cast<int>(img.step), 3, img.cols, img.rows,
+                    static_cast<std::uint32_t>(n));
+    enc.encode(img, n, s->units);
+  }
+  enc.finish(s->units);
+  if (s->units.size() != static_cast<std::size_t>(frames) || !s->units.front().keyframe) {
+    return std::unexpected("encoder produced " + std::to_string(s->units.size()) + " units for " +
+                           std::to_string(frames) + " frames of camera " + camera.id);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(cache_dir, ec);
+  if (!ec) save_loop(path, *s);
+  loops.sub = s;
+  return loops;
+}
+
+}  // namespace matthan::camsim

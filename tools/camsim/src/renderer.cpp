@@ -339,9 +339,29 @@ cv::Mat SceneRenderer::render(int n) {
       case ActorKind::cover:
         img.setTo(cv::Scalar::all(12));
         break;
+      case ActorKind::dusk: {
+        // Slow enough that no two analysed frames differ much: a fade, not a switch.
+        const double p = progress(a, t);
+        const double depth = std::clamp(0.8 * a.strength, 0.0, 0.95);
+        img.convertTo(img, -1, 1.0 - depth * (1.0 - std::abs(2 * p - 1)));
+        break;
+      }
+      case ActorKind::move: {
+        const double dx = 0.05 * a.strength * W;
+        const cv::Mat m = (cv::Mat_<double>(2, 3) << 1, 0, dx, 0, 1, 0.3 * dx);
+        cv::warpAffine(img, img, m, img.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+        break;
+      }
       default:
         break;
     }
+  }
+  if (camera_.night) {
+    // Infrared at night: grey, dark, low contrast; the sensor noise below then matters more.
+    cv::Mat grey;
+    cv::cvtColor(img, grey, cv::COLOR_BGR2GRAY);
+    grey.convertTo(grey, -1, 0.35, 12);
+    cv::cvtColor(grey, img, cv::COLOR_GRAY2BGR);
   }
   if (!noise_.empty()) {
     cv::add(img, noise_[static_cast<std::size_t>(n) % noise_.size()], img, cv::noArray(), CV_8UC3);

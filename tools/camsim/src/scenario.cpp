@@ -22,7 +22,9 @@ const std::vector<std::pair<ActorKind, std::string>> kKinds{
     {ActorKind::shake, "shake"},
     {ActorKind::cover, "cover"},
     {ActorKind::defocus, "defocus"},
-    {ActorKind::outage, "outage"}};
+    {ActorKind::outage, "outage"},
+    {ActorKind::dusk, "dusk"},
+    {ActorKind::move, "move"}};
 
 struct ScenarioError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -92,7 +94,7 @@ Scenario parse(const YAML::Node& root) {
   for (const auto& c : cams) {
     check_keys(c, "a camera",
                {"id", "name", "hamlet", "codec", "main", "sub", "auth", "background", "noise",
-                "actors", "file"});
+                "actors", "file", "night"});
     CameraSpec cam;
     cam.id = get<std::string>(c, "id", "");
     if (cam.id.empty()) fail(c, "a camera needs an id");
@@ -117,6 +119,7 @@ Scenario parse(const YAML::Node& root) {
       fail(c["background"], "background must be road, houses, field or market");
     }
     cam.noise = get<double>(c, "noise", 3.0);
+    cam.night = get<bool>(c, "night", false);
     cam.file = get<std::string>(c, "file", "");
     if (const auto acts = c["actors"]; acts.IsDefined()) {
       if (!acts.IsSequence()) fail(acts, "actors must be a list");
@@ -248,6 +251,7 @@ std::string cache_key(const Scenario& scenario, const CameraSpec& cam) {
        << cam.main.width << 'x' << cam.main.height << '@' << cam.main.bitrate_kbps << '|'
        << cam.sub.width << 'x' << cam.sub.height << '@' << cam.sub.bitrate_kbps << '|'
        << cam.background << '|' << cam.noise << '|' << cam.file;
+  if (cam.night) text << "|night";  // only when set: older caches stay valid
   for (const auto& a : cam.actors) {
     text << '|' << static_cast<int>(a.kind) << ',' << a.start_s << ',' << a.duration_s << ','
          << a.from_x << ',' << a.from_y << ',' << a.to_x << ',' << a.to_y << ',' << a.size << ','

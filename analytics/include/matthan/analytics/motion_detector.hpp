@@ -25,6 +25,13 @@ struct MotionSettings {
   double learn_recalibrate = 0.3;  // while recalibrating after a global change
   int recalibrate_frames = 10;
   std::vector<Polygon> masks;  // relative polygons to ignore
+  // Robustness stages, each switchable so the evaluation can score what it gains.
+  bool global_change_stage = true;  // light/IR switch, exposure: recalibrate, do not alarm
+  bool texture_stage = true;        // a blob whose texture matches the background is light
+  bool speckle_stage = true;        // rain and noise: scattered specks are not objects
+  bool periodic_stage = true;       // learn and ignore places that move all the time (foliage)
+  bool shake_stage = true;          // a camera shake shifts everything: not motion
+  bool track_stage = true;          // a blob must persist (overlap the last frame's) to count
 };
 
 struct Blob {

@@ -31,7 +31,7 @@ struct ClassifierStats {
   std::uint64_t runs = 0;
   std::uint64_t people = 0;
   std::uint64_t dropped = 0;  // queue full: the budget was exceeded
-  std::size_t backlog = 0;
+  std::size_t backlog = 0;    // queued plus the one running
   double ms_avg = 0;
 };
 
@@ -63,6 +63,7 @@ class PersonClassifier {
   ClassifierStats stats_;
   double total_ms_ = 0;
   bool stopping_ = false;
+  bool busy_ = false;
   std::thread thread_;
 };
 

@@ -37,6 +37,12 @@ std::expected<CameraLoops, std::string> prepare_camera(const Scenario& scenario,
                                                        const CameraSpec& camera,
                                                        const std::string& cache_dir);
 
+// Only the sub (analysis) stream, rendered at its own size: what an analytics evaluation needs,
+// at a third of the cost. `loops.main` stays empty.
+std::expected<CameraLoops, std::string> prepare_sub_stream(const Scenario& scenario,
+                                                           const CameraSpec& camera,
+                                                           const std::string& cache_dir);
+
 // Reads a video file (H.264/H.265 in any container libavformat reads) into a loop.
 std::expected<std::shared_ptr<const EncodedLoop>, std::string> load_video_file(
     const std::string& path);

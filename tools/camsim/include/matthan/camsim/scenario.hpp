@@ -21,7 +21,9 @@ enum class ActorKind {
   shake,
   cover,
   defocus,
-  outage
+  outage,
+  dusk,  // the light fades and returns over the actor's duration (strength: depth)
+  move   // the camera is knocked: the view stays shifted while active (strength: 1 = 5 % of width)
 };
 std::string to_string(ActorKind kind);
 
@@ -55,6 +57,7 @@ struct CameraSpec {
   std::string password;
   std::string background = "road";  // road, houses, field, market
   double noise = 3.0;               // sensor noise sigma in grey levels
+  bool night = false;               // the whole loop is a dark infrared (greyscale) night scene
   std::vector<Actor> actors;
   std::string file;  // serve this video file (looped) instead of a rendered scene
 };
