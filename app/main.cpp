@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "matthan/alerts/alert_dispatcher.hpp"
 #include "matthan/analytics/analysis_pool.hpp"
 #include "matthan/analytics/engine.hpp"
 #include "matthan/analytics/zmq_publisher.hpp"
@@ -501,6 +502,18 @@ int run(const std::string& config_path) {
   EventFanout events;
   events.add(&event_repo);
   if (zmq) events.add(zmq.get());
+  std::unique_ptr<alerts::AlertDispatcher> alert_dispatcher;
+  if (!config.alerts.empty()) {
+    std::map<std::string, std::string> names;
+    for (const auto& c : config.cameras) names[c.id] = c.name;
+    alert_dispatcher = std::make_unique<alerts::AlertDispatcher>(config.alerts, config.node_id,
+                                                                 config.server.public_url, names);
+    events.add(alert_dispatcher.get());
+    for (const auto& a : config.alerts) {
+      spdlog::info("alert channel {} ({}){}", a.name, to_string(a.kind),
+                   a.armed_only ? ", armed hours only" : "");
+    }
+  }
   StatusFanout status(status_repo, zmq.get(), &events, config);
   const std::string run_id = make_ulid(clock.now_us());
   const std::int64_t start_us = clock.now_us();
@@ -555,6 +568,7 @@ int run(const std::string& config_path) {
                       {"noise", f.noise},
                       {"sharpness", f.sharpness},
                       {"sharpness_baseline", f.sharpness_baseline},
+                      {"view_match", f.view_match},
                       {"tamper", f.tamper},
                       {"motion_event_active", f.event_active},
                       {"streams", streams}});
@@ -584,6 +598,22 @@ int run(const std::string& config_path) {
                {"dropped", people.dropped},
                {"backlog", people.backlog},
                {"ms_avg", people.ms_avg}}}};
+      json channels = json::array();
+      if (alert_dispatcher) {
+        for (const auto& a : alert_dispatcher->stats()) {
+          channels.push_back(
+              {{"name", a.name},
+               {"kind", a.kind},
+               {"sent", a.sent},
+               {"failed_attempts", a.failed_attempts},
+               {"dropped", a.dropped},
+               {"queued", a.queued},
+               {"last_error", a.last_error},
+               {"last_success",
+                a.last_success_us ? json(format_iso8601_us(a.last_success_us)) : json()}});
+        }
+      }
+      j["alert_channels"] = channels;
       return {200, "application/json", j.dump()};
     }
     if (req.path == "/api/cameras") {

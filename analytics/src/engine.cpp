@@ -31,10 +31,14 @@ Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
         std::error_code ec;
         std::filesystem::create_directories(dir, ec);
         const std::string path = dir + "/" + e.id + ".jpg";
+        // Written aside and renamed: an alert channel reading it never sees half a JPEG.
+        const std::string part = path + ".part.jpg";
         const cv::Mat luma(raw->current->height, raw->current->width, CV_8U,
                            const_cast<std::uint8_t*>(raw->current->luma.data()),
                            static_cast<std::size_t>(raw->current->stride));
-        if (!cv::imwrite(path, luma, {cv::IMWRITE_JPEG_QUALITY, 85})) {
+        std::error_code rename_error;
+        if (!cv::imwrite(part, luma, {cv::IMWRITE_JPEG_QUALITY, 85}) ||
+            (std::filesystem::rename(part, path, rename_error), rename_error)) {
           spdlog::warn("camera {}: cannot write snapshot {}", e.camera_id, path);
           return e.snapshot_path;
         }
@@ -66,6 +70,22 @@ void Engine::analyze(const LumaFrame& frame) {
   std::lock_guard lock(pc.mutex);
   auto motion = pc.detector.process(frame);
   if (!pc.zones.empty()) keep_zone_blobs(pc, motion);
+  // Tamper conditions must last seconds: judging every 2nd analysed frame is plenty.
+  if (motion.small != nullptr && pc.frames++ % 2 == 0) {
+    const auto t = pc.tamper.update(frame.wall_us, motion.small, motion.small_cols,
+                                    motion.small_rows, motion.region);
+    pc.figures.sharpness = t.sharpness;
+    pc.figures.sharpness_baseline = t.baseline;
+    pc.figures.view_match = t.match;
+    if (!pc.figures.tamper.empty() && t.condition.empty()) pc.detector.recalibrate();
+    pc.figures.tamper = t.condition;
+  }
+  // A lens being covered, blurred or turned changes the picture but is not an intruder: the
+  // tamper event reports it.
+  if (!pc.figures.tamper.empty()) {
+    motion.blobs.clear();
+    motion.score = 0;
+  }
   pc.current = &frame;
   pc.tracker->update(frame.wall_us, motion);
   pc.current = nullptr;
@@ -83,7 +103,8 @@ void Engine::analyze(const LumaFrame& frame) {
     const int pad = std::max(8, bh / 2);
     const int x0 = std::max(0, bx - pad), y0 = std::max(0, by - pad);
     const int x1 = std::min(frame.width, bx + bw + pad), y1 = std::min(frame.height, by + bh + pad);
-    if (bh >= 24 && x1 > x0 && y1 > y0) {
+    // People stand taller than wide; a car's box is wide: HOG is not asked about it.
+    if (bh >= 24 && bh >= bw * 1.2 && x1 > x0 && y1 > y0) {
       PersonJob job;
       job.camera_id = frame.camera_id;
       job.event_id = pc.tracker->active_id();
@@ -100,14 +121,6 @@ void Engine::analyze(const LumaFrame& frame) {
   }
   pc.figures.noise = motion.noise;
   pc.figures.event_active = pc.tracker->active();
-  // Tamper conditions must last seconds: judging every 2nd analysed frame is plenty.
-  if (motion.small != nullptr && pc.frames++ % 2 == 0) {
-    const auto t = pc.tamper.update(frame.wall_us, motion.small, motion.small_cols,
-                                    motion.small_rows, motion.region);
-    pc.figures.sharpness = t.sharpness;
-    pc.figures.sharpness_baseline = t.baseline;
-    pc.figures.tamper = t.condition;
-  }
 }
 
 // Detection zones: a blob counts where it stands (the bottom centre of its box, as an intruder's

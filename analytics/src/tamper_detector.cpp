@@ -1,5 +1,6 @@
 #include "matthan/analytics/tamper_detector.hpp"
 
+#include <cmath>
 #include <opencv2/imgproc.hpp>
 
 namespace matthan::analytics {
@@ -23,12 +24,52 @@ TamperState TamperDetector::update(std::int64_t wall_us, const std::uint8_t* sma
   cv::Laplacian(img, lap, CV_16S, 3);
   st.sharpness = cv::mean(cv::abs(lap), mask)[0] / std::max(20.0, st.mean);
 
+  // Moved: edge maps (direction-free, so the same for day, night and infrared) of the view
+  // and of this frame, compared by normalised correlation on a quarter-size picture.
+  cv::Mat edges;
+  {
+    cv::Mat q, gx, gy;
+    cv::resize(img, q, {cols / 2, rows / 2}, 0, 0, cv::INTER_AREA);
+    cv::Sobel(q, gx, CV_32F, 1, 0);
+    cv::Sobel(q, gy, CV_32F, 0, 1);
+    cv::magnitude(gx, gy, edges);
+    if (!mask.empty()) {
+      cv::Mat m;
+      cv::resize(mask, m, edges.size(), 0, 0, cv::INTER_NEAREST);
+      edges.setTo(0, m == 0);
+    }
+    if (reference_.size() != edges.total()) reference_.clear();
+    if (!reference_.empty()) {
+      const cv::Mat ref(edges.rows, edges.cols, CV_32F, reference_.data());
+      cv::Mat a = edges - cv::mean(edges)[0], b = ref - cv::mean(ref)[0];
+      const double den = std::sqrt(a.dot(a) * b.dot(b));
+      st.match = den > 0 ? a.dot(b) / den : 1.0;
+    }
+  }
   std::string condition;
   if (st.mean < settings_.dark_mean || st.stddev < settings_.uniform_stddev) {
     condition = "covered";
   } else if (baseline_count_ >= settings_.baseline_frames &&
              st.sharpness < settings_.defocus_ratio * baseline_) {
     condition = "defocused";
+  } else if (!reference_.empty() && st.match < settings_.moved_match) {
+    condition = "moved";
+    if (moved_since_us_ == 0) moved_since_us_ = wall_us;
+    if (wall_us - moved_since_us_ >= static_cast<std::int64_t>(settings_.moved_accept_s * 1e6)) {
+      // Someone re-aimed it on purpose, or nobody will: this is the view now.
+      reference_.assign(edges.begin<float>(), edges.end<float>());
+      condition.clear();
+    }
+  }
+  if (condition != "moved") moved_since_us_ = 0;
+  if (condition.empty()) {
+    // The view drifts slowly (seasons, parked cars): follow it while it matches.
+    if (reference_.empty()) {
+      reference_.assign(edges.begin<float>(), edges.end<float>());
+    } else if (st.match > 0.7) {
+      cv::Mat ref(edges.rows, edges.cols, CV_32F, reference_.data());
+      cv::accumulateWeighted(edges, ref, 0.01);
+    }
   }
   if (condition.empty()) {
     // Learn what this camera's picture normally looks like, only while it is healthy.

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <yaml-cpp/yaml.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -279,7 +281,7 @@ std::vector<Target> targets(const Summary& m) {
 }
 
 std::string report(const std::vector<Summary>& rows, const std::vector<ClipScore>& ours,
-                   const std::string& header) {
+                   const std::vector<ClipScore>& baseline, const std::string& header) {
   std::ostringstream md;
   md << header << "\n\n";
   md << "| detector | recall | false/h (nuisance) | false events (all) | alarm s/h | median onset "
@@ -298,11 +300,18 @@ std::string report(const std::vector<Summary>& rows, const std::vector<ClipScore
                   m.tamper_false);
     md << b;
   }
-  md << "\nPer scenario (all stages, summed over seeds):\n\n";
-  md << "| scenario | kind | hits | false events | alarm s | onsets s | tamper |\n";
-  md << "| --- | --- | --- | --- | --- | --- | --- |\n";
+  md << "\nPer scenario (all stages, summed over seeds; the baseline's hits and false events "
+        "in the last column):\n\n";
+  md << "| scenario | kind | hits | false events | alarm s | onsets s | tamper | baseline |\n";
+  md << "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
   std::map<std::string, std::vector<const ClipScore*>> by;
+  std::map<std::string, std::pair<int, int>> base_hits, base_false;
   for (const auto& c : ours) by[c.scenario].push_back(&c);
+  for (const auto& c : baseline) {
+    base_hits[c.scenario].first += c.hits;
+    base_hits[c.scenario].second += c.intruders;
+    base_false[c.scenario].first += c.false_events;
+  }
   for (const auto& [name, clips] : by) {
     int hits = 0, intruders = 0, fe = 0, tf = 0, te = 0, tx = 0;
     double alarm = 0;
@@ -353,8 +362,8 @@ json summary_json(const Summary& m) {
 }
 
 int finish(const std::vector<Summary>& rows, const std::vector<ClipScore>& ours,
-           const std::string& header, const Options& opt) {
-  const std::string md = report(rows, ours, header);
+           const std::vector<ClipScore>& baseline, const std::string& header, const Options& opt) {
+  const std::string md = report(rows, ours, baseline, header);
   std::fputs(md.c_str(), stdout);
   if (!opt.markdown.empty()) std::ofstream(opt.markdown) << md;
   if (!opt.json_out.empty()) {
@@ -430,141 +439,172 @@ int run_fast(const Options& opt) {
                 decode_s, analyse_ms.front() / std::max<std::size_t>(1, frames),
                 analyse_ms.back() / std::max<std::size_t>(1, frames));
   header << b;
-  return finish(rows, scores.front(), header.str(), opt);
+  return finish(rows, scores.front(), opt.ablation ? scores.back() : std::vector<ClipScore>{},
+                header.str(), opt);
 }
 
 // Real time over RTSP: the simulator and the server as separate processes, events from ZeroMQ.
+// All scenarios' cameras run at once, in one simulator and one server, as a commune's would.
 int run_rtsp(const Options& opt) {
   const std::string dir = test::temp_dir("matthan-eval");
-  std::vector<ClipScore> scores;
+  YAML::Node merged;
+  std::map<std::string, std::string> scenario_of;
   for (const auto& file : opt.scenarios) {
-    auto sc = camsim::load_scenario(file);
-    if (!sc) {
-      std::fprintf(stderr, "matthan-eval: %s: %s\n", file.c_str(), sc.error().c_str());
+    if (auto check = camsim::load_scenario(file); !check) {
+      std::fprintf(stderr, "matthan-eval: %s: %s\n", file.c_str(), check.error().c_str());
       return 2;
     }
-    test::ChildProcess camsim({test::binary_path("matthan-camsim"), "--scenario", file, "--truth",
-                               dir + "/truth.jsonl", "--cache", opt.cache},
-                              dir + "/camsim.log");
-    auto line = camsim.wait_for_line("CAMSIM ", std::chrono::seconds(600));
-    if (!line) {
-      std::fprintf(stderr, "matthan-eval: the simulator did not start:\n%s\n",
-                   test::read_file(dir + "/camsim.log").c_str());
+    const YAML::Node node = YAML::LoadFile(file);
+    for (const auto& c : node["cameras"])
+      scenario_of[c["id"].as<std::string>()] = std::filesystem::path(file).stem().string();
+    if (!merged) {
+      merged = YAML::Clone(node);
+    } else if (node["duration_s"].as<double>(30) != merged["duration_s"].as<double>(30) ||
+               node["fps"].as<int>(25) != merged["fps"].as<int>(25)) {
+      std::fprintf(stderr, "matthan-eval: %s: rtsp mode needs one duration and fps\n",
+                   file.c_str());
       return 2;
-    }
-    const std::string base = line->substr(7);
-    {
-      std::ofstream cfg(dir + "/matthan.yaml");
-      cfg << "node_id: eval\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir << "/var'}\n"
-          << "analytics: {zmq_endpoint: 'tcp://127.0.0.1:*'}\ncameras:\n";
-      for (const auto& cam : sc->cameras) {
-        cfg << "  - {id: " << cam.id << ", main_url: '" << base << "/" << cam.id
-            << "/main', sub_url: '" << base << "/" << cam.id << "/sub', analysis_fps: " << opt.fps
-            << ", masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}\n";
-      }
-    }
-    test::ChildProcess server(
-        {test::binary_path("matthan"), "run", "--config", dir + "/matthan.yaml"},
-        dir + "/server.log");
-    auto ev = server.wait_for_line("EVENTS ", std::chrono::seconds(30));
-    if (!ev) {
-      std::fprintf(stderr, "matthan-eval: the server did not start:\n%s\n",
-                   test::read_file(dir + "/server.log").c_str());
-      return 2;
-    }
-    zmq::context_t ctx{1};
-    zmq::socket_t sub(ctx, zmq::socket_type::sub);
-    sub.set(zmq::sockopt::subscribe, "event.");
-    sub.set(zmq::sockopt::rcvtimeo, 200);
-    sub.connect(ev->substr(7));
-    const double seconds = opt.rtsp_seconds > 0 ? opt.rtsp_seconds : sc->duration_s + 8;
-    const auto begin_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-    std::map<std::string, std::map<std::string, SeenEvent>> seen;  // camera -> id -> event
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(static_cast<int>(seconds * 1000));
-    while (std::chrono::steady_clock::now() < until) {
-      zmq::message_t topic, body;
-      if (!sub.recv(topic) || !sub.recv(body)) continue;
-      const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-      const auto j = json::parse(body.to_string());
-      const auto& e = j["event"];
-      auto& s = seen[e["camera"].get<std::string>()][e["id"].get<std::string>()];
-      if (j["phase"] == "start") s.emitted_s = static_cast<double>(now_us) / 1e6;
-      s.type = e["type"];
-      s.label = e["label"];
-      s.start_s = static_cast<double>(e["start_us"].get<std::int64_t>()) / 1e6;
-      s.end_s = e["end_us"].is_null() ? static_cast<double>(now_us) / 1e6
-                                      : static_cast<double>(e["end_us"].get<std::int64_t>()) / 1e6;
-    }
-    const auto end_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    server.signal_and_wait(SIGTERM, std::chrono::seconds(10));
-    camsim.signal_and_wait(SIGTERM, std::chrono::seconds(10));
-    // Ground truth: loop-relative entries plus each loop's start on the wall clock.
-    std::map<std::string, std::vector<camsim::TruthEntry>> truth;
-    std::map<std::string, std::vector<std::int64_t>> loops;
-    std::ifstream tf(dir + "/truth.jsonl");
-    for (std::string l; std::getline(tf, l);) {
-      const auto j = json::parse(l, nullptr, false);
-      if (j.is_discarded()) continue;
-      if (j["kind"] == "loop") {
-        loops[j["camera"]].push_back(j["start_us"].get<std::int64_t>());
-        continue;
-      }
-      camsim::TruthEntry e;
-      e.camera = j["camera"];
-      for (int k = 0; k <= static_cast<int>(ActorKind::move); ++k) {
-        if (camsim::to_string(static_cast<ActorKind>(k)) == j["kind"].get<std::string>())
-          e.kind = static_cast<ActorKind>(k);
-      }
-      e.start_s = j["start_s"];
-      e.end_s = j["end_s"];
-      for (const auto& b : j["boxes"]) e.boxes.push_back({b[0], b[1], b[2], b[3], b[4]});
-      truth[e.camera].push_back(e);
-    }
-    for (const auto& cam : sc->cameras) {
-      // Score each whole loop seen between the start and the end of the observation.
-      std::vector<TruthActor> actors;
-      double from_s = 1e300, to_s = 0;
-      for (const auto loop_us : loops[cam.id]) {
-        if (loop_us < begin_us ||
-            loop_us + static_cast<std::int64_t>(sc->duration_s * 1e6) > end_us)
-          continue;
-        const double base_s = static_cast<double>(loop_us) / 1e6;
-        from_s = std::min(from_s, base_s);
-        to_s = std::max(to_s, base_s + sc->duration_s);
-        for (auto a : truth_actors(truth[cam.id])) {
-          a.start_s += base_s;
-          a.end_s += base_s;
-          a.enter_s += base_s;
-          a.leave_s += base_s;
-          actors.push_back(a);
-        }
-      }
-      if (to_s <= from_s) {
-        std::fprintf(stderr, "matthan-eval: camera %s: no whole loop observed\n", cam.id.c_str());
-        return 2;
-      }
-      std::vector<SeenEvent> events;
-      for (const auto& [id, e] : seen[cam.id]) {
-        if (e.start_s >= from_s && e.start_s < to_s) events.push_back(e);
-      }
-      auto s = score_clip(actors, events, to_s - from_s, {});
-      s.scenario = std::filesystem::path(file).stem().string() + "/" + cam.id + " (rtsp)";
-      s.variant = "Mắt Thần (all stages)";
-      scores.push_back(s);
-      std::fprintf(stderr, "  %-28s hits %d/%d false %d tamper %d/%d\n", s.scenario.c_str(), s.hits,
-                   s.intruders, s.false_events, s.tamper_found, s.tamper_expected);
+    } else {
+      for (const auto& c : node["cameras"]) merged["cameras"].push_back(c);
     }
   }
+  const std::string scenario_file = dir + "/scenario.yaml";
+  {
+    YAML::Emitter out;
+    out << merged;
+    std::ofstream(scenario_file) << out.c_str() << "\n";
+  }
+  auto sc = camsim::load_scenario(scenario_file);
+  if (!sc) {
+    std::fprintf(stderr, "matthan-eval: merged scenario: %s\n", sc.error().c_str());
+    return 2;
+  }
+  test::ChildProcess camsim({test::binary_path("matthan-camsim"), "--scenario", scenario_file,
+                             "--truth", dir + "/truth.jsonl", "--cache", opt.cache},
+                            dir + "/camsim.log");
+  auto line = camsim.wait_for_line("CAMSIM ", std::chrono::seconds(900));
+  if (!line) {
+    std::fprintf(stderr, "matthan-eval: the simulator did not start:\n%s\n",
+                 test::read_file(dir + "/camsim.log").c_str());
+    return 2;
+  }
+  const std::string base = line->substr(7);
+  {
+    std::ofstream cfg(dir + "/matthan.yaml");
+    cfg << "node_id: eval\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir << "/var'}\n"
+        << "analytics: {zmq_endpoint: 'tcp://127.0.0.1:*'}\ncameras:\n";
+    for (const auto& cam : sc->cameras) {
+      cfg << "  - {id: " << cam.id << ", main_url: '" << base << "/" << cam.id
+          << "/main', sub_url: '" << base << "/" << cam.id << "/sub', analysis_fps: " << opt.fps
+          << ", masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}\n";
+    }
+  }
+  test::ChildProcess server(
+      {test::binary_path("matthan"), "run", "--config", dir + "/matthan.yaml"},
+      dir + "/server.log");
+  auto ev = server.wait_for_line("EVENTS ", std::chrono::seconds(30));
+  if (!ev) {
+    std::fprintf(stderr, "matthan-eval: the server did not start:\n%s\n",
+                 test::read_file(dir + "/server.log").c_str());
+    return 2;
+  }
+  zmq::context_t ctx{1};
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "event.");
+  sub.set(zmq::sockopt::rcvtimeo, 200);
+  sub.connect(ev->substr(7));
+  auto wall_us = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  // Loops run from the simulator's start: two loops' time holds one whole loop for sure.
+  const double seconds = opt.rtsp_seconds > 0 ? opt.rtsp_seconds : 2 * sc->duration_s + 5;
+  const std::int64_t begin_us = wall_us();
+  std::map<std::string, std::map<std::string, SeenEvent>> seen;  // camera -> id -> event
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int>(seconds * 1000));
+  std::fprintf(stderr, "matthan-eval: %zu camera(s) in real time for %.0f s\n", sc->cameras.size(),
+               seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    zmq::message_t topic, body;
+    if (!sub.recv(topic) || !sub.recv(body)) continue;
+    const std::int64_t now_us = wall_us();
+    const auto j = json::parse(body.to_string());
+    const auto& e = j["event"];
+    auto& s = seen[e["camera"].get<std::string>()][e["id"].get<std::string>()];
+    if (j["phase"] == "start") s.emitted_s = static_cast<double>(now_us) / 1e6;
+    s.type = e["type"];
+    s.label = e["label"];
+    s.start_s = static_cast<double>(e["start_us"].get<std::int64_t>()) / 1e6;
+    s.end_s = e["end_us"].is_null() ? static_cast<double>(now_us) / 1e6
+                                    : static_cast<double>(e["end_us"].get<std::int64_t>()) / 1e6;
+  }
+  const std::int64_t end_us = wall_us();
+  server.signal_and_wait(SIGTERM, std::chrono::seconds(10));
+  camsim.signal_and_wait(SIGTERM, std::chrono::seconds(10));
+  // Ground truth: loop-relative entries plus each loop's start on the wall clock.
+  std::map<std::string, std::vector<camsim::TruthEntry>> truth;
+  std::map<std::string, std::vector<std::int64_t>> loops;
+  std::ifstream tf(dir + "/truth.jsonl");
+  for (std::string l; std::getline(tf, l);) {
+    const auto j = json::parse(l, nullptr, false);
+    if (j.is_discarded()) continue;
+    if (j["kind"] == "loop") {
+      loops[j["camera"]].push_back(j["start_us"].get<std::int64_t>());
+      continue;
+    }
+    camsim::TruthEntry e;
+    e.camera = j["camera"];
+    for (int k = 0; k <= static_cast<int>(ActorKind::move); ++k) {
+      if (camsim::to_string(static_cast<ActorKind>(k)) == j["kind"].get<std::string>())
+        e.kind = static_cast<ActorKind>(k);
+    }
+    e.start_s = j["start_s"];
+    e.end_s = j["end_s"];
+    for (const auto& b : j["boxes"]) e.boxes.push_back({b[0], b[1], b[2], b[3], b[4]});
+    truth[e.camera].push_back(e);
+  }
+  std::vector<ClipScore> scores;
+  for (const auto& cam : sc->cameras) {
+    // Score each whole loop seen between the start and the end of the observation.
+    std::vector<TruthActor> actors;
+    double from_s = 1e300, to_s = 0;
+    for (const auto loop_us : loops[cam.id]) {
+      if (loop_us < begin_us || loop_us + static_cast<std::int64_t>(sc->duration_s * 1e6) > end_us)
+        continue;
+      const double base_s = static_cast<double>(loop_us) / 1e6;
+      from_s = std::min(from_s, base_s);
+      to_s = std::max(to_s, base_s + sc->duration_s);
+      for (auto a : truth_actors(truth[cam.id])) {
+        a.start_s += base_s;
+        a.end_s += base_s;
+        a.enter_s += base_s;
+        a.leave_s += base_s;
+        actors.push_back(a);
+      }
+    }
+    if (to_s <= from_s) {
+      std::fprintf(stderr, "matthan-eval: camera %s: no whole loop observed\n", cam.id.c_str());
+      return 2;
+    }
+    std::vector<SeenEvent> events;
+    for (const auto& [id, e] : seen[cam.id]) {
+      if (e.start_s >= from_s && e.start_s < to_s) events.push_back(e);
+    }
+    auto s = score_clip(actors, events, to_s - from_s, {});
+    s.scenario = scenario_of[cam.id] + " (rtsp)";
+    s.variant = "Mắt Thần (all stages)";
+    scores.push_back(s);
+    std::fprintf(stderr, "  %-28s hits %d/%d false %d tamper %d/%d\n", s.scenario.c_str(), s.hits,
+                 s.intruders, s.false_events, s.tamper_found, s.tamper_expected);
+  }
   std::filesystem::remove_all(dir);
-  return finish({summarise("Mắt Thần (all stages)", scores)}, scores,
-                "# matthan-eval (real time over RTSP)", opt);
+  char header[160];
+  std::snprintf(header, sizeof header,
+                "# matthan-eval (real time over RTSP)\n\n%zu camera(s), %.0f s observed.",
+                sc->cameras.size(), seconds);
+  return finish({summarise("Mắt Thần (all stages)", scores)}, scores, {}, header, opt);
 }
 
 int usage() {

@@ -140,8 +140,9 @@ class Parser {
       error(node, "server", "must be a mapping");
       return;
     }
-    check_keys(node, "server",
-               {"listen", "data_dir", "time_zone", "log_file", "log_level", "heartbeat_s"});
+    check_keys(
+        node, "server",
+        {"listen", "data_dir", "time_zone", "log_file", "log_level", "heartbeat_s", "public_url"});
     if (auto listen = str(node, "server", "listen")) {
       const auto colon = listen->rfind(':');
       int port = -1;
@@ -180,6 +181,13 @@ class Parser {
       }
     }
     if (auto v = num<int>(node, "server", "heartbeat_s", 1, 300)) server.heartbeat_s = *v;
+    if (auto v = str(node, "server", "public_url")) {
+      if (!v->starts_with("http://") && !v->starts_with("https://")) {
+        error(node["public_url"], "server.public_url", "must start with http:// or https://");
+      } else {
+        server.public_url = *v;
+      }
+    }
   }
 
   void parse_analytics(const YAML::Node& node, AnalyticsConfig& a) {

@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "child_process.hpp"
+#include "http_stub.hpp"
 
 #ifndef MATTHAN_SOURCE_DIR
 #error "MATTHAN_SOURCE_DIR must be defined"
@@ -32,6 +33,7 @@ class EventsIntegration : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = temp_dir("matthan-ev");
+    webhook_ = std::make_unique<HttpStub>();
     camsim_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{
             binary_path("matthan-camsim"), "--scenario",
@@ -49,8 +51,14 @@ class EventsIntegration : public ::testing::Test {
       // The simulator's frame-index strip ticks like a camera's OSD clock: mask it.
       cfg << "  - {id: " << id << ", commune: xa-test, hamlet: ap-1, main_url: '" << base << "/"
           << id << "/main', sub_url: '" << base << "/" << id
-          << "/sub', masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}\n";
+          << "/sub', masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]";
+      // The road in front of the walk camera is its detection zone.
+      if (std::string(id) == "walk")
+        cfg << ", zones: [{name: duong, polygon: [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}]";
+      cfg << "}\n";
     }
+    cfg << "alerts:\n  - {name: hook, type: webhook, url: '" << webhook_->url()
+        << "/matthan', types: [person, tamper], timeout_ms: 2000}\n";
     cfg.close();
     server_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{binary_path("matthan"), "run", "--config", dir_ + "/matthan.yaml"},
@@ -70,6 +78,7 @@ class EventsIntegration : public ::testing::Test {
   static void TearDownTestSuite() {
     server_.reset();
     camsim_.reset();
+    webhook_.reset();
     sub_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -121,6 +130,7 @@ class EventsIntegration : public ::testing::Test {
   static inline std::unique_ptr<zmq::socket_t> sub_;
   static inline std::unique_ptr<ChildProcess> camsim_;
   static inline std::unique_ptr<ChildProcess> server_;
+  static inline std::unique_ptr<HttpStub> webhook_;
   static inline std::vector<Message> messages_;
 };
 
@@ -205,6 +215,33 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
   const auto api = http_get(port_, "/api/events?camera=walk");
   EXPECT_EQ(api.status, 200);
   EXPECT_GE(json::parse(api.body)["events"].size(), 2u);
+  for (const auto& e : json::parse(api.body)["events"]) {
+    EXPECT_EQ(e["zones"], json::array({"duong"})) << e.dump();
+  }
+
+  // The webhook channel got each person (with its snapshot) and the tamper events, nothing
+  // from the light switches and not the car (its event is motion, not person).
+  int person_alerts = 0, tamper_alerts = 0;
+  for (const auto& r : webhook_->requests()) {
+    EXPECT_EQ(r.target, "/matthan");
+    const auto body = json::parse(r.body);
+    const auto& e = body["event"];
+    EXPECT_EQ(r.header("X-Matthan-Event"), e["id"].get<std::string>());
+    EXPECT_NE(e["camera"], "lights") << r.body.substr(0, 300);
+    if (e["label"] == "person") {
+      ++person_alerts;
+      EXPECT_EQ(e["camera"], "walk");
+      EXPECT_GT(body.value("snapshot_jpeg_base64", std::string()).size(), 1000u);
+      EXPECT_NE(body["text"].get<std::string>().find("Phát hiện người"), std::string::npos);
+    }
+    if (e["type"] == "tamper") ++tamper_alerts;
+  }
+  EXPECT_GE(person_alerts, 2);
+  EXPECT_GE(tamper_alerts, 2);
+  const auto health = json::parse(http_get(port_, "/healthz").body);
+  ASSERT_EQ(health["alert_channels"].size(), 1u);
+  EXPECT_EQ(health["alert_channels"][0]["name"], "hook");
+  EXPECT_GE(health["alert_channels"][0]["sent"].get<int>(), person_alerts + tamper_alerts);
 }
 
 TEST_F(EventsIntegration, VanishedCameraRaisesCameraOfflineUntilItReturns) {

@@ -35,7 +35,8 @@ class Engine {
     double noise = 0;      // difference noise, grey levels
     double sharpness = 0;  // normalised Laplacian
     double sharpness_baseline = 0;
-    std::string tamper;  // "", "covered", "defocused"
+    double view_match = 1;  // edge correlation with the learned view
+    std::string tamper;     // "", "covered", "defocused", "moved"
     bool event_active = false;
   };
   Figures figures(const std::string& camera_id) const;

@@ -18,7 +18,7 @@ namespace matthan::analytics {
 struct TrackerSettings {
   // Local minute of the day of a time (armed hours); injectable for tests.
   int (*minute_of_day)(std::int64_t utc_us) = &local_minute_of_day;
-  int min_frames = 3;
+  int min_frames = 2;  // frames with a persisting object (one also there the frame before)
   double gap_s = 3.0;
   int pre_capture_s = 5;
   int post_capture_s = 5;

@@ -24,7 +24,15 @@ struct MotionSettings {
   double learn_quiet = 0.02;       // background learning rate while quiet
   double learn_recalibrate = 0.3;  // while recalibrating after a global change
   int recalibrate_frames = 10;
-  std::vector<Polygon> masks;  // relative polygons to ignore
+  int warmup_frames = 15;                  // after (re)connecting: learn the scene before alarming
+  std::int64_t resume_gap_us = 3'000'000;  // frames this far apart: a reconnect, warm up again
+  double texture_min = 0.14;      // changed detail / changed brightness below this: just light
+  double activity_max = 0.2;      // fraction of recent frames a pixel moved above which it is
+                                  // "always moving" (foliage, flags) and ignored
+  double activity_rate = 0.01;    // per frame; ~20 s memory at 5 fps
+  double shake_trigger = 0.01;    // changed fraction above which a shift is tried
+  double shake_explained = 0.35;  // a shift leaving less than this of the change: a shake
+  std::vector<Polygon> masks;     // relative polygons to ignore
   // Robustness stages, each switchable so the evaluation can score what it gains.
   bool global_change_stage = true;  // light/IR switch, exposure: recalibrate, do not alarm
   bool texture_stage = true;        // a blob whose texture matches the background is light
@@ -44,8 +52,11 @@ struct MotionResult {
   std::vector<Blob> blobs;
   double score = 0;  // changed fraction of the frame inside blobs
   bool global_change = false;
-  bool recalibrating = false;
-  double noise = 0;  // estimated per-pixel difference noise (grey levels)
+  bool recalibrating = false;  // after a global change or while warming up
+  bool shake = false;
+  int lit_blobs = 0;  // dropped by the illumination test
+  int new_blobs = 0;  // dropped by the persistence test (not there the frame before)
+  double noise = 0;   // estimated per-pixel difference noise (grey levels)
   // The analysis-size luma (packed rows), valid until the next process() call: later stages
   // (tamper) reuse it instead of scaling again.
   const std::uint8_t* small = nullptr;
@@ -61,6 +72,9 @@ class MotionDetector {
   ~MotionDetector();
   MotionDetector(MotionDetector&&) noexcept;
   MotionResult process(const LumaFrame& frame);
+  // The scene changed under a condition the detector did not see (a lens uncovered, refocused,
+  // or put back): learn it again before alarming.
+  void recalibrate();
 
  private:
   struct State;

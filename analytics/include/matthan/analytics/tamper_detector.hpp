@@ -1,11 +1,13 @@
-// Tamper: a covered lens (dark or uniform picture) or a defocused one (sharpness far below the
-// camera's learned baseline), held for a minimum duration before it becomes a `tamper` event,
+// Tamper: a covered lens (dark or uniform picture), a defocused one (sharpness far below the
+// camera's learned baseline) or a moved camera (its edges no longer line up with the learned
+// view), held for a minimum duration before it becomes a `tamper` event,
 // so a passing truck's shadow or an autofocus hunt does not alarm.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "matthan/analytics/event_tracker.hpp"
 #include "matthan/core/event.hpp"
@@ -20,6 +22,8 @@ struct TamperSettings {
   int baseline_frames = 10;    // healthy frames seen before defocus can be judged
   double min_duration_s = 5;   // condition held this long before the event starts
   double clear_s = 2;          // condition absent this long before it ends
+  double moved_match = 0.45;   // edge correlation with the learned view below this: moved
+  double moved_accept_s = 60;  // after this long the new view is learnt (the event ends)
 };
 
 struct TamperState {
@@ -27,7 +31,8 @@ struct TamperState {
   double stddev = 0;
   double sharpness = 0;
   double baseline = 0;
-  std::string condition;  // "", "covered" or "defocused"
+  double match = 1;       // edge correlation with the learned view (1: the same)
+  std::string condition;  // "", "covered", "defocused" or "moved"
 };
 
 // Not thread-safe: one per camera, driven by one analysis worker at a time.
@@ -50,6 +55,8 @@ class TamperDetector {
   std::int64_t pending_since_us_ = 0;
   std::int64_t clear_since_us_ = 0;
   std::optional<Event> event_;
+  std::vector<float> reference_;  // the learned view's edges (quarter size, packed)
+  std::int64_t moved_since_us_ = 0;
 };
 
 }  // namespace matthan::analytics

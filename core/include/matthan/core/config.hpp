@@ -58,6 +58,7 @@ struct ServerConfig {
   std::string log_file;  // empty: log to stderr only
   std::string log_level = "info";
   int heartbeat_s = 10;
+  std::string public_url;  // how people reach this server (links in alerts); empty: no links
 };
 
 // Motion detection and event settings shared by all cameras (docs/ref/config.md).
@@ -66,7 +67,7 @@ struct AnalyticsConfig {
   int analysis_height = 180;
   double threshold_min = 14;
   double min_area = 0.0015;
-  int min_frames = 3;
+  int min_frames = 2;  // frames with a persisting object (one also there the frame before)
   double gap_s = 3.0;
   int pre_capture_s = 5;
   int post_capture_s = 5;
