@@ -42,8 +42,27 @@ double texture_ratio(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& label
   cv::absdiff(c(inner), b(inner), d);
   cv::Mat hc = c(inner) - cb(inner), hb = b(inner) - bb(inner);
   cv::absdiff(hc, hb, dhp);
-  const double change = cv::mean(d, m)[0];
-  return change > 0 ? cv::mean(dhp, m)[0] / change : 1.0;
+  // Upper percentiles, not means: an object's new detail is at its outline, a thin part of a
+  // big uniform blob (a dark coat on a plain wall), while light changes nothing sharply anywhere.
+  std::vector<std::int16_t> dv, hv;
+  for (int y = 0; y < m.rows; ++y) {
+    const auto* mr = m.ptr<std::uint8_t>(y);
+    const auto* dr = d.ptr<std::int16_t>(y);
+    const auto* hr = dhp.ptr<std::int16_t>(y);
+    for (int x = 0; x < m.cols; ++x) {
+      if (mr[x] != 0) {
+        dv.push_back(dr[x]);
+        hv.push_back(hr[x]);
+      }
+    }
+  }
+  if (dv.empty()) return 1.0;
+  const auto k = dv.size() * 9 / 10;
+  std::nth_element(dv.begin(), dv.begin() + static_cast<std::ptrdiff_t>(k), dv.end());
+  std::nth_element(hv.begin(), hv.begin() + static_cast<std::ptrdiff_t>(k), hv.end());
+  const double change = dv[k];
+  const double r = change > 0 ? hv[k] / change : 1.0;
+  return r;
 }
 
 // A camera shake moves everything a few pixels: if the picture as a whole is shifted against

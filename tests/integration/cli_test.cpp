@@ -85,7 +85,8 @@ TEST(Cli, ExampleConfigIsValid) {
 
 TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
   const auto dir = temp_dir("matthan-cli");
-  // 8 s of a grey scene with noise; a dark box crosses from 2 s to 6 s.
+  // 10 s of a textured grey scene with noise; a dark box crosses from 4 s to 7.5 s (after the
+  // detector's 3 s warm-up).
   ChildProcess ffmpeg(
       {"/usr/bin/ffmpeg",
        "-v",
@@ -93,13 +94,13 @@ TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
        "-f",
        "lavfi",
        "-i",
-       "color=c=0x707070:s=640x360:d=8:r=25",
+       "color=c=0x707070:s=640x360:d=10:r=25,geq=lum='112+30*sin(X/5)*sin(Y/7)':cb=128:cr=128",
        "-f",
        "lavfi",
        "-i",
-       "color=c=0x202020:s=40x100:d=8:r=25",
+       "color=c=0x202020:s=40x100:d=10:r=25",
        "-filter_complex",
-       "[0][1]overlay=x='if(between(t,2,6),(t-2)*150,-200)':y=200,noise=alls=6:allf=t",
+       "[0][1]overlay=x='if(between(t,4,7.5),(t-4)*150,-200)':y=200,noise=alls=6:allf=t",
        "-c:v",
        "libx264",
        "-g",
@@ -115,12 +116,12 @@ TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
       dir);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j["frames_decoded"], 200);
-  EXPECT_EQ(j["frames_analysed"], 40);  // 5 fps
+  EXPECT_EQ(j["frames_decoded"], 250);
+  EXPECT_EQ(j["frames_analysed"], 50);  // 5 fps
   ASSERT_EQ(j["events"].size(), 1u) << r.out;
   EXPECT_EQ(j["events"][0]["type"], "motion");
-  EXPECT_NEAR(j["events"][0]["start_s"].get<double>(), 2.0, 0.5);
-  EXPECT_NEAR(j["events"][0]["end_s"].get<double>(), 6.0, 0.6);
+  EXPECT_NEAR(j["events"][0]["start_s"].get<double>(), 4.2, 0.5);
+  EXPECT_NEAR(j["events"][0]["end_s"].get<double>(), 7.5, 0.6);
   // A candidate setting changes the outcome: a threshold above the box's contrast sees nothing.
   const auto blind =
       run({"tune", "--clip", dir + "/clip.mp4", "--json", "--set", "threshold_min=95"}, dir);
