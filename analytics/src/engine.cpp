@@ -70,8 +70,11 @@ void Engine::analyze(const LumaFrame& frame) {
   std::lock_guard lock(pc.mutex);
   auto motion = pc.detector.process(frame);
   if (!pc.zones.empty()) keep_zone_blobs(pc, motion);
-  // Tamper conditions must last seconds: judging every 2nd analysed frame is plenty.
-  if (motion.small != nullptr && pc.frames++ % 2 == 0) {
+  // Tamper conditions must last seconds: judging every 5th analysed frame is plenty, except
+  // when much of the picture just changed (a hand over the lens, a knock): then at once, so
+  // the change is not taken for motion first.
+  const bool sudden = motion.changed > 0.03 || motion.global_change || motion.shake;
+  if (motion.small != nullptr && (pc.frames++ % 5 == 0 || sudden)) {
     const auto t = pc.tamper.update(frame.wall_us, motion.small, motion.small_cols,
                                     motion.small_rows, motion.region);
     pc.figures.sharpness = t.sharpness;

@@ -1,6 +1,7 @@
 #include "matthan/analytics/motion_detector.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
@@ -8,12 +9,15 @@ namespace matthan::analytics {
 
 struct MotionDetector::State {
   cv::Mat small;       // CV_8U, analysis size
-  cv::Mat background;  // CV_32F
-  cv::Mat bg8, diff, mask, labels, stats, centroids;
+  cv::Mat background;  // CV_16U, grey level x 256 (integers keep the per-pixel loops vectorised)
+  cv::Mat bg8, mask, half, labels, stats, centroids;
   cv::Mat region;    // 255 where motion counts, 0 under masks (analysis size)
-  cv::Mat activity;  // CV_32F, 0..255: how often each pixel moved lately
-  cv::Mat busy;      // 255 where activity is too high to count
+  cv::Mat activity;  // CV_16U, 0..65280: how often each pixel moved lately (x 256)
   cv::Mat norm;
+  bool activity_live = false;
+  int shake_skip = 0;       // frames the last negative shake test still holds
+  double shake_tested = 0;  // the change when it was tested  // the activity map holds something
+                            // (else its update is skipped)
   std::vector<cv::Rect> previous;  // last frame's candidate boxes, for persistence
   double region_pixels = 1;
   double noise = 3;
@@ -27,8 +31,7 @@ namespace {
 
 // How much of a blob's change is detail (edges, texture) rather than brightness: a headlight
 // sweeping a wall or a shadow brightens or darkens what was there; an object replaces it.
-double texture_ratio(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& labels, int label,
-                     cv::Rect box) {
+double texture_ratio(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& mask, cv::Rect box) {
   const cv::Rect outer = cv::Rect(box.x - 3, box.y - 3, box.width + 6, box.height + 6) &
                          cv::Rect(0, 0, cur.cols, cur.rows);
   cv::Mat c, b, cb, bb;
@@ -37,7 +40,7 @@ double texture_ratio(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& label
   cv::blur(c, cb, {5, 5});
   cv::blur(b, bb, {5, 5});
   const cv::Rect inner = box - outer.tl();
-  const cv::Mat m = labels(box) == label;
+  const cv::Mat m = mask(box);
   cv::Mat d, dhp;
   cv::absdiff(c(inner), b(inner), d);
   cv::Mat hc = c(inner) - cb(inner), hb = b(inner) - bb(inner);
@@ -65,17 +68,123 @@ double texture_ratio(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& label
   return r;
 }
 
+struct SpanCounts {
+  int changed = 0, raw = 0, quiet_n = 0, quiet_sum = 0;
+};
+
+// The per-pixel core, written so the compiler vectorises it: gain-normalised picture, its
+// difference to the background (and the raw one), the mask and the noise of quiet pixels.
+SpanCounts diff_span(const std::uint8_t* __restrict src, const std::uint16_t* __restrict bg,
+                     const std::uint8_t* __restrict reg, std::uint8_t* __restrict nrm,
+                     std::uint8_t* __restrict msk, std::uint8_t* __restrict b8, int n, int g256,
+                     int thr, int quiet_limit) {
+  int changed = 0, raw = 0, quiet_n = 0, quiet_sum = 0;
+  if (g256 == 256) {
+    // The usual case (exposure steady): no gain to apply, the normalised and the raw difference
+    // are the same, and everything fits 8-bit lanes (16 pixels per SSE2 instruction).
+    const std::uint8_t t = static_cast<std::uint8_t>(std::min(thr, 255));
+    const std::uint8_t ql = static_cast<std::uint8_t>(std::min(quiet_limit, 255));
+    for (int x = 0; x < n; ++x) b8[x] = static_cast<std::uint8_t>((bg[x] + 128) >> 8);
+    for (int x = 0; x < n; ++x) {
+      const std::uint8_t v = src[x], bb = b8[x];
+      const std::uint8_t d = static_cast<std::uint8_t>(v > bb ? v - bb : bb - v);
+      const std::uint8_t moved = static_cast<std::uint8_t>((d > t ? 0xFF : 0) & reg[x]);
+      msk[x] = moved;
+      nrm[x] = v;
+      changed += moved & 1;
+      const std::uint8_t quiet = d < ql ? 1 : 0;
+      quiet_n += quiet;
+      quiet_sum += quiet * d;
+    }
+    return {changed, changed, quiet_n, quiet_sum};
+  }
+  for (int x = 0; x < n; ++x) {
+    const int v = src[x];
+    int p = (v * g256 + 128) >> 8;
+    p = p > 255 ? 255 : p;
+    const int b = (bg[x] + 128) >> 8;
+    const int d = p > b ? p - b : b - p;
+    const int r = v > b ? v - b : b - v;
+    const int in = reg[x] & 1;  // 255 or 0
+    const int quiet = d < quiet_limit ? 1 : 0;
+    quiet_sum += quiet * d;
+    quiet_n += quiet;
+    const int moved = (d > thr ? 1 : 0) & in;
+    changed += moved;
+    raw += (r > thr ? 1 : 0) & in;
+    msk[x] = static_cast<std::uint8_t>(moved * 255);
+    nrm[x] = static_cast<std::uint8_t>(p);
+    b8[x] = static_cast<std::uint8_t>(b);
+  }
+  return {changed, raw, quiet_n, quiet_sum};
+}
+
+// background += rate x (picture − background), in 1/256 grey levels; `rate_moving` where
+// `moving` is set.
+void learn(const cv::Mat& picture, cv::Mat& background, double rate, const cv::Mat* moving,
+           double rate_moving) {
+  const int q = static_cast<int>(std::lround(rate * 65536));
+  const int qm = static_cast<int>(std::lround(rate_moving * 65536));
+  for (int y = 0; y < picture.rows; ++y) {
+    const std::uint8_t* p = picture.ptr<std::uint8_t>(y);
+    std::uint16_t* b = background.ptr<std::uint16_t>(y);
+    if (moving == nullptr) {
+      for (int x = 0; x < picture.cols; ++x) {
+        b[x] = static_cast<std::uint16_t>(b[x] + ((((p[x] << 8) - b[x]) * q) >> 16));
+      }
+    } else {
+      const std::uint8_t* m = moving->ptr<std::uint8_t>(y);
+      for (int x = 0; x < picture.cols; ++x) {
+        const int r = m[x] != 0 ? qm : q;
+        b[x] = static_cast<std::uint16_t>(b[x] + ((((p[x] << 8) - b[x]) * r) >> 16));
+      }
+    }
+  }
+}
+
+// activity += rate x (moved − activity) per pixel (moved: 255 or 0, in 1/256); pixels whose
+// activity is above `limit` (a fraction) are cleared from `mask`. Returns the largest activity.
+void activity_row(std::uint8_t* __restrict m, std::uint16_t* __restrict a, int n, int q, int lim,
+                  std::uint16_t* peak) {
+  // Three simple loops rather than one: each is vectorised.
+  for (int x = 0; x < n; ++x) {
+    a[x] = static_cast<std::uint16_t>(a[x] + ((((m[x] << 8) - a[x]) * q) >> 16));
+  }
+  for (int x = 0; x < n; ++x) {
+    const std::uint8_t keep = a[x] > lim ? 0 : 0xFF;
+    m[x] = static_cast<std::uint8_t>(m[x] & keep);
+  }
+  std::uint16_t row_peak = *peak;
+  for (int x = 0; x < n; ++x) row_peak = std::max(row_peak, a[x]);
+  *peak = row_peak;
+}
+
+int learn_activity(cv::Mat& mask, cv::Mat& activity, double rate, double limit) {
+  const int q = static_cast<int>(std::lround(rate * 65536));
+  const int lim = static_cast<int>(limit * 255 * 256);
+  std::uint16_t peak = 0;
+  for (int y = 0; y < mask.rows; ++y) {
+    activity_row(mask.ptr<std::uint8_t>(y), activity.ptr<std::uint16_t>(y), mask.cols, q, lim,
+                 &peak);
+  }
+  return peak;
+}
+
 // A camera shake moves everything a few pixels: if the picture as a whole is shifted against
 // the background (phase correlation finds the sub-pixel shift) and the shifted background
 // explains most of the change, it is the camera that moved. Tried only when a lot changed.
 bool explained_by_shift(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& region,
                         double threshold, double keep, int still) {
-  cv::Mat c, b;
-  cur.convertTo(c, CV_32F);
-  bg.convertTo(b, CV_32F);
+  // The shift is found on a half-size picture (4x fewer pixels for the DFTs), then applied
+  // to the background at full size.
+  cv::Mat c, b, c8, b8;
+  cv::resize(cur, c8, {cur.cols / 2, cur.rows / 2}, 0, 0, cv::INTER_AREA);
+  cv::resize(bg, b8, {bg.cols / 2, bg.rows / 2}, 0, 0, cv::INTER_AREA);
+  c8.convertTo(c, CV_32F);
+  b8.convertTo(b, CV_32F);
   thread_local cv::Mat window;
   if (window.size() != c.size()) cv::createHanningWindow(window, c.size(), CV_32F);
-  const cv::Point2d shift = cv::phaseCorrelate(b, c, window);
+  const cv::Point2d shift = cv::phaseCorrelate(b, c, window) * 2.0;
   const double len = std::hypot(shift.x, shift.y);
   if (len < 0.3 || len > 8) return false;
   const cv::Mat m = (cv::Mat_<double>(2, 3) << 1, 0, shift.x, 0, 1, shift.y);
@@ -107,10 +216,10 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
                      static_cast<std::size_t>(frame.stride));
   // 2x steps are several times cheaper than one arbitrary INTER_AREA resize.
   cv::Mat cur = luma;
-  cv::Mat tmp;
   while (cur.rows >= 2 * settings_.analysis_height) {
-    cv::resize(cur, tmp, {cur.cols / 2, cur.rows / 2}, 0, 0, cv::INTER_AREA);
-    cur = tmp.clone();
+    cv::Mat half;
+    cv::resize(cur, half, {cur.cols / 2, cur.rows / 2}, 0, 0, cv::INTER_AREA);
+    cur = half;
   }
   if (cur.rows != settings_.analysis_height) {
     const int w = std::max(1, cur.cols * settings_.analysis_height / cur.rows);
@@ -133,7 +242,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     s.previous.clear();
   }
   if (s.background.empty() || s.background.size() != s.small.size()) {
-    s.small.convertTo(s.background, CV_32F);
+    s.small.convertTo(s.background, CV_16U, 256);
     s.region = cv::Mat(s.small.size(), CV_8U, cv::Scalar(255));
     for (const auto& poly : settings_.masks) {
       std::vector<cv::Point> pts;
@@ -144,7 +253,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
       cv::fillPoly(s.region, std::vector<std::vector<cv::Point>>{pts}, cv::Scalar(0));
     }
     s.region_pixels = std::max(1, cv::countNonZero(s.region));
-    s.activity = cv::Mat::zeros(s.small.size(), CV_32F);
+    s.activity = cv::Mat::zeros(s.small.size(), CV_16U);
     s.warmup_left = settings_.warmup_frames;
     out.region = s.region.data;
     out.recalibrating = true;
@@ -152,30 +261,55 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     return out;
   }
   out.region = s.region.data;
-  const double bg_mean = cv::mean(s.background)[0];
+  const double bg_mean = cv::mean(s.background)[0] / 256;
   cv::Mat& norm = s.norm;
   const double gain = mean > 8 && bg_mean > 8 ? std::clamp(bg_mean / mean, 0.5, 2.0) : 1.0;
-  s.small.convertTo(norm, CV_8U, gain);
-
-  s.background.convertTo(s.bg8, CV_8U);
-  cv::absdiff(norm, s.bg8, s.diff);
-  // Noise: the mean difference of pixels that are not moving (below twice the old estimate).
-  cv::Mat quiet = s.diff < std::max(4.0, 2 * s.noise);
-  const double quiet_mean = cv::mean(s.diff, quiet)[0];
-  s.noise = 0.95 * s.noise + 0.05 * std::max(0.5, quiet_mean);
+  // One pass for what used to take a dozen: gain-normalised picture, difference to the
+  // background (normalised and raw), the mask, the counts and the noise of quiet pixels. The
+  // threshold uses the noise measured up to the previous frame.
   const double threshold = std::max(settings_.threshold_min, settings_.threshold_noise_k * s.noise);
+  const float thr = static_cast<float>(threshold);
+  const float quiet_limit = static_cast<float>(std::max(4.0, 2 * s.noise));
+  norm.create(s.small.size(), CV_8U);
+  s.mask.create(s.small.size(), CV_8U);
+  s.bg8.create(s.small.size(), CV_8U);
+  long changed_px = 0, raw_px = 0, quiet_n = 0;
+  double quiet_sum = 0;
+  // Changed pixels per cell of a 4x4 grid: a shake changes edges everywhere, an intruder a
+  // cell or two.
+  std::array<long, 16> cells{};
+  // Gains within 1/256 of 1 are 1: the common steady picture takes the 8-bit path.
+  const int g256 = static_cast<int>(std::lround(gain * 256));
+  const int thr_i = static_cast<int>(std::floor(thr));  // d > thr  <=>  d > floor(thr) for ints
+  const int quiet_i = static_cast<int>(std::ceil(quiet_limit));
+  const int cols = s.small.cols;
+  for (int y = 0; y < s.small.rows; ++y) {
+    const int cy = y * 4 / s.small.rows;
+    for (int seg = 0; seg < 4; ++seg) {
+      const int x0 = seg * cols / 4, x1 = (seg + 1) * cols / 4;
+      const auto r =
+          diff_span(s.small.ptr<std::uint8_t>(y) + x0, s.background.ptr<std::uint16_t>(y) + x0,
+                    s.region.ptr<std::uint8_t>(y) + x0, norm.ptr<std::uint8_t>(y) + x0,
+                    s.mask.ptr<std::uint8_t>(y) + x0, s.bg8.ptr<std::uint8_t>(y) + x0, x1 - x0,
+                    g256, thr_i, quiet_i);
+      cells[static_cast<std::size_t>(cy * 4 + seg)] += r.changed;
+      changed_px += r.changed;
+      raw_px += r.raw;
+      quiet_n += r.quiet_n;
+      quiet_sum += r.quiet_sum;
+    }
+  }
+  const double cell_px = static_cast<double>(s.small.total()) / 16;
+  int spread = 0;
+  for (const long c : cells) spread += c > settings_.shake_cell * cell_px ? 1 : 0;
+  const double quiet_mean = quiet_n > 0 ? quiet_sum / static_cast<double>(quiet_n) : 0;
+  s.noise = 0.95 * s.noise + 0.05 * std::max(0.5, quiet_mean);
   out.noise = s.noise;
-  cv::threshold(s.diff, s.mask, threshold, 255, cv::THRESH_BINARY);
-  cv::bitwise_and(s.mask, s.region, s.mask);
-  const double changed = cv::countNonZero(s.mask) / s.region_pixels;
-
-  // The same test without gain normalisation: a light switch adds brightness rather than
+  const double changed = static_cast<double>(changed_px) / s.region_pixels;
+  // The same count without gain normalisation: a light switch adds brightness rather than
   // scaling it, and normalising alone would hide the step and leave edges that look like motion.
-  cv::Mat raw_diff;
-  cv::absdiff(s.small, s.bg8, raw_diff);
-  cv::threshold(raw_diff, raw_diff, threshold, 255, cv::THRESH_BINARY);
-  cv::bitwise_and(raw_diff, s.region, raw_diff);
-  const double raw_changed = cv::countNonZero(raw_diff) / s.region_pixels;
+  const double raw_changed = static_cast<double>(raw_px) / s.region_pixels;
+  out.changed = std::max(changed, raw_changed);
 
   double rate = settings_.learn_quiet;
   if (settings_.global_change_stage &&
@@ -185,72 +319,90 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     // exposure and IR settle.
     out.global_change = true;
     s.recalibrate_left = settings_.recalibrate_frames;
-    s.small.convertTo(s.background, CV_32F);
+    s.small.convertTo(s.background, CV_16U, 256);
     return out;
   }
   if (s.recalibrate_left > 0) {
     // Settling after a global change (exposure, IR filter): learn fast before anything alarms.
     --s.recalibrate_left;
     out.recalibrating = true;
-    cv::accumulateWeighted(norm, s.background, settings_.learn_recalibrate);
+    learn(norm, s.background, settings_.learn_recalibrate, nullptr, 0);
     return out;
   }
+  // A negative shake test holds for a few frames while the change stays alike (rain keeps
+  // the change spread out and would ask every frame); a jump in the change asks again.
+  if (s.shake_skip > 0) --s.shake_skip;
+  const bool ask_shake = s.shake_skip == 0 || changed > 1.5 * s.shake_tested;
   if (settings_.shake_stage && changed > settings_.shake_trigger &&
-      explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained,
-                         cv::countNonZero(s.mask))) {
-    out.shake = true;  // keep the background: the camera comes back to where it was
-    return out;
+      spread >= settings_.shake_cells && ask_shake) {
+    out.shake = explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained,
+                                   static_cast<int>(changed_px));
+    s.shake_skip = out.shake ? 0 : 4;
+    s.shake_tested = changed;
   }
-  if (settings_.speckle_stage) {
-    // Rain and noise are specks: an opening removes what is thinner than 3 px.
-    cv::morphologyEx(s.mask, s.mask, cv::MORPH_OPEN,
-                     cv::getStructuringElement(cv::MORPH_RECT, {3, 3}));
+  if (out.shake) return out;  // keep the background: the camera comes back to where it was
+  // Fewer than 9 changed pixels cannot hold a 3x3 core: nothing survives the opening, and a
+  // quiet frame (the usual one) skips the whole blob stage.
+  const bool anything = settings_.speckle_stage ? changed_px >= 9 : changed_px > 0;
+  if (!anything) {
+    s.mask.setTo(0);
+  } else {
+    if (settings_.speckle_stage) {
+      // Rain and noise are specks: an opening removes what is thinner than 3 px.
+      cv::morphologyEx(s.mask, s.mask, cv::MORPH_OPEN,
+                       cv::getStructuringElement(cv::MORPH_RECT, {3, 3}));
+    }
+    cv::dilate(s.mask, s.mask, cv::getStructuringElement(cv::MORPH_RECT, {5, 5}));
+    cv::bitwise_and(s.mask, s.region, s.mask);
   }
-  cv::dilate(s.mask, s.mask, cv::getStructuringElement(cv::MORPH_RECT, {5, 5}));
-  cv::bitwise_and(s.mask, s.region, s.mask);
-  if (settings_.periodic_stage) {
+  if (settings_.periodic_stage && (anything || s.activity_live)) {
     // Places that moved in a good part of recent frames (foliage, flags, water) are learnt
     // and ignored; a passer-by covers a place for a second or two and stays well below.
     // While warming up the map learns ten times faster.
-    cv::accumulateWeighted(s.mask, s.activity, s.warmup_left > 0 ? 0.1 : settings_.activity_rate);
-    cv::compare(s.activity, 255.0 * settings_.activity_max, s.busy, cv::CMP_GT);
-    s.mask.setTo(0, s.busy);
+    // (Skipped while nothing moves and the map has decayed to nothing.)
+    const double activity_rate = s.warmup_left > 0 ? 0.1 : settings_.activity_rate;
+    s.activity_live =
+        learn_activity(s.mask, s.activity, activity_rate, settings_.activity_max) > 256;
   }
   if (s.warmup_left > 0) {
     // A new connection: learn the scene (and where it always moves) before anything alarms.
     --s.warmup_left;
     out.recalibrating = true;
-    cv::accumulateWeighted(norm, s.background, settings_.learn_recalibrate);
+    learn(norm, s.background, settings_.learn_recalibrate, nullptr, 0);
     s.last_us = frame.wall_us;
     return out;
   }
-  const bool any = cv::countNonZero(s.mask) > 0;
+  const bool any = anything && cv::countNonZero(s.mask) > 0;
+  // Blobs are found on a half-size mask (the mask is dilated: nothing thinner than 5 px is
+  // lost), a quarter of the labelling work; boxes are scaled back.
+  if (any) cv::resize(s.mask, s.half, {s.mask.cols / 2, s.mask.rows / 2}, 0, 0, cv::INTER_NEAREST);
   const int n =
-      any ? cv::connectedComponentsWithStats(s.mask, s.labels, s.stats, s.centroids, 8, CV_32S) : 0;
-  const double total = static_cast<double>(s.mask.total());
+      any ? cv::connectedComponentsWithStats(s.half, s.labels, s.stats, s.centroids, 8, CV_32S) : 0;
+  const double total = static_cast<double>(s.half.total());
   std::vector<cv::Rect> candidates;
   for (int i = 1; i < n; ++i) {
     const double area = s.stats.at<int>(i, cv::CC_STAT_AREA) / total;
     if (area < settings_.min_area) continue;
-    const cv::Rect r(s.stats.at<int>(i, cv::CC_STAT_LEFT), s.stats.at<int>(i, cv::CC_STAT_TOP),
-                     s.stats.at<int>(i, cv::CC_STAT_WIDTH), s.stats.at<int>(i, cv::CC_STAT_HEIGHT));
-    if (settings_.texture_stage &&
-        texture_ratio(norm, s.bg8, s.labels, i, r) < settings_.texture_min) {
+    const cv::Rect r =
+        cv::Rect(2 * s.stats.at<int>(i, cv::CC_STAT_LEFT), 2 * s.stats.at<int>(i, cv::CC_STAT_TOP),
+                 2 * s.stats.at<int>(i, cv::CC_STAT_WIDTH),
+                 2 * s.stats.at<int>(i, cv::CC_STAT_HEIGHT)) &
+        cv::Rect(0, 0, s.mask.cols, s.mask.rows);
+    // Persistence: an object was (nearly) there the frame before; a raindrop or a flicker
+    // was not. What was there passed the illumination test then: it is not asked again.
+    const cv::Rect grown(r.x - r.width / 2 - 2, r.y - r.height / 2 - 2, r.width * 2 + 4,
+                         r.height * 2 + 4);
+    bool seen = false;
+    for (const auto& p : s.previous) seen = seen || (grown & p).area() > 0;
+    if (settings_.texture_stage && !seen &&
+        texture_ratio(norm, s.bg8, s.mask, r) < settings_.texture_min) {
       ++out.lit_blobs;
       continue;
     }
     candidates.push_back(r);
-    if (settings_.track_stage) {
-      // Persistence: an object was (nearly) there the frame before; a raindrop or a flicker
-      // was not.
-      const cv::Rect grown(r.x - r.width / 2 - 2, r.y - r.height / 2 - 2, r.width * 2 + 4,
-                           r.height * 2 + 4);
-      bool seen = false;
-      for (const auto& p : s.previous) seen = seen || (grown & p).area() > 0;
-      if (!seen) {
-        ++out.new_blobs;
-        continue;
-      }
+    if (settings_.track_stage && !seen) {
+      ++out.new_blobs;
+      continue;
     }
     Blob b;
     b.area = area;
@@ -263,14 +415,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   s.previous = std::move(candidates);
   // Learn everywhere, moving areas at half the rate: a walker is not absorbed while passing,
   // and a "ghost" (the background was learnt while someone stood there) dissolves by itself.
-  if (any) {
-    cv::Mat still;
-    cv::bitwise_not(s.mask, still);
-    cv::accumulateWeighted(norm, s.background, rate / 2);
-    cv::accumulateWeighted(norm, s.background, rate / 2, still);
-  } else {
-    cv::accumulateWeighted(norm, s.background, rate);
-  }
+  learn(norm, s.background, rate, any ? &s.mask : nullptr, rate / 2);
   ++s.frames;
   return out;
 }

@@ -1,6 +1,9 @@
-// bench/analytics: per-frame analysis cost (motion + events + tamper, everything the server runs
-// per analysed frame, excluding decode) at analysis heights 180 and 360, over camsim frames with
-// a person walking, against decoding the same 640x360 H.264 frame (the reference in this run).
+// bench/analytics: per-frame analysis cost in the configuration the evaluation uses (all stages
+// on, masks as in matthan-eval), over frames of the evaluation's own scenarios (day walk, rain,
+// foliage, headlights: quiet and busy frames alike), excluding decode; with a per-stage
+// breakdown (the pipeline with one stage off: the difference is that stage's cost), the
+// frame-difference baseline, one HOG run, and decoding the same 640x360 H.264 stream — the
+// reference of this run.
 //   build/release/bin/analytics_bench
 // Target: <= 0.3 ms per frame at 320x180 on one core.
 #include <benchmark/benchmark.h>
@@ -13,48 +16,61 @@ extern "C" {
 #include <opencv2/imgproc.hpp>
 
 #include "matthan/analytics/engine.hpp"
+#include "matthan/analytics/frame_diff_baseline.hpp"
+#include "matthan/analytics/person_classifier.hpp"
 #include "matthan/camsim/encoded_loop.hpp"
 #include "matthan/camsim/renderer.hpp"
+#include "matthan/camsim/scenario.hpp"
+
+#ifndef MATTHAN_SOURCE_DIR
+#error "MATTHAN_SOURCE_DIR must be defined"
+#endif
 
 namespace {
 
 using namespace matthan;
 
+const Polygon kFrameCodeMask{{0, 0}, {0.45, 0}, {0.45, 0.07}, {0, 0.07}};
+
+const char* const kScenes[] = {"day_walk", "rain", "foliage", "headlight"};
+
 struct Frames {
-  std::vector<LumaFrame> luma;
+  std::vector<LumaFrame> luma;     // 5 fps, 640x360, consecutive per scenario
+  std::vector<std::size_t> first;  // index of each scenario's first frame
   std::shared_ptr<const camsim::EncodedLoop> sub;
 };
 
 const Frames& frames() {
   static const Frames f = [] {
     Frames out;
-    camsim::Scenario s;
-    s.duration_s = 4;
-    camsim::CameraSpec cam;
-    cam.id = "bench";
-    cam.main = {1280, 720, 4000};
-    camsim::Actor p;
-    p.kind = camsim::ActorKind::person;
-    p.start_s = 0.5;
-    p.duration_s = 3;
-    cam.actors = {p};
-    s.cameras = {cam};
-    camsim::SceneRenderer r(s, s.cameras[0]);
-    for (int n = 0; n < 100; ++n) {
-      cv::Mat bgr = r.render(n), small, grey;
-      cv::resize(bgr, small, {640, 360}, 0, 0, cv::INTER_AREA);
-      cv::cvtColor(small, grey, cv::COLOR_BGR2GRAY);
-      LumaFrame lf;
-      lf.camera_id = "bench";
-      lf.width = 640;
-      lf.height = 360;
-      lf.stride = 640;
-      lf.wall_us = 1'000'000'000'000 + n * 40'000;
-      lf.luma.assign(grey.data, grey.data + grey.total());
-      out.luma.push_back(std::move(lf));
+    std::int64_t t = 1'000'000'000'000;
+    for (const char* name : kScenes) {
+      out.first.push_back(out.luma.size());
+      auto sc = camsim::load_scenario(std::string(MATTHAN_SOURCE_DIR) + "/tests/scenarios/eval/" +
+                                      name + ".yaml");
+      if (!sc) std::abort();
+      camsim::CameraSpec cam = sc->cameras[0];
+      cam.main = cam.sub;  // render at the analysis stream's size
+      camsim::SceneRenderer r(*sc, cam);
+      for (int n = 0; n < 30 * sc->fps; n += sc->fps / 5) {  // the first 30 s at 5 fps
+        cv::Mat bgr = r.render(n), grey;
+        cv::cvtColor(bgr, grey, cv::COLOR_BGR2GRAY);
+        LumaFrame lf;
+        lf.camera_id = "bench";
+        lf.width = grey.cols;
+        lf.height = grey.rows;
+        lf.stride = grey.cols;
+        lf.wall_us = t;
+        t += 200'000;
+        lf.luma.assign(grey.data, grey.data + grey.total());
+        out.luma.push_back(std::move(lf));
+      }
+      t += 10'000'000;  // a gap between scenarios: the detector warms up again
+      if (out.sub == nullptr) {
+        const auto dir = std::filesystem::temp_directory_path() / "matthan-bench-cache";
+        out.sub = camsim::prepare_sub_stream(*sc, sc->cameras[0], dir.string())->sub;
+      }
     }
-    const auto dir = std::filesystem::temp_directory_path() / "matthan-bench-cache";
-    out.sub = camsim::prepare_camera(s, s.cameras[0], dir.string())->sub;
     return out;
   }();
   return f;
@@ -64,13 +80,37 @@ struct NullSink : EventSink {
   void on_event(EventPhase, const Event&) override {}
 };
 
+// range(0): analysis height; range(1): the stage switched off (0: none).
 void BM_Analysis(benchmark::State& state) {
   cv::setNumThreads(1);
   const auto& f = frames();
   NullSink sink;
   analytics::MotionSettings m;
   m.analysis_height = static_cast<int>(state.range(0));
-  analytics::Engine engine({{"bench", "", "", {}, {}, {}}}, m, {}, {}, &sink, "",
+  std::string label = "all stages";
+  switch (state.range(1)) {
+    case 1:
+      m.global_change_stage = false, label = "without global change";
+      break;
+    case 2:
+      m.texture_stage = false, label = "without illumination test";
+      break;
+    case 3:
+      m.speckle_stage = false, label = "without rain/noise filter";
+      break;
+    case 4:
+      m.periodic_stage = false, label = "without foliage learning";
+      break;
+    case 5:
+      m.shake_stage = false, label = "without shake test";
+      break;
+    case 6:
+      m.track_stage = false, label = "without persistence";
+      break;
+    default:
+      break;
+  }
+  analytics::Engine engine({{"bench", "", "", {kFrameCodeMask}, {}, {}}}, m, {}, {}, &sink, "",
                            analytics::Engine::People::off);
   std::size_t i = 0;
   std::int64_t t = 0;
@@ -78,12 +118,66 @@ void BM_Analysis(benchmark::State& state) {
     LumaFrame frame = f.luma[i % f.luma.size()];
     frame.wall_us += t;
     engine.analyze(frame);
-    if (++i % f.luma.size() == 0) t += 4'000'000;
+    if (++i % f.luma.size() == 0) t += 1'000'000'000;
   }
-  state.SetLabel("analysis " + std::to_string(state.range(0) * 16 / 9) + "x" +
-                 std::to_string(state.range(0)));
+  state.SetLabel(std::to_string(state.range(0) * 16 / 9) + "x" + std::to_string(state.range(0)) +
+                 " " + label);
 }
-BENCHMARK(BM_Analysis)->Arg(180)->Arg(360)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Analysis)->Args({180, 0})->Args({360, 0})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Analysis)->ArgsProduct({{180}, {1, 2, 3, 4, 5, 6}})->Unit(benchmark::kMillisecond);
+
+// All stages on one scenario's frames: where the cost is.
+void BM_AnalysisScene(benchmark::State& state) {
+  cv::setNumThreads(1);
+  const auto& f = frames();
+  const auto k = static_cast<std::size_t>(state.range(0));
+  const std::size_t from = f.first[k];
+  const std::size_t to = k + 1 < f.first.size() ? f.first[k + 1] : f.luma.size();
+  NullSink sink;
+  analytics::MotionSettings m;
+  analytics::Engine engine({{"bench", "", "", {kFrameCodeMask}, {}, {}}}, m, {}, {}, &sink, "",
+                           analytics::Engine::People::off);
+  std::size_t i = 0;
+  std::int64_t t = 0;
+  for (auto _ : state) {
+    LumaFrame frame = f.luma[from + i % (to - from)];
+    frame.wall_us += t;
+    engine.analyze(frame);
+    if (++i % (to - from) == 0) t += 1'000'000'000;
+  }
+  state.SetLabel(std::string("320x180 all stages, ") + kScenes[k]);
+}
+BENCHMARK(BM_AnalysisScene)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+
+void BM_Baseline(benchmark::State& state) {
+  cv::setNumThreads(1);
+  const auto& f = frames();
+  analytics::BaselineSettings bs;
+  bs.masks = {kFrameCodeMask};
+  analytics::FrameDiffBaseline det(bs);
+  std::size_t i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(det.process(f.luma[i++ % f.luma.size()]));
+  state.SetLabel("320x180 frame difference (Motion-like baseline)");
+}
+BENCHMARK(BM_Baseline)->Unit(benchmark::kMillisecond);
+
+// One HOG run on the crop the engine would send for a person about 120 px tall.
+void BM_PersonHog(benchmark::State& state) {
+  const auto& f = frames();
+  const auto& frame = f.luma[20];  // day walk, a person in view
+  analytics::PersonJob job;
+  job.width = 200;
+  job.height = 220;
+  job.target_height_px = 120;
+  job.luma.resize(static_cast<std::size_t>(job.width) * job.height);
+  for (int y = 0; y < job.height; ++y) {
+    std::copy_n(frame.luma.data() + static_cast<std::size_t>(y + 130) * frame.stride + 20,
+                job.width, job.luma.data() + static_cast<std::size_t>(y) * job.width);
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(analytics::PersonClassifier::has_person(job));
+  state.SetLabel("one HOG run on a 200x220 crop (person ~120 px)");
+}
+BENCHMARK(BM_PersonHog)->Unit(benchmark::kMillisecond);
 
 void BM_DecodeReference(benchmark::State& state) {
   const auto& f = frames();

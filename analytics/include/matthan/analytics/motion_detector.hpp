@@ -30,7 +30,9 @@ struct MotionSettings {
   double activity_max = 0.2;      // fraction of recent frames a pixel moved above which it is
                                   // "always moving" (foliage, flags) and ignored
   double activity_rate = 0.01;    // per frame; ~20 s memory at 5 fps
-  double shake_trigger = 0.01;    // changed fraction above which a shift is tried
+  double shake_trigger = 0.01;    // changed fraction above which a shift is tried...
+  int shake_cells = 5;            // ...if at least this many cells of a 4x4 grid changed
+  double shake_cell = 0.015;      // by more than this fraction each (a shake is everywhere)
   double shake_explained = 0.35;  // a shift leaving less than this of the change: a shake
   std::vector<Polygon> masks;     // relative polygons to ignore
   // Robustness stages, each switchable so the evaluation can score what it gains.
@@ -50,7 +52,8 @@ struct Blob {
 
 struct MotionResult {
   std::vector<Blob> blobs;
-  double score = 0;  // changed fraction of the frame inside blobs
+  double score = 0;    // changed fraction of the frame inside blobs
+  double changed = 0;  // changed fraction of the unmasked picture, before any stage
   bool global_change = false;
   bool recalibrating = false;  // after a global change or while warming up
   bool shake = false;
