@@ -14,10 +14,7 @@ struct MotionDetector::State {
   cv::Mat region;    // 255 where motion counts, 0 under masks (analysis size)
   cv::Mat activity;  // CV_16U, 0..65280: how often each pixel moved lately (x 256)
   cv::Mat norm;
-  bool activity_live = false;
-  int shake_skip = 0;       // frames the last negative shake test still holds
-  double shake_tested = 0;  // the change when it was tested  // the activity map holds something
-                            // (else its update is skipped)
+  bool activity_live = false;  // the activity map holds something (else its update is skipped)
   std::vector<cv::Rect> previous;  // last frame's candidate boxes, for persistence
   double region_pixels = 1;
   double noise = 3;
@@ -329,18 +326,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     learn(norm, s.background, settings_.learn_recalibrate, nullptr, 0);
     return out;
   }
-  // A negative shake test holds for a few frames while the change stays alike (rain keeps
-  // the change spread out and would ask every frame); a jump in the change asks again.
-  if (s.shake_skip > 0) --s.shake_skip;
-  const bool ask_shake = s.shake_skip == 0 || changed > 1.5 * s.shake_tested;
-  if (settings_.shake_stage && changed > settings_.shake_trigger &&
-      spread >= settings_.shake_cells && ask_shake) {
-    out.shake = explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained,
-                                   static_cast<int>(changed_px));
-    s.shake_skip = out.shake ? 0 : 4;
-    s.shake_tested = changed;
-  }
-  if (out.shake) return out;  // keep the background: the camera comes back to where it was
+
   // Fewer than 9 changed pixels cannot hold a 3x3 core: nothing survives the opening, and a
   // quiet frame (the usual one) skips the whole blob stage.
   const bool anything = settings_.speckle_stage ? changed_px >= 9 : changed_px > 0;
@@ -411,6 +397,24 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
              static_cast<double>(r.height) / s.mask.rows};
     out.score += area;
     out.blobs.push_back(b);
+  }
+  // A camera shake changes edges everywhere: asked only when a blob would be reported (rain
+  // and foliage rarely get this far), and then everything is dropped and nothing learnt — the
+  // camera comes back to where it was.
+  if (settings_.shake_stage && !candidates.empty() && changed > settings_.shake_trigger &&
+      spread >= settings_.shake_cells &&
+      explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained,
+                         static_cast<int>(changed_px))) {
+    out = MotionResult{};
+    out.shake = true;
+    out.changed = std::max(changed, raw_changed);
+    out.noise = s.noise;
+    out.small = s.small.data;
+    out.small_cols = s.small.cols;
+    out.small_rows = s.small.rows;
+    out.region = s.region.data;
+    s.previous.clear();
+    return out;
   }
   s.previous = std::move(candidates);
   // Learn everywhere, moving areas at half the rate: a walker is not absorbed while passing,
