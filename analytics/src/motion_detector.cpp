@@ -14,7 +14,7 @@ struct MotionDetector::State {
   cv::Mat region;    // 255 where motion counts, 0 under masks (analysis size)
   cv::Mat activity;  // CV_16U, 0..65280: how often each pixel moved lately (x 256)
   cv::Mat norm;
-  bool activity_live = false;  // the activity map holds something (else its update is skipped)
+  bool activity_live = false;      // the activity map holds something (else its update is skipped)
   std::vector<cv::Rect> previous;  // last frame's candidate boxes, for persistence
   double region_pixels = 1;
   double noise = 3;
