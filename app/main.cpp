@@ -40,6 +40,7 @@
 #include "matthan/storage/status_repository.hpp"
 #include "matthan/web/assets.hpp"
 #include "matthan/web/http_server.hpp"
+#include "tune.hpp"
 
 namespace {
 
@@ -242,88 +243,47 @@ json event_to_json(const Event& e) {
       {"snapshot", !e.snapshot_path.empty()}};
 }
 
-// The engine's settings from the config's analytics section (run and tune use the same).
-struct EngineSettings {
-  analytics::MotionSettings motion;
-  analytics::TrackerSettings tracker;
-  analytics::TamperSettings tamper;
-};
-
-EngineSettings engine_settings(const AnalyticsConfig& a) {
-  EngineSettings e;
-  e.motion.analysis_height = a.analysis_height;
-  e.motion.threshold_min = a.threshold_min;
-  e.motion.min_area = a.min_area;
-  e.tracker.min_frames = a.min_frames;
-  e.tracker.gap_s = a.gap_s;
-  e.tracker.pre_capture_s = a.pre_capture_s;
-  e.tracker.post_capture_s = a.post_capture_s;
-  e.tamper.min_duration_s = a.tamper_min_s;
-  return e;
-}
-
-// Collects the events a replay raised, keyed by id, in start order.
-class CollectingSink final : public EventSink {
- public:
-  void on_event(EventPhase, const Event& event) override {
-    std::lock_guard lock(mutex_);
-    if (!index_.contains(event.id)) {
-      index_[event.id] = events_.size();
-      events_.push_back(event);
-    } else {
-      events_[index_[event.id]] = event;
-    }
-  }
-  std::vector<Event> events() const {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-
- private:
-  mutable std::mutex mutex_;  // the classifier thread labels events too
-  std::vector<Event> events_;
-  std::map<std::string, std::size_t> index_;
-};
-
 // `matthan tune`: replays a clip through the analytics with candidate settings and lists the
 // events it would have raised, so a technician can tune a camera without waiting for the night.
 int tune(const std::vector<std::string>& args) {
-  std::string clip, config_path, camera_id, error;
+  std::string config_path, camera_id;
   bool as_json = false;
-  double fps = 5;
-  std::vector<std::string> sets;
+  app::TuneRequest t;
+  t.fps = 5;
   for (std::size_t i = 0; i < args.size(); ++i) {
     auto value = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : ""; };
-    if (args[i] == "--clip")
-      clip = value();
-    else if (args[i] == "--config")
+    if (args[i] == "--clip") {
+      t.clip = value();
+    } else if (args[i] == "--config") {
       config_path = value();
-    else if (args[i] == "--camera")
+    } else if (args[i] == "--camera") {
       camera_id = value();
-    else if (args[i] == "--fps")
-      fps = std::atof(value().c_str());
-    else if (args[i] == "--set")
-      sets.push_back(value());
-    else if (args[i] == "--json")
+    } else if (args[i] == "--fps") {
+      t.fps = std::atof(value().c_str());
+    } else if (args[i] == "--set") {
+      const auto kv = value();
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos) return usage();
+      t.sets.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    } else if (args[i] == "--json") {
       as_json = true;
-    else
+    } else {
       return usage();
+    }
   }
-  if (clip.empty() || fps <= 0) return usage();
+  if (t.clip.empty() || t.fps <= 0) return usage();
   init_logging("warn", "");
-  AnalyticsConfig a;
-  CameraConfig cam;
-  cam.id = camera_id.empty() ? "clip" : camera_id;
+  t.camera.id = camera_id.empty() ? "clip" : camera_id;
   if (!config_path.empty()) {
     auto config = load_or_report(config_path);
     if (!config) return 1;
-    a = config->analytics;
+    t.analytics = config->analytics;
     bool found = camera_id.empty();
     for (const auto& c : config->cameras) {
       if (c.id == camera_id) {
-        cam = c;
+        t.camera = c;
         found = true;
-        fps = c.analysis_fps;
+        t.fps = c.analysis_fps;
       }
     }
     if (!found) {
@@ -331,91 +291,63 @@ int tune(const std::vector<std::string>& args) {
       return 1;
     }
   }
-  // Candidate settings go through the same YAML checks as the config file.
-  std::string yaml = "analytics:\n";
-  for (const auto& kv : sets) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos) return usage();
-    yaml += "  " + kv.substr(0, eq) + ": " + kv.substr(eq + 1) + "\n";
+  auto result = app::run_tune(t);
+  if (!result) {
+    std::fprintf(stderr, "tune: %s\n", result.error().c_str());
+    return 1;
   }
-  if (!sets.empty()) {
-    auto parsed = load_config_text(yaml, "--set");
-    if (!parsed) {
-      for (const auto& e : parsed.error())
-        std::fprintf(stderr, "tune: %s\n", e.to_string().c_str());
-      return 1;
-    }
-    const auto& p = parsed->analytics;
-    for (const auto& kv : sets) {
-      const auto key = kv.substr(0, kv.find('='));
-      if (key == "threshold_min") a.threshold_min = p.threshold_min;
-      if (key == "min_area") a.min_area = p.min_area;
-      if (key == "min_frames") a.min_frames = p.min_frames;
-      if (key == "gap_s") a.gap_s = p.gap_s;
-      if (key == "analysis_height") a.analysis_height = p.analysis_height;
-      if (key == "tamper_min_s") a.tamper_min_s = p.tamper_min_s;
-      if (key == "people") a.people = p.people;
-    }
-  }
-  const auto [motion, tracker, tamper] = engine_settings(a);
-  CollectingSink sink;
-  const std::int64_t base_us = 0;
-  std::int64_t last_us = 0;
-  ingest::ClipInfo info;
-  {
-    analytics::Engine engine(
-        {{cam.id, cam.commune, cam.hamlet, cam.masks, cam.zones, cam.armed}}, motion, tracker,
-        tamper, &sink, "",
-        a.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
-    auto read = ingest::read_clip(clip, cam.id, fps, base_us, [&](const LumaFrame& f) {
-      engine.analyze(f);
-      last_us = f.wall_us;
-    });
-    if (!read) {
-      std::fprintf(stderr, "tune: %s\n", read.error().c_str());
-      return 1;
-    }
-    info = *read;
-    // Let the classifier finish what it was given, then end what is still open.
-    for (int i = 0; i < 100 && engine.people_stats().backlog > 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    engine.close_all(last_us + 1);
-  }
-  const auto events = sink.events();
   if (as_json) {
-    json list = json::array();
-    for (const auto& e : events) {
-      list.push_back({{"type", e.type},
-                      {"label", e.label},
-                      {"start_s", e.start_us / 1e6},
-                      {"end_s", e.end_us ? json(*e.end_us / 1e6) : json()},
-                      {"peak_score", e.peak_score},
-                      {"peak_box", {e.peak_box.x, e.peak_box.y, e.peak_box.w, e.peak_box.h}}});
-    }
-    std::printf("%s\n", json{{"clip", clip},
-                             {"camera", cam.id},
-                             {"frames_decoded", info.frames_decoded},
-                             {"frames_analysed", info.frames_analysed},
-                             {"duration_s", info.duration_s},
-                             {"events", list}}
-                            .dump(2)
-                            .c_str());
-  } else {
-    std::printf("%s: %.1f s, %d frames decoded, %d analysed at %.1f fps\n", clip.c_str(),
-                info.duration_s, info.frames_decoded, info.frames_analysed, fps);
-    std::printf("%-8s %-15s %-10s %8s %8s %8s\n", "start_s", "type", "label", "end_s", "length",
-                "peak");
-    for (const auto& e : events) {
-      const double start = e.start_us / 1e6;
-      const double end = e.end_us ? *e.end_us / 1e6 : info.duration_s;
-      std::printf("%-8.2f %-15s %-10s %8.2f %8.2f %8.4f\n", start, e.type.c_str(),
-                  e.label.empty() ? "-" : e.label.c_str(), end, end - start, e.peak_score);
-    }
-    std::printf("%zu event(s)\n", events.size());
+    std::printf("%s\n", app::tune_json(t, *result).dump(2).c_str());
+    return 0;
   }
+  const auto& info = result->info;
+  std::printf("%s: %.1f s, %d frames decoded, %d analysed at %.1f fps\n", t.clip.c_str(),
+              info.duration_s, info.frames_decoded, info.frames_analysed, t.fps);
+  std::printf("%-8s %-15s %-10s %8s %8s %8s\n", "start_s", "type", "label", "end_s", "length",
+              "peak");
+  for (const auto& e : result->events) {
+    const double start = e.start_us / 1e6;
+    const double end = e.end_us ? *e.end_us / 1e6 : info.duration_s;
+    std::printf("%-8.2f %-15s %-10s %8.2f %8.2f %8.4f\n", start, e.type.c_str(),
+                e.label.empty() ? "-" : e.label.c_str(), end, end - start, e.peak_score);
+  }
+  std::printf("%zu event(s)\n", result->events.size());
   return 0;
+}
+
+// GET /api/cameras/{id}/tune?clip=NAME&KEY=VALUE...: `matthan tune` over HTTP, for a clip a
+// technician put in <data_dir>/clips/. One replay at a time (it takes seconds of a core).
+web::HttpResponse tune_api(const web::HttpRequest& req, const Config& config) {
+  static std::mutex busy;
+  const std::string prefix = "/api/cameras/";
+  const auto id = req.path.substr(prefix.size(), req.path.size() - prefix.size() - 5);
+  const CameraConfig* cam = nullptr;
+  for (const auto& c : config.cameras) {
+    if (c.id == id) cam = &c;
+  }
+  if (cam == nullptr) return web::json_error(404, "not_found", "no camera '" + id + "'");
+  const auto clip = req.query.contains("clip") ? req.query.at("clip") : std::string();
+  if (clip.empty() || clip.find('/') != std::string::npos || clip.starts_with(".")) {
+    return web::json_error(400, "bad_clip",
+                           "clip must name a file in " + config.server.data_dir + "/clips");
+  }
+  app::TuneRequest t;
+  t.clip = config.server.data_dir + "/clips/" + clip;
+  t.camera = *cam;
+  t.analytics = config.analytics;
+  t.fps = cam->analysis_fps;
+  for (const auto& [k, v] : req.query) {
+    if (k != "clip") t.sets.emplace_back(k, v);
+  }
+  std::unique_lock lock(busy, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    return web::json_error(429, "busy", "another replay is running; try again in a few seconds");
+  }
+  auto result = app::run_tune(t);
+  if (!result) return web::json_error(400, "tune_failed", result.error());
+  auto j = app::tune_json(t, *result);
+  j["clip"] = clip;  // not the server's path
+  return {200, "application/json", j.dump()};
 }
 
 bool is_loopback(const std::string& address) {
@@ -528,7 +460,7 @@ int run(const std::string& config_path) {
   std::vector<analytics::CameraInfo> infos;
   for (const auto& cam : config.cameras)
     infos.push_back({cam.id, cam.commune, cam.hamlet, cam.masks, cam.zones, cam.armed});
-  const auto [motion, tracker, tamper] = engine_settings(config.analytics);
+  const auto [motion, tracker, tamper] = app::engine_settings(config.analytics);
   analytics::Engine engine(
       infos, motion, tracker, tamper, &events, config.server.data_dir + "/snapshots",
       config.analytics.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
@@ -629,6 +561,9 @@ int run(const std::string& config_path) {
       for (const auto& e : event_repo.list(cam, 0, INT64_MAX, limit))
         list.push_back(event_to_json(e));
       return {200, "application/json", json{{"events", list}}.dump()};
+    }
+    if (req.path.starts_with("/api/cameras/") && req.path.ends_with("/tune")) {
+      return tune_api(req, config);
     }
     if (req.path.starts_with("/api/cameras/")) {
       const auto id = req.path.substr(std::string("/api/cameras/").size());

@@ -211,20 +211,31 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   auto& s = *state_;
   const cv::Mat luma(frame.height, frame.width, CV_8U, const_cast<std::uint8_t*>(frame.luma.data()),
                      static_cast<std::size_t>(frame.stride));
-  // 2x steps are several times cheaper than one arbitrary INTER_AREA resize.
+  // 2x steps are several times cheaper than one arbitrary INTER_AREA resize; the last 2x step
+  // is a pyrDown, which smooths (5x5 Gaussian) and decimates in one pass.
+  const int h = settings_.analysis_height;
   cv::Mat cur = luma;
-  while (cur.rows >= 2 * settings_.analysis_height) {
+  while (cur.rows >= 4 * h) {
     cv::Mat half;
     cv::resize(cur, half, {cur.cols / 2, cur.rows / 2}, 0, 0, cv::INTER_AREA);
     cur = half;
   }
-  if (cur.rows != settings_.analysis_height) {
-    const int w = std::max(1, cur.cols * settings_.analysis_height / cur.rows);
-    cv::resize(cur, s.small, {w, settings_.analysis_height}, 0, 0, cv::INTER_AREA);
+  if (cur.rows == 2 * h) {
+    cv::pyrDown(cur, s.small);
   } else {
-    s.small = cur.clone();
+    if (cur.rows >= 2 * h) {
+      cv::Mat half;
+      cv::resize(cur, half, {cur.cols / 2, cur.rows / 2}, 0, 0, cv::INTER_AREA);
+      cur = half;
+    }
+    if (cur.rows != h) {
+      const int w = std::max(1, cur.cols * h / cur.rows);
+      cv::resize(cur, s.small, {w, h}, 0, 0, cv::INTER_AREA);
+    } else {
+      cur.copyTo(s.small);
+    }
+    cv::GaussianBlur(s.small, s.small, {3, 3}, 0);
   }
-  cv::GaussianBlur(s.small, s.small, {3, 3}, 0);
   out.small = s.small.data;
   out.small_cols = s.small.cols;
   out.small_rows = s.small.rows;
@@ -419,7 +430,12 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   s.previous = std::move(candidates);
   // Learn everywhere, moving areas at half the rate: a walker is not absorbed while passing,
   // and a "ghost" (the background was learnt while someone stood there) dissolves by itself.
-  learn(norm, s.background, rate, any ? &s.mask : nullptr, rate / 2);
+  if (any) {
+    learn(norm, s.background, rate, &s.mask, rate / 2);
+  } else if (s.frames % 2 == 0) {
+    // Nothing moved: every 2nd frame at twice the rate learns the same, for half the work.
+    learn(norm, s.background, 2 * rate, nullptr, 0);
+  }
   ++s.frames;
   return out;
 }

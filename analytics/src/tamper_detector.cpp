@@ -11,9 +11,15 @@ TamperDetector::TamperDetector(CameraInfo camera, TamperSettings settings, Event
 TamperState TamperDetector::update(std::int64_t wall_us, const std::uint8_t* small, int cols,
                                    int rows, const std::uint8_t* region) {
   TamperState st;
-  const cv::Mat img(rows, cols, CV_8U, const_cast<std::uint8_t*>(small));
-  cv::Mat mask;
-  if (region != nullptr) mask = cv::Mat(rows, cols, CV_8U, const_cast<std::uint8_t*>(region));
+  // Everything on a half-size picture (a quarter of the pixels): covered, blurred and turned
+  // are properties of the whole picture, not of its finest detail.
+  const cv::Mat full(rows, cols, CV_8U, const_cast<std::uint8_t*>(small));
+  cv::Mat img, mask;
+  cv::resize(full, img, {cols / 2, rows / 2}, 0, 0, cv::INTER_AREA);
+  if (region != nullptr) {
+    const cv::Mat m(rows, cols, CV_8U, const_cast<std::uint8_t*>(region));
+    cv::resize(m, mask, img.size(), 0, 0, cv::INTER_NEAREST);
+  }
   cv::Scalar mean, stddev;
   cv::meanStdDev(img, mean, stddev, mask);
   st.mean = mean[0];
@@ -25,19 +31,14 @@ TamperState TamperDetector::update(std::int64_t wall_us, const std::uint8_t* sma
   st.sharpness = cv::mean(cv::abs(lap), mask)[0] / std::max(20.0, st.mean);
 
   // Moved: edge maps (direction-free, so the same for day, night and infrared) of the view
-  // and of this frame, compared by normalised correlation on a quarter-size picture.
+  // and of this frame, compared by normalised correlation.
   cv::Mat edges;
   {
-    cv::Mat q, gx, gy;
-    cv::resize(img, q, {cols / 2, rows / 2}, 0, 0, cv::INTER_AREA);
-    cv::Sobel(q, gx, CV_32F, 1, 0);
-    cv::Sobel(q, gy, CV_32F, 0, 1);
+    cv::Mat gx, gy;
+    cv::Sobel(img, gx, CV_32F, 1, 0);
+    cv::Sobel(img, gy, CV_32F, 0, 1);
     cv::magnitude(gx, gy, edges);
-    if (!mask.empty()) {
-      cv::Mat m;
-      cv::resize(mask, m, edges.size(), 0, 0, cv::INTER_NEAREST);
-      edges.setTo(0, m == 0);
-    }
+    if (!mask.empty()) edges.setTo(0, mask == 0);
     if (reference_.size() != edges.total()) reference_.clear();
     if (!reference_.empty()) {
       const cv::Mat ref(edges.rows, edges.cols, CV_32F, reference_.data());

@@ -83,10 +83,10 @@ TEST(Cli, ExampleConfigIsValid) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
-  const auto dir = temp_dir("matthan-cli");
-  // 10 s of a textured grey scene with noise; a dark box crosses from 4 s to 7.5 s (after the
-  // detector's 3 s warm-up).
+// 10 s of a textured grey scene with noise; a dark box crosses from 4 s to 7.5 s (after the
+// detector's 3 s warm-up).
+void make_box_clip(const std::string& path) {
+  const auto dir = std::filesystem::path(path).parent_path().string();
   ChildProcess ffmpeg(
       {"/usr/bin/ffmpeg",
        "-v",
@@ -108,9 +108,14 @@ TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
        "-pix_fmt",
        "yuv420p",
        "-y",
-       dir + "/clip.mp4"},
+       path},
       dir + "/ffmpeg.log");
   ASSERT_EQ(ffmpeg.signal_and_wait(0, 60s), 0) << read_file(dir + "/ffmpeg.log");
+}
+
+TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
+  const auto dir = temp_dir("matthan-cli");
+  make_box_clip(dir + "/clip.mp4");
   const auto r = run(
       {"tune", "--clip", dir + "/clip.mp4", "--json", "--set", "people=false", "--set", "gap_s=1"},
       dir);
@@ -130,6 +135,43 @@ TEST(Cli, TuneReplaysAClipWithCandidateSettings) {
   const auto bad = run({"tune", "--clip", dir + "/clip.mp4", "--set", "min_frames=0"}, dir);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("analytics.min_frames"), std::string::npos) << bad.err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, TuneOverTheApiReplaysAClipFromTheClipsFolder) {
+  const auto dir = temp_dir("matthan-cli");
+  std::filesystem::create_directories(dir + "/var/clips");
+  make_box_clip(dir + "/var/clips/box.mp4");
+  std::ofstream(dir + "/tune.yaml")
+      << "server: {listen: '127.0.0.1:0', data_dir: '" << dir << "/var'}\n"
+      << "analytics: {zmq_endpoint: '', people: false}\n"
+      << "cameras:\n  - {id: gate, main_url: 'rtsp://127.0.0.1:9/none', analysis_fps: 5}\n";
+  ChildProcess server({binary_path("matthan"), "run", "--config", dir + "/tune.yaml"},
+                      dir + "/server.log");
+  const auto listening = server.wait_for_line("LISTENING ", 20s);
+  ASSERT_TRUE(listening.has_value()) << read_file(dir + "/server.log");
+  const int port = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+  const auto r = http_get(port, "/api/cameras/gate/tune?clip=box.mp4&gap_s=1", 60s);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["clip"], "box.mp4");  // not the server's path
+  ASSERT_EQ(j["events"].size(), 1u) << r.body;
+  EXPECT_NEAR(j["events"][0]["start_s"].get<double>(), 4.2, 0.5);
+  // A candidate setting changes the outcome.
+  const auto blind = http_get(port, "/api/cameras/gate/tune?clip=box.mp4&threshold_min=95", 60s);
+  ASSERT_EQ(blind.status, 200) << blind.body;
+  EXPECT_TRUE(nlohmann::json::parse(blind.body)["events"].empty()) << blind.body;
+  // Bad requests say what is wrong; no file outside the clips folder is read.
+  EXPECT_EQ(http_get(port, "/api/cameras/gate/tune?clip=../matthan.db").status, 400);
+  EXPECT_EQ(http_get(port, "/api/cameras/nope/tune?clip=box.mp4").status, 404);
+  const auto bad = http_get(port, "/api/cameras/gate/tune?clip=box.mp4&min_frames=0");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("min_frames"), std::string::npos) << bad.body;
+  const auto unknown = http_get(port, "/api/cameras/gate/tune?clip=box.mp4&password=x");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("cannot be tuned"), std::string::npos) << unknown.body;
+  EXPECT_EQ(http_get(port, "/api/cameras/gate/tune?clip=missing.mp4").status, 400);
+  server.signal_and_wait(SIGTERM, 10s);
   std::filesystem::remove_all(dir);
 }
 
