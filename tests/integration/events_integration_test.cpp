@@ -227,8 +227,9 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
   EXPECT_FALSE(stored_events("tamper", "tamper").empty());
   const auto api = http_get(port_, "/api/events?camera=walk");
   EXPECT_EQ(api.status, 200);
-  EXPECT_GE(json::parse(api.body)["events"].size(), 2u);
-  for (const auto& e : json::parse(api.body)["events"]) {
+  const auto listed = json::parse(api.body);  // a named value: the loop below refers into it
+  EXPECT_GE(listed["events"].size(), 2u);
+  for (const auto& e : listed["events"]) {
     EXPECT_EQ(e["zones"], json::array({"duong"})) << e.dump();
   }
 
