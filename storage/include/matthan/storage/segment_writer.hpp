@@ -1,0 +1,66 @@
+// Recording without re-encoding: one camera stream's packets, stream-copied into fragmented MP4
+// segments (about a minute each, ~1 s fragments, every segment starting at a keyframe) under
+// <root>/<camera>/<YYYY-MM-DD>/<HHMMSS>.mp4 (UTC). Durability: each fragment is fdatasync'ed
+// once written, so a power cut loses at most the fragment being written (docs/design/recording.md).
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "matthan/core/packet.hpp"
+
+namespace matthan::storage {
+
+struct SegmentInfo {
+  std::string camera_id;
+  StreamKind stream = StreamKind::main;
+  std::string path;
+  std::string codec;             // h264, h265
+  std::int64_t start_us = 0;     // server time of the first frame
+  std::int64_t end_us = 0;       // after the last frame: [start_us, end_us)
+  std::int64_t media_start = 0;  // first dts, in 1/90000 s (for gap checks across segments)
+  std::int64_t bytes = 0;
+  std::int64_t frames = 0;
+  std::int64_t keyframes = 0;
+};
+
+struct SegmentWriterSettings {
+  std::string root;       // the recordings directory
+  double segment_s = 60;  // a new segment at the first keyframe after this long
+  double fragment_s = 1;  // fragment length (and the durability unit)
+  bool sync = true;       // fdatasync every fragment
+};
+
+// Not thread-safe: one per camera stream, driven by its recorder thread (never an io thread).
+class SegmentWriter {
+ public:
+  using OnSegment = std::function<void(const SegmentInfo&)>;  // called when a segment is closed
+
+  SegmentWriter(SegmentWriterSettings settings, std::string camera_id, StreamKind stream,
+                OnSegment on_closed);
+  ~SegmentWriter();
+  SegmentWriter(const SegmentWriter&) = delete;
+  SegmentWriter& operator=(const SegmentWriter&) = delete;
+
+  // Video packets in decode order. Packets before the first keyframe (of the stream, or after
+  // a parameter change) cannot start a segment and are counted in skipped().
+  std::expected<void, std::string> write(const EncodedPacket& packet);
+  // Ends the current segment (a reconnect, a stop): the next packet starts a new one.
+  void close();
+  std::int64_t skipped() const { return skipped_; }
+
+ private:
+  struct Segment;
+  std::expected<void, std::string> open(const EncodedPacket& first);
+  SegmentWriterSettings settings_;
+  std::string camera_id_;
+  StreamKind stream_;
+  OnSegment on_closed_;
+  std::unique_ptr<Segment> segment_;
+  std::int64_t skipped_ = 0;
+};
+
+}  // namespace matthan::storage

@@ -1,0 +1,241 @@
+#include "matthan/storage/segment_writer.hpp"
+
+extern "C" {
+#include <libavformat/avformat.h>
+#include <libavutil/opt.h>
+}
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+namespace matthan::storage {
+
+namespace {
+
+std::string av_error(int code) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(code, buf, sizeof buf);
+  return buf;
+}
+
+// <root>/<camera>/<YYYY-MM-DD>/<HHMMSS>.mp4 in UTC; a name already taken gets -1, -2, ...
+std::string segment_path(const std::string& root, const std::string& camera, StreamKind stream,
+                         std::int64_t wall_us) {
+  const std::time_t t = static_cast<std::time_t>(wall_us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char day[16], name[16];
+  std::strftime(day, sizeof day, "%Y-%m-%d", &tm);
+  std::strftime(name, sizeof name, "%H%M%S", &tm);
+  const std::string dir = root + "/" + camera + (stream == StreamKind::sub ? "/sub/" : "/") + day;
+  std::filesystem::create_directories(dir);
+  std::string path = dir + "/" + name + ".mp4";
+  for (int i = 1; std::filesystem::exists(path); ++i) {
+    path = dir + "/" + name + "-" + std::to_string(i) + ".mp4";
+  }
+  return path;
+}
+
+}  // namespace
+
+// One open segment: the muxer writes through our own file descriptor so fragments can be
+// fdatasync'ed.
+struct SegmentWriter::Segment {
+  AVFormatContext* fmt = nullptr;
+  AVIOContext* io = nullptr;
+  int fd = -1;
+  bool sync = true;
+  std::int64_t written = 0;
+  std::int64_t generation = -1;
+  AVRational in_tb{1, 90000};
+  std::int64_t first_dts = AV_NOPTS_VALUE;
+  std::int64_t last_dts = AV_NOPTS_VALUE;
+  std::int64_t last_duration = 0;
+  std::int64_t next_sync_dts = 0;
+  std::int64_t fragment_ticks = 90000;
+  std::int64_t last_wall_us = 0;
+  SegmentInfo info;
+
+  static int write_cb(void* opaque, std::uint8_t* buf, int size) {  // FFmpeg 5: not const
+    auto* s = static_cast<Segment*>(opaque);
+    int done = 0;
+    while (done < size) {
+      const ssize_t n = ::write(s->fd, buf + done, static_cast<std::size_t>(size - done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return AVERROR(errno);
+      }
+      done += static_cast<int>(n);
+    }
+    s->written += size;
+    return size;
+  }
+  static std::int64_t seek_cb(void* opaque, std::int64_t offset, int whence) {
+    auto* s = static_cast<Segment*>(opaque);
+    if (whence == AVSEEK_SIZE) return s->written;
+    return ::lseek(s->fd, offset, whence & ~AVSEEK_FORCE);
+  }
+
+  ~Segment() {
+    if (fmt != nullptr) avformat_free_context(fmt);
+    if (io != nullptr) {
+      av_freep(&io->buffer);
+      avio_context_free(&io);
+    }
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+SegmentWriter::SegmentWriter(SegmentWriterSettings settings, std::string camera_id,
+                             StreamKind stream, OnSegment on_closed)
+    : settings_(std::move(settings)),
+      camera_id_(std::move(camera_id)),
+      stream_(stream),
+      on_closed_(std::move(on_closed)) {}
+
+SegmentWriter::~SegmentWriter() {
+  close();
+}
+
+std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first) {
+  const auto& p = *first.params;
+  if (p.codec != Codec::h264 && p.codec != Codec::h265) {
+    return std::unexpected("camera " + camera_id_ + ": cannot record codec " +
+                           std::string(to_string(p.codec)));
+  }
+  auto seg = std::make_unique<Segment>();
+  seg->sync = settings_.sync;
+  seg->generation = p.generation;
+  seg->in_tb = {p.time_base_num, p.time_base_den};
+  seg->info.camera_id = camera_id_;
+  seg->info.stream = stream_;
+  seg->info.codec = std::string(to_string(p.codec));
+  seg->info.start_us = first.wall_us;
+  try {
+    seg->info.path = segment_path(settings_.root, camera_id_, stream_, first.wall_us);
+  } catch (const std::filesystem::filesystem_error& e) {
+    return std::unexpected("cannot create the recording folder: " + std::string(e.what()));
+  }
+  seg->fd = ::open(seg->info.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (seg->fd < 0) {
+    return std::unexpected("cannot create " + seg->info.path + ": " + std::strerror(errno));
+  }
+  if (avformat_alloc_output_context2(&seg->fmt, nullptr, "mp4", nullptr) < 0) {
+    return std::unexpected("no mp4 muxer");
+  }
+  constexpr int kBuffer = 64 * 1024;
+  auto* buffer = static_cast<unsigned char*>(av_malloc(kBuffer));
+  seg->io = avio_alloc_context(buffer, kBuffer, 1, seg.get(), nullptr, &Segment::write_cb,
+                               &Segment::seek_cb);
+  seg->fmt->pb = seg->io;
+  seg->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+  AVStream* st = avformat_new_stream(seg->fmt, nullptr);
+  st->time_base = {1, 90000};
+  st->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
+  st->codecpar->codec_id = p.codec == Codec::h264 ? AV_CODEC_ID_H264 : AV_CODEC_ID_HEVC;
+  st->codecpar->width = p.width;
+  st->codecpar->height = p.height;
+  if (!p.extradata.empty()) {
+    st->codecpar->extradata =
+        static_cast<std::uint8_t*>(av_mallocz(p.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
+    std::memcpy(st->codecpar->extradata, p.extradata.data(), p.extradata.size());
+    st->codecpar->extradata_size = static_cast<int>(p.extradata.size());
+  }
+  if (p.codec == Codec::h265) st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');  // Apple/Chrome
+  AVDictionary* opts = nullptr;
+  // Fragmented: playable and recoverable up to the last complete fragment after a crash.
+  av_dict_set(&opts, "movflags", "empty_moov+default_base_moof", 0);
+  av_dict_set_int(&opts, "frag_duration", static_cast<std::int64_t>(settings_.fragment_s * 1e6), 0);
+  const int rc = avformat_write_header(seg->fmt, &opts);
+  av_dict_free(&opts);
+  if (rc < 0) {
+    std::error_code rm;
+    std::filesystem::remove(seg->info.path, rm);
+    return std::unexpected("cannot start " + seg->info.path + ": " + av_error(rc));
+  }
+  seg->fragment_ticks = static_cast<std::int64_t>(settings_.fragment_s * 90000);
+  segment_ = std::move(seg);
+  return {};
+}
+
+std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packet) {
+  if (!packet.params || !packet.params->is_video) return {};
+  const auto& p = *packet.params;
+  // A new segment: none open; new parameters (resolution, codec: a new moov is needed); or a
+  // keyframe after segment_s.
+  if (segment_ && segment_->generation != p.generation) close();
+  if (segment_ && packet.keyframe && segment_->first_dts != AV_NOPTS_VALUE) {
+    const double length_s = static_cast<double>(av_rescale_q(packet.dts - segment_->first_dts,
+                                                             segment_->in_tb, {1, 1'000'000})) /
+                            1e6;
+    if (length_s >= settings_.segment_s) close();
+  }
+  if (!segment_) {
+    if (!packet.keyframe) {
+      ++skipped_;
+      return {};
+    }
+    if (auto opened = open(packet); !opened) return opened;
+  }
+  auto& s = *segment_;
+  AVPacket* pkt = av_packet_alloc();
+  pkt->data = const_cast<std::uint8_t*>(packet.data.data());
+  pkt->size = static_cast<int>(packet.data.size());
+  if (s.first_dts == AV_NOPTS_VALUE) {
+    s.first_dts = packet.dts;
+    s.info.media_start = av_rescale_q(packet.dts, s.in_tb, {1, 90000});
+  }
+  // Each segment's media time starts at 0; pts keeps its distance to dts (B-frames).
+  const AVRational out_tb = s.fmt->streams[0]->time_base;
+  pkt->dts = av_rescale_q(packet.dts - s.first_dts, s.in_tb, out_tb);
+  pkt->pts = av_rescale_q(packet.pts - s.first_dts, s.in_tb, out_tb);
+  if (s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts) pkt->dts = s.last_dts + 1;
+  if (pkt->pts < pkt->dts) pkt->pts = pkt->dts;
+  pkt->duration = packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : 0;
+  pkt->flags = packet.keyframe ? AV_PKT_FLAG_KEY : 0;
+  pkt->stream_index = 0;
+  const std::int64_t dts_out = pkt->dts;
+  const std::int64_t duration_out = pkt->duration;
+  // av_write_frame, not the interleaved variant: one stream, and no packet is held back.
+  const int rc = av_write_frame(s.fmt, pkt);
+  av_packet_free(&pkt);
+  if (rc < 0) return std::unexpected("writing " + s.info.path + ": " + av_error(rc));
+  s.last_dts = dts_out;
+  s.last_duration = duration_out;
+  s.last_wall_us = packet.wall_us;
+  ++s.info.frames;
+  s.info.keyframes += packet.keyframe ? 1 : 0;
+  // Durability: once a fragment's worth is written, push it to the disk.
+  if (dts_out >= s.next_sync_dts) {
+    avio_flush(s.io);
+    if (s.sync) ::fdatasync(s.fd);
+    s.next_sync_dts = dts_out + s.fragment_ticks;
+  }
+  return {};
+}
+
+void SegmentWriter::close() {
+  if (!segment_) return;
+  auto& s = *segment_;
+  av_write_trailer(s.fmt);
+  avio_flush(s.io);
+  if (s.sync) ::fdatasync(s.fd);
+  s.info.bytes = s.written;
+  // The last frame lasts one frame interval: its duration, else the mean so far.
+  std::int64_t frame_us =
+      s.last_duration > 0 ? av_rescale_q(s.last_duration, {1, 90000}, {1, 1'000'000}) : 0;
+  if (frame_us == 0 && s.info.frames > 1) {
+    frame_us = (s.last_wall_us - s.info.start_us) / (s.info.frames - 1);
+  }
+  s.info.end_us = s.last_wall_us + frame_us;
+  const SegmentInfo info = s.info;
+  segment_.reset();
+  if (on_closed_) on_closed_(info);
+}
+
+}  // namespace matthan::storage
