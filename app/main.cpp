@@ -37,6 +37,7 @@
 #include "matthan/ingest/probe.hpp"
 #include "matthan/storage/database.hpp"
 #include "matthan/storage/event_repository.hpp"
+#include "matthan/storage/recorder.hpp"
 #include "matthan/storage/status_repository.hpp"
 #include "matthan/web/assets.hpp"
 #include "matthan/web/http_server.hpp"
@@ -470,6 +471,24 @@ int run(const std::string& config_path) {
   for (const auto& cam : config.cameras) {
     cameras.push_back(std::make_unique<ingest::CameraIngest>(cam, clock, &status, &analysis));
   }
+  // Recording: every enabled camera's main stream, stream-copied, off the io threads (on the
+  // fan-out subscriber's thread).
+  std::vector<std::unique_ptr<storage::Recorder>> recorders;
+  if (config.recording.enabled) {
+    storage::RecorderSettings rs;
+    rs.writer.root = config.recording.dir.empty() ? config.server.data_dir + "/recordings"
+                                                  : config.recording.dir;
+    rs.writer.segment_s = config.recording.segment_s;
+    rs.writer.fragment_s = config.recording.fragment_s;
+    rs.writer.sync = config.recording.sync;
+    for (auto& c : cameras) {
+      auto* main_session = c->session(StreamKind::main);
+      if (main_session == nullptr) continue;
+      recorders.push_back(
+          std::make_unique<storage::Recorder>(**db, config.node_id, c->id(), StreamKind::main, rs));
+      recorders.back()->attach(main_session->packets());
+    }
+  }
 
   Runtime runtime(std::min(cores, 4u));
   auto& io = runtime.io();
@@ -635,6 +654,8 @@ int run(const std::string& config_path) {
   http.stop();
   for (auto& c : cameras) c->request_stop();
   for (auto& c : cameras) c->stop();
+  // The fan-outs have drained into the recorders and joined their threads: end the segments.
+  for (auto& r : recorders) r->close();
   analysis.stop();
   engine.close_all(clock.now_us());
   status.close_all(clock.now_us());

@@ -375,6 +375,19 @@ class Parser {
     if (auto v = num<int>(node, path, "max_attempts", 1, 100)) ch.max_attempts = *v;
   }
 
+  void parse_recording(const YAML::Node& node, RecordingConfig& r) {
+    if (!node.IsMap()) {
+      error(node, "recording", "must be a mapping");
+      return;
+    }
+    check_keys(node, "recording", {"enabled", "dir", "segment_s", "fragment_s", "sync"});
+    if (auto v = boolean(node, "recording", "enabled")) r.enabled = *v;
+    if (auto v = str(node, "recording", "dir")) r.dir = *v;
+    if (auto v = num<double>(node, "recording", "segment_s", 2.0, 3600.0)) r.segment_s = *v;
+    if (auto v = num<double>(node, "recording", "fragment_s", 0.2, 10.0)) r.fragment_s = *v;
+    if (auto v = boolean(node, "recording", "sync")) r.sync = *v;
+  }
+
   void parse_camera(const YAML::Node& node, const std::string& path, CameraConfig& cam,
                     const CameraConfig& defaults) {
     cam = defaults;
@@ -543,7 +556,8 @@ class Parser {
       error(root, "(top)", "the config must be a mapping with node_id, server and cameras");
       return config;
     }
-    check_keys(root, "", {"node_id", "server", "defaults", "cameras", "analytics", "alerts"});
+    check_keys(root, "",
+               {"node_id", "server", "defaults", "cameras", "analytics", "alerts", "recording"});
     if (auto id = str(root, "", "node_id")) {
       static const std::regex id_re("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
       if (!std::regex_match(*id, id_re)) {
@@ -554,6 +568,7 @@ class Parser {
     }
     if (root["server"].IsDefined()) parse_server(root["server"], config.server);
     if (root["analytics"].IsDefined()) parse_analytics(root["analytics"], config.analytics);
+    if (root["recording"].IsDefined()) parse_recording(root["recording"], config.recording);
 
     CameraConfig defaults;
     if (const auto d = root["defaults"]; d.IsDefined()) {

@@ -56,6 +56,7 @@ struct SegmentWriter::Segment {
   std::int64_t first_dts = AV_NOPTS_VALUE;
   std::int64_t last_dts = AV_NOPTS_VALUE;
   std::int64_t last_duration = 0;
+  std::int64_t frame_ticks = 3600;  // the last regular frame interval (25 fps until seen)
   std::int64_t next_sync_dts = 0;
   std::int64_t fragment_ticks = 90000;
   std::int64_t last_wall_us = 0;
@@ -160,6 +161,7 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
   }
   seg->fragment_ticks = static_cast<std::int64_t>(settings_.fragment_s * 90000);
   segment_ = std::move(seg);
+  if (on_opened_) on_opened_(segment_->info);
   return {};
 }
 
@@ -187,14 +189,26 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   pkt->data = const_cast<std::uint8_t*>(packet.data.data());
   pkt->size = static_cast<int>(packet.data.size());
   if (s.first_dts == AV_NOPTS_VALUE) {
-    s.first_dts = packet.dts;
+    s.first_dts = packet.dts == AV_NOPTS_VALUE ? 0 : packet.dts;
     s.info.media_start = av_rescale_q(packet.dts, s.in_tb, {1, 90000});
   }
   // Each segment's media time starts at 0; pts keeps its distance to dts (B-frames).
   const AVRational out_tb = s.fmt->streams[0]->time_base;
   pkt->dts = av_rescale_q(packet.dts - s.first_dts, s.in_tb, out_tb);
   pkt->pts = av_rescale_q(packet.pts - s.first_dts, s.in_tb, out_tb);
-  if (s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts) pkt->dts = s.last_dts + 1;
+  // Cameras (and RTP at a connection's start) send repeated or backward timestamps now and
+  // then: such a frame is placed one usual frame interval after the last, not squeezed in.
+  if (packet.dts == AV_NOPTS_VALUE || packet.pts == AV_NOPTS_VALUE ||
+      (s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts)) {
+    const std::int64_t step =
+        packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : s.frame_ticks;
+    const std::int64_t fixed = s.last_dts == AV_NOPTS_VALUE ? 0 : s.last_dts + step;
+    pkt->pts = fixed + std::max<std::int64_t>(0, pkt->pts - pkt->dts);
+    pkt->dts = fixed;
+    ++s.info.retimed;
+  } else if (s.last_dts != AV_NOPTS_VALUE) {
+    s.frame_ticks = pkt->dts - s.last_dts;  // the usual interval, for the case above
+  }
   if (pkt->pts < pkt->dts) pkt->pts = pkt->dts;
   pkt->duration = packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : 0;
   pkt->flags = packet.keyframe ? AV_PKT_FLAG_KEY : 0;

@@ -75,6 +75,15 @@ struct AnalyticsConfig {
   bool people = true;       // label motion events "person" with OpenCV's HOG detector
 };
 
+// Recording of the main streams (docs/design/recording.md).
+struct RecordingConfig {
+  bool enabled = true;
+  std::string dir;        // empty: <data_dir>/recordings
+  double segment_s = 60;  // a new segment at the first keyframe after this long
+  double fragment_s = 1;  // fragment length: at most this is lost to a power cut
+  bool sync = true;       // fdatasync every fragment
+};
+
 // An outbound alert channel (docs/ref/alerts.md). Secrets (tokens) are never logged.
 struct AlertChannelConfig {
   enum class Kind { webhook, telegram, zalo };
@@ -99,6 +108,7 @@ struct Config {
   std::string node_id = "node-1";
   ServerConfig server;
   AnalyticsConfig analytics;
+  RecordingConfig recording;
   std::vector<AlertChannelConfig> alerts;
   std::vector<CameraConfig> cameras;
 };

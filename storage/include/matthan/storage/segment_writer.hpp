@@ -25,6 +25,7 @@ struct SegmentInfo {
   std::int64_t bytes = 0;
   std::int64_t frames = 0;
   std::int64_t keyframes = 0;
+  std::int64_t retimed = 0;  // frames whose timestamp was missing or went backwards
 };
 
 struct SegmentWriterSettings {
@@ -51,6 +52,8 @@ class SegmentWriter {
   // Ends the current segment (a reconnect, a stop): the next packet starts a new one.
   void close();
   std::int64_t skipped() const { return skipped_; }
+  // Called when a segment's file was created (before its first packet is written).
+  void set_on_opened(OnSegment on_opened) { on_opened_ = std::move(on_opened); }
 
  private:
   struct Segment;
@@ -59,6 +62,7 @@ class SegmentWriter {
   std::string camera_id_;
   StreamKind stream_;
   OnSegment on_closed_;
+  OnSegment on_opened_;
   std::unique_ptr<Segment> segment_;
   std::int64_t skipped_ = 0;
 };

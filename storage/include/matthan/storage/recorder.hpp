@@ -1,0 +1,62 @@
+// The recorder of one camera stream: subscribes to the stream's packet fan-out with the `never`
+// drop policy (every packet is kept while memory allows; the queue's byte limit raises an
+// alarm instead), writes segments on the subscriber's own thread, and indexes them in SQLite:
+// a row when a segment opens, completed when it closes (after the data is on disk).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "matthan/core/packet.hpp"
+#include "matthan/storage/database.hpp"
+#include "matthan/storage/segment_writer.hpp"
+
+namespace matthan::storage {
+
+struct RecorderSettings {
+  SegmentWriterSettings writer;
+  std::int64_t gap_us = 2'000'000;  // packets this far apart: the stream broke, a new segment
+  std::size_t max_queue_bytes = 64u << 20;
+};
+
+struct RecorderStats {
+  std::uint64_t packets = 0;
+  std::uint64_t segments = 0;
+  std::uint64_t skipped = 0;  // before the first keyframe of a connection
+  std::uint64_t errors = 0;
+  std::string last_error;
+  std::string current_path;
+};
+
+// The writer and the open segment belong to the fan-out subscriber's thread; mutex_ guards
+// stats_ (read by the API).
+class Recorder {
+ public:
+  Recorder(Database& db, std::string node_id, std::string camera_id, StreamKind stream,
+           RecorderSettings settings);
+  ~Recorder();
+  // Subscribes to `fanout`; packets flow until the fan-out stops.
+  void attach(PacketFanout& fanout);
+  RecorderStats stats() const;
+  // Ends the open segment (server stopping); call after the fan-out stopped.
+  void close();
+
+ private:
+  void on_packet(const EncodedPacketPtr& packet);
+
+  Database& db_;
+  std::string node_id_;
+  std::string camera_id_;
+  StreamKind stream_;
+  RecorderSettings settings_;
+  std::unique_ptr<SegmentWriter> writer_;
+  std::int64_t last_wall_us_ = 0;
+  mutable std::mutex mutex_;  // guards stats_
+  RecorderStats stats_;
+};
+
+}  // namespace matthan::storage

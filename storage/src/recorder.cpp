@@ -1,0 +1,97 @@
+#include "matthan/storage/recorder.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+namespace matthan::storage {
+
+Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, StreamKind stream,
+                   RecorderSettings settings)
+    : db_(db),
+      node_id_(std::move(node_id)),
+      camera_id_(std::move(camera_id)),
+      stream_(stream),
+      settings_(std::move(settings)) {
+  writer_ = std::make_unique<SegmentWriter>(
+      settings_.writer, camera_id_, stream_, [this](const SegmentInfo& s) {
+        // Completed after the writer's trailer and fdatasync: the row never points past data.
+        db_.write([s](sqlite3* conn) {
+          sqlite3_stmt* st = nullptr;
+          sqlite3_prepare_v2(conn,
+                             "UPDATE segment SET end_us = ?2, bytes = ?3, frames = ?4,"
+                             " keyframes = ?5, state = 'complete' WHERE path = ?1",
+                             -1, &st, nullptr);
+          sqlite3_bind_text(st, 1, s.path.c_str(), -1, SQLITE_TRANSIENT);
+          sqlite3_bind_int64(st, 2, s.end_us);
+          sqlite3_bind_int64(st, 3, s.bytes);
+          sqlite3_bind_int64(st, 4, s.frames);
+          sqlite3_bind_int64(st, 5, s.keyframes);
+          if (sqlite3_step(st) != SQLITE_DONE) {
+            spdlog::error("database: cannot complete segment {}: {}", s.path, sqlite3_errmsg(conn));
+          }
+          sqlite3_finalize(st);
+        });
+        std::lock_guard lock(mutex_);
+        ++stats_.segments;
+        stats_.current_path.clear();
+      });
+  writer_->set_on_opened([this](const SegmentInfo& s) {
+    db_.write([node = node_id_, s, stream = std::string(to_string(stream_))](sqlite3* conn) {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(conn,
+                         "INSERT INTO segment (node_id, camera_id, stream, path, codec, start_us,"
+                         " end_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                         -1, &st, nullptr);
+      sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 2, s.camera_id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 3, stream.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 4, s.path.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 5, s.codec.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 6, s.start_us);
+      if (sqlite3_step(st) != SQLITE_DONE) {
+        spdlog::error("database: cannot index segment {}: {}", s.path, sqlite3_errmsg(conn));
+      }
+      sqlite3_finalize(st);
+    });
+    std::lock_guard lock(mutex_);
+    stats_.current_path = s.path;
+  });
+}
+
+Recorder::~Recorder() = default;
+
+void Recorder::attach(PacketFanout& fanout) {
+  fanout.subscribe("recorder", DropPolicy::never, 0, settings_.max_queue_bytes,
+                   [this](const EncodedPacketPtr& p) { on_packet(p); });
+}
+
+void Recorder::on_packet(const EncodedPacketPtr& packet) {
+  if (!packet->params || !packet->params->is_video) return;  // audio: later
+  // A silence longer than gap_us is a break (a reconnect, a stall): the gap is a recorded fact,
+  // not something a segment spans.
+  if (last_wall_us_ != 0 && packet->wall_us - last_wall_us_ > settings_.gap_us) writer_->close();
+  last_wall_us_ = packet->wall_us;
+  const auto before = writer_->skipped();
+  auto written = writer_->write(*packet);
+  std::lock_guard lock(mutex_);
+  ++stats_.packets;
+  stats_.skipped += static_cast<std::uint64_t>(writer_->skipped() - before);
+  if (!written) {
+    ++stats_.errors;
+    if (stats_.last_error != written.error()) {
+      spdlog::error("camera {}: recording: {}", camera_id_, written.error());
+    }
+    stats_.last_error = written.error();
+  }
+}
+
+RecorderStats Recorder::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void Recorder::close() {
+  writer_->close();
+}
+
+}  // namespace matthan::storage
