@@ -36,6 +36,10 @@ done
   echo "  data_dir: ./var"
   echo "defaults:"
   echo "  analysis_fps: 5"
+  echo "# 8 simulated cameras record ~14 GB an hour, and retention is not built yet: the demo"
+  echo "# does not record. Set enabled: true to try it (recordings go to ./var/recordings)."
+  echo "recording:"
+  echo "  enabled: false"
   echo "cameras:"
   for cam in "${cameras[@]}"; do
     read -r id hamlet main sub <<<"$cam"
