@@ -37,6 +37,7 @@
 #include "matthan/ingest/probe.hpp"
 #include "matthan/storage/database.hpp"
 #include "matthan/storage/event_repository.hpp"
+#include "matthan/storage/reconcile.hpp"
 #include "matthan/storage/recorder.hpp"
 #include "matthan/storage/status_repository.hpp"
 #include "matthan/web/assets.hpp"
@@ -481,6 +482,13 @@ int run(const std::string& config_path) {
     rs.writer.segment_s = config.recording.segment_s;
     rs.writer.fragment_s = config.recording.fragment_s;
     rs.writer.sync = config.recording.sync;
+    // Before anything records: finish what a crash left open, index files without a row.
+    const auto report = storage::reconcile_segments(**db, config.node_id, rs.writer.root);
+    for (const auto& m : report.messages) spdlog::warn("recordings: {}", m);
+    if (report.recovered + report.unreadable + report.orphans > 0) {
+      spdlog::warn("recordings: {} segment(s) recovered, {} unreadable, {} orphan(s) indexed",
+                   report.recovered, report.unreadable, report.orphans);
+    }
     for (auto& c : cameras) {
       auto* main_session = c->session(StreamKind::main);
       if (main_session == nullptr) continue;

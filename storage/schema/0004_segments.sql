@@ -13,6 +13,9 @@ CREATE TABLE segment (
   bytes INTEGER NOT NULL DEFAULT 0,
   frames INTEGER NOT NULL DEFAULT 0,
   keyframes INTEGER NOT NULL DEFAULT 0,
-  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'complete', 'recovered'))
+  -- open: being written; complete: closed cleanly; recovered: finished from the file after a
+  -- crash (up to its last complete fragment); unreadable: nothing in it could be read
+  state TEXT NOT NULL DEFAULT 'open'
+    CHECK (state IN ('open', 'complete', 'recovered', 'unreadable'))
 );
 CREATE INDEX segment_by_camera_time ON segment (node_id, camera_id, stream, start_us);
