@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "matthan/core/event_json.hpp"
+
 #include <algorithm>
 #include <ctime>
 
@@ -79,31 +81,11 @@ std::string event_link(std::string_view base, const Event& e) {
 std::string webhook_json(const std::string& node_id, EventPhase phase, const Event& e,
                          std::string_view text, std::string_view link,
                          const std::optional<std::string>& jpeg) {
-  const nlohmann::json box{
-      {"x", e.peak_box.x}, {"y", e.peak_box.y}, {"w", e.peak_box.w}, {"h", e.peak_box.h}};
-  nlohmann::json j{
-      {"schema", kAlertSchemaVersion},
-      {"node_id", node_id},
-      {"phase", std::string(to_string(phase))},
-      {"event",
-       {{"id", e.id},
-        {"camera", e.camera_id},
-        {"commune", e.commune},
-        {"hamlet", e.hamlet},
-        {"type", e.type},
-        {"label", e.label},
-        {"start", format_iso8601_us(e.start_us)},
-        {"start_us", e.start_us},
-        {"end", e.end_us ? nlohmann::json(format_iso8601_us(*e.end_us)) : nlohmann::json()},
-        {"end_us", e.end_us ? nlohmann::json(*e.end_us) : nlohmann::json()},
-        {"peak_score", e.peak_score},
-        {"peak_box", box},
-        {"zones", e.zones},
-        {"armed", e.armed},
-        {"snapshot", !e.snapshot_path.empty()},
-        {"pre_capture_s", e.pre_capture_s},
-        {"post_capture_s", e.post_capture_s}}},
-      {"text", std::string(text)}};
+  nlohmann::json j{{"schema", kAlertSchemaVersion},
+                   {"node_id", node_id},
+                   {"phase", std::string(to_string(phase))},
+                   {"event", event_body_json(e)},
+                   {"text", std::string(text)}};
   if (!link.empty()) j["link"] = std::string(link);
   if (jpeg) j["snapshot_jpeg_base64"] = base64_encode(*jpeg);
   return j.dump();

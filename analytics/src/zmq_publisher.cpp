@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "matthan/core/event_json.hpp"
+
 #include <functional>
 #include <zmq.hpp>
 
@@ -18,31 +20,11 @@ std::string part(const std::string& s) {
 
 std::string event_json(const std::string& node_id, std::uint64_t seq, EventPhase phase,
                        const Event& e) {
-  nlohmann::json box{
-      {"x", e.peak_box.x}, {"y", e.peak_box.y}, {"w", e.peak_box.w}, {"h", e.peak_box.h}};
-  nlohmann::json j{
-      {"schema", kEventSchemaVersion},
-      {"seq", seq},
-      {"node_id", node_id},
-      {"phase", std::string(to_string(phase))},
-      {"event",
-       {{"id", e.id},
-        {"camera", e.camera_id},
-        {"commune", e.commune},
-        {"hamlet", e.hamlet},
-        {"type", e.type},
-        {"label", e.label},
-        {"start", format_iso8601_us(e.start_us)},
-        {"start_us", e.start_us},
-        {"end", e.end_us ? nlohmann::json(format_iso8601_us(*e.end_us)) : nlohmann::json()},
-        {"end_us", e.end_us ? nlohmann::json(*e.end_us) : nlohmann::json()},
-        {"peak_score", e.peak_score},
-        {"peak_box", box},
-        {"zones", e.zones},
-        {"armed", e.armed},
-        {"snapshot", !e.snapshot_path.empty()},
-        {"pre_capture_s", e.pre_capture_s},
-        {"post_capture_s", e.post_capture_s}}}};
+  nlohmann::json j{{"schema", kEventSchemaVersion},
+                   {"seq", seq},
+                   {"node_id", node_id},
+                   {"phase", std::string(to_string(phase))},
+                   {"event", event_body_json(e)}};
   return j.dump();
 }
 
