@@ -3,6 +3,8 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "region_mask.hpp"
+
 namespace matthan::analytics {
 
 struct FrameDiffBaseline::State {
@@ -21,15 +23,7 @@ MotionResult FrameDiffBaseline::process(const LumaFrame& frame) {
   const int w = std::max(1, frame.width * settings_.analysis_height / frame.height);
   cv::resize(luma, s.small, {w, settings_.analysis_height}, 0, 0, cv::INTER_AREA);
   if (s.region.empty()) {
-    s.region = cv::Mat(s.small.size(), CV_8U, cv::Scalar(255));
-    for (const auto& poly : settings_.masks) {
-      std::vector<cv::Point> pts;
-      for (const auto& [x, y] : poly) {
-        pts.emplace_back(static_cast<int>(std::lround(x * s.small.cols)),
-                         static_cast<int>(std::lround(y * s.small.rows)));
-      }
-      cv::fillPoly(s.region, std::vector<std::vector<cv::Point>>{pts}, cv::Scalar(0));
-    }
+    s.region = region_mask(s.small.size(), settings_.masks);
   }
   if (s.previous.empty()) {
     s.previous = s.small.clone();

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "region_mask.hpp"
+
 namespace matthan::analytics {
 
 struct MotionDetector::State {
@@ -252,15 +254,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   }
   if (s.background.empty() || s.background.size() != s.small.size()) {
     s.small.convertTo(s.background, CV_16U, 256);
-    s.region = cv::Mat(s.small.size(), CV_8U, cv::Scalar(255));
-    for (const auto& poly : settings_.masks) {
-      std::vector<cv::Point> pts;
-      for (const auto& [x, y] : poly) {
-        pts.emplace_back(static_cast<int>(std::lround(x * s.small.cols)),
-                         static_cast<int>(std::lround(y * s.small.rows)));
-      }
-      cv::fillPoly(s.region, std::vector<std::vector<cv::Point>>{pts}, cv::Scalar(0));
-    }
+    s.region = region_mask(s.small.size(), settings_.masks);
     s.region_pixels = std::max(1, cv::countNonZero(s.region));
     s.activity = cv::Mat::zeros(s.small.size(), CV_16U);
     s.warmup_left = settings_.warmup_frames;

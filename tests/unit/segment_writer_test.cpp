@@ -141,7 +141,11 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, SegmentWriterTest,
-                         ::testing::Values(camsim::SceneCodec::h264, camsim::SceneCodec::h265));
+                         ::testing::Values(camsim::SceneCodec::h264, camsim::SceneCodec::h265),
+                         [](const ::testing::TestParamInfo<camsim::SceneCodec>& info) {
+                           return std::string(info.param == camsim::SceneCodec::h265 ? "H265"
+                                                                                     : "H264");
+                         });
 
 }  // namespace
 }  // namespace matthan::storage
