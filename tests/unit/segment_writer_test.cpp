@@ -142,9 +142,9 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
 
 INSTANTIATE_TEST_SUITE_P(Codecs, SegmentWriterTest,
                          ::testing::Values(camsim::SceneCodec::h264, camsim::SceneCodec::h265),
-                         [](const ::testing::TestParamInfo<camsim::SceneCodec>& info) {
-                           return std::string(info.param == camsim::SceneCodec::h265 ? "H265"
-                                                                                     : "H264");
+                         [](const ::testing::TestParamInfo<camsim::SceneCodec>& param_info) {
+                           return std::string(
+                               param_info.param == camsim::SceneCodec::h265 ? "H265" : "H264");
                          });
 
 }  // namespace
