@@ -500,6 +500,33 @@ int run(const std::string& config_path) {
 
   Runtime runtime(std::min(cores, 4u));
   auto& io = runtime.io();
+  std::map<std::string, const storage::Recorder*> recorder_of;
+  for (std::size_t i = 0; i < recorders.size(); ++i) {
+    recorder_of[recorders[i]->camera_id()] = recorders[i].get();
+  }
+  // What the recorder of a camera is doing: for the API and the status page.
+  auto recording_json = [&](ingest::CameraIngest& c) -> json {
+    const auto it = recorder_of.find(c.id());
+    if (it == recorder_of.end()) return json{{"enabled", false}};
+    const auto r = it->second->stats();
+    json j{
+        {"enabled", true},
+        {"segments", r.segments},
+        {"packets", r.packets},
+        {"skipped_before_keyframe", r.skipped},
+        {"errors", r.errors},
+        {"last_error", r.last_error},
+        {"current_segment",
+         r.current_path.empty() ? json() : json(std::filesystem::path(r.current_path).filename())}};
+    if (auto* session = c.session(StreamKind::main)) {
+      for (const auto& sub : session->packets().stats()) {
+        if (sub.name != "recorder") continue;
+        j["queued_bytes"] = sub.queued_bytes;
+        j["queue_over_limit"] = sub.over_limit;  // the disk is slower than the camera
+      }
+    }
+    return j;
+  };
   auto cameras_json = [&] {
     json list = json::array();
     for (const auto& c : cameras) {
@@ -530,6 +557,7 @@ int run(const std::string& config_path) {
                       {"view_match", f.view_match},
                       {"tamper", f.tamper},
                       {"motion_event_active", f.event_active},
+                      {"recording", recording_json(*c)},
                       {"streams", streams}});
     }
     return list;

@@ -42,6 +42,7 @@ class Recorder {
   // Subscribes to `fanout`; packets flow until the fan-out stops.
   void attach(PacketFanout& fanout);
   RecorderStats stats() const;
+  const std::string& camera_id() const { return camera_id_; }
   // Ends the open segment (server stopping); call after the fan-out stopped.
   void close();
 
