@@ -1,5 +1,7 @@
 #include "matthan/storage/reconcile.hpp"
 
+#include "matthan/storage/segment_index.hpp"
+
 extern "C" {
 #include <libavformat/avformat.h>
 }
@@ -118,19 +120,8 @@ ReconcileReport reconcile_segments(Database& db, const std::string& node_id,
     const std::int64_t bytes = file_bytes(row.path);
     const bool readable = r.frames > 0;
     db.write([row, r, bytes, readable](sqlite3* conn) {
-      sqlite3_stmt* st = nullptr;
-      sqlite3_prepare_v2(conn,
-                         "UPDATE segment SET end_us = ?2, bytes = ?3, frames = ?4, keyframes = ?5,"
-                         " state = ?6 WHERE path = ?1",
-                         -1, &st, nullptr);
-      sqlite3_bind_text(st, 1, row.path.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(st, 2, row.start_us + r.duration_us);
-      sqlite3_bind_int64(st, 3, bytes);
-      sqlite3_bind_int64(st, 4, r.frames);
-      sqlite3_bind_int64(st, 5, r.keyframes);
-      sqlite3_bind_text(st, 6, readable ? "recovered" : "unreadable", -1, SQLITE_STATIC);
-      sqlite3_step(st);
-      sqlite3_finalize(st);
+      finish_segment_row(conn, row.path, row.start_us + r.duration_us, bytes, r.frames, r.keyframes,
+                         readable ? "recovered" : "unreadable");
     });
     (readable ? report.recovered : report.unreadable) += 1;
     report.messages.push_back(readable ? "recovered " + row.path + ": " + std::to_string(r.frames) +

@@ -1,5 +1,7 @@
 #include "matthan/storage/recorder.hpp"
 
+#include "matthan/storage/segment_index.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -16,20 +18,7 @@ Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, Str
       settings_.writer, camera_id_, stream_, [this](const SegmentInfo& s) {
         // Completed after the writer's trailer and fdatasync: the row never points past data.
         db_.write([s](sqlite3* conn) {
-          sqlite3_stmt* st = nullptr;
-          sqlite3_prepare_v2(conn,
-                             "UPDATE segment SET end_us = ?2, bytes = ?3, frames = ?4,"
-                             " keyframes = ?5, state = 'complete' WHERE path = ?1",
-                             -1, &st, nullptr);
-          sqlite3_bind_text(st, 1, s.path.c_str(), -1, SQLITE_TRANSIENT);
-          sqlite3_bind_int64(st, 2, s.end_us);
-          sqlite3_bind_int64(st, 3, s.bytes);
-          sqlite3_bind_int64(st, 4, s.frames);
-          sqlite3_bind_int64(st, 5, s.keyframes);
-          if (sqlite3_step(st) != SQLITE_DONE) {
-            spdlog::error("database: cannot complete segment {}: {}", s.path, sqlite3_errmsg(conn));
-          }
-          sqlite3_finalize(st);
+          finish_segment_row(conn, s.path, s.end_us, s.bytes, s.frames, s.keyframes, "complete");
         });
         std::lock_guard lock(mutex_);
         ++stats_.segments;

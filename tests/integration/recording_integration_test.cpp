@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -51,13 +52,19 @@ std::vector<Row> segments(const std::string& db_path) {
   return out;
 }
 
+// The simulator serving tests/scenarios/recording.yaml (H.264 and H.265 cameras).
+std::unique_ptr<ChildProcess> start_camsim(const std::string& dir) {
+  return std::make_unique<ChildProcess>(
+      std::vector<std::string>{binary_path("matthan-camsim"), "--scenario",
+                               std::string(MATTHAN_SOURCE_DIR) + "/tests/scenarios/recording.yaml",
+                               "--cache", dir + "/../matthan-it-cache"},
+      dir + "/camsim.log");
+}
+
 TEST(RecordingIntegration, SegmentsHoldEveryFrameTheCameraSentInOrder) {
   const std::string dir = temp_dir("matthan-rec-it");
-  ChildProcess camsim({binary_path("matthan-camsim"), "--scenario",
-                       std::string(MATTHAN_SOURCE_DIR) + "/tests/scenarios/recording.yaml",
-                       "--cache", dir + "/../matthan-it-cache"},
-                      dir + "/camsim.log");
-  const auto line = camsim.wait_for_line("CAMSIM ", 300s);
+  const auto camsim = start_camsim(dir);
+  const auto line = camsim->wait_for_line("CAMSIM ", 300s);
   ASSERT_TRUE(line.has_value()) << read_file(dir + "/camsim.log");
   const std::string base = line->substr(7);
   {
@@ -133,11 +140,8 @@ TEST(RecordingIntegration, SegmentsHoldEveryFrameTheCameraSentInOrder) {
 // left `open`, and the database is intact.
 TEST(RecordingIntegration, ACrashLeavesNothingOpenAndLosesOnlyTheLastFragment) {
   const std::string dir = temp_dir("matthan-rec-crash");
-  ChildProcess camsim({binary_path("matthan-camsim"), "--scenario",
-                       std::string(MATTHAN_SOURCE_DIR) + "/tests/scenarios/recording.yaml",
-                       "--cache", dir + "/../matthan-it-cache"},
-                      dir + "/camsim.log");
-  const auto line = camsim.wait_for_line("CAMSIM ", 300s);
+  const auto camsim = start_camsim(dir);
+  const auto line = camsim->wait_for_line("CAMSIM ", 300s);
   ASSERT_TRUE(line.has_value()) << read_file(dir + "/camsim.log");
   {
     std::ofstream cfg(dir + "/matthan.yaml");

@@ -162,6 +162,13 @@ class Encoder {
   std::string error_;
 };
 
+// Whole GOPs only, so a loop ends just before a keyframe.
+int loop_frames(const Scenario& scenario) {
+  const int gop = scenario.gop_frames;
+  const int frames = static_cast<int>(scenario.duration_s * scenario.fps);
+  return ((frames + gop - 1) / gop) * gop;
+}
+
 }  // namespace
 
 std::expected<CameraLoops, std::string> prepare_camera(const Scenario& scenario,
@@ -187,10 +194,8 @@ std::expected<CameraLoops, std::string> prepare_camera(const Scenario& scenario,
     loops.sub = sub;
     return loops;
   }
-  // Whole GOPs only, so the loop ends just before a keyframe.
   const int gop = scenario.gop_frames;
-  int frames = static_cast<int>(scenario.duration_s * scenario.fps);
-  frames = ((frames + gop - 1) / gop) * gop;
+  const int frames = loop_frames(scenario);
   Encoder main_enc(camera.codec, camera.main.width, camera.main.height, scenario.fps, gop,
                    camera.main.bitrate_kbps);
   Encoder sub_enc(camera.codec, camera.sub.width, camera.sub.height, scenario.fps, gop,
@@ -319,8 +324,7 @@ std::expected<CameraLoops, std::string> prepare_sub_stream(const Scenario& scena
     return loops;
   }
   const int gop = scenario.gop_frames;
-  int frames = static_cast<int>(scenario.duration_s * scenario.fps);
-  frames = ((frames + gop - 1) / gop) * gop;
+  const int frames = loop_frames(scenario);
   Encoder enc(camera.codec, small.main.width, small.main.height, scenario.fps, gop,
               camera.sub.bitrate_kbps);
   if (!enc.error().empty()) return std::unexpected(enc.error());
