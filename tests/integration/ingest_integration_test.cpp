@@ -135,6 +135,25 @@ class IngestIntegration : public ::testing::Test {
     return out;
   }
 
+  // Error texts of a camera's stored `error` states (the history, not the current state).
+  static std::vector<std::string> stored_errors(const std::string& camera_id) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2((dir_ + "/var/matthan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_busy_timeout(db, 2000);
+    sqlite3_stmt* st = nullptr;
+    std::vector<std::string> out;
+    sqlite3_prepare_v2(db,
+                       "SELECT error FROM camera_state_change WHERE node_id = 'it-node' AND "
+                       "camera_id = ? AND stream = 'camera' AND state = 'error' ORDER BY id",
+                       -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, camera_id.c_str(), -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW)
+      out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+
   static inline std::string dir_;
   static inline std::string base_;
   static inline int port_ = 0;
@@ -236,11 +255,19 @@ TEST_F(IngestIntegration, CorruptTruncatedAndStalledStreamsAreErrorsAndOthersUna
   ASSERT_EQ(command("fault cam6 corrupt"), "ok fault cam6 corrupt");
   ASSERT_EQ(command("fault cam7 truncate"), "ok fault cam7 truncate");
   ASSERT_EQ(command("fault cam8 stall"), "ok fault cam8 stall");
-  for (const char* id : {"cam6", "cam7", "cam8"}) {
+  for (const char* id : {"cam6", "cam7"}) {
     EXPECT_TRUE(wait_state(id, "error", 15s).has_value()) << id << ": " << camera(id).dump();
   }
   EXPECT_NE(camera("cam6")["last_error"].get<std::string>().find("corrupt"), std::string::npos);
-  EXPECT_NE(camera("cam8")["last_error"].get<std::string>().find("stalled"), std::string::npos);
+  // A stalled camera is an error only until the next attempt, which a stalling camera often
+  // does not answer (then it is offline): look for the error in the stored history.
+  bool stalled = false;
+  for (int i = 0; i < 75 && !stalled; ++i) {
+    for (const auto& e : stored_errors("cam8"))
+      stalled = stalled || e.find("stalled") != std::string::npos;
+    if (!stalled) std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_TRUE(stalled) << camera("cam8").dump();
   // The healthy cameras kept their full rate while three others misbehaved.
   const auto c1 = camera("cam1");
   EXPECT_EQ(c1["state"], "online");
