@@ -3,12 +3,12 @@
 //   matthan check-config FILE          report every config error with file, line and key
 //   matthan probe URL [--json]         codec, resolution, fps, bitrate and GOP of a stream
 #include <spdlog/spdlog.h>
-#include <sys/timex.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "evidence.hpp"
 #include "matthan/alerts/alert_dispatcher.hpp"
 #include "matthan/analytics/analysis_pool.hpp"
 #include "matthan/analytics/engine.hpp"
@@ -32,6 +33,8 @@
 #include "matthan/core/runtime.hpp"
 #include "matthan/core/time_format.hpp"
 #include "matthan/core/url.hpp"
+#include "matthan/evidence/audit.hpp"
+#include "matthan/evidence/node_key.hpp"
 #include "matthan/ingest/camera_ingest.hpp"
 #include "matthan/ingest/clip_reader.hpp"
 #include "matthan/ingest/probe.hpp"
@@ -39,6 +42,7 @@
 #include "matthan/storage/event_repository.hpp"
 #include "matthan/storage/reconcile.hpp"
 #include "matthan/storage/recorder.hpp"
+#include "matthan/storage/retention.hpp"
 #include "matthan/storage/status_repository.hpp"
 #include "matthan/web/assets.hpp"
 #include "matthan/web/http_server.hpp"
@@ -58,7 +62,16 @@ int usage() {
       "  matthan probe URL [--json] [--seconds N]\n"
       "  matthan tune --clip FILE [--config FILE --camera ID] [--fps N] [--set KEY=VALUE]... "
       "[--json]\n"
-      "      KEY: threshold_min min_area min_frames gap_s analysis_height tamper_min_s people\n");
+      "      KEY: threshold_min min_area min_frames gap_s analysis_height tamper_min_s people\n"
+      "  matthan export [--config FILE] --camera ID... --from T --to T --reason TEXT --out DIR\n"
+      "      [--unit U] [--officer O] [--case ID] [--stream main|sub]\n"
+      "  matthan verify-export DIR [--config FILE]\n"
+      "  matthan hold [--config FILE] --camera ID... --from T --to T --reason TEXT [--expires T]\n"
+      "  matthan hold [--config FILE] --list | --release ID\n"
+      "  matthan backup [--config FILE] DIR\n"
+      "  matthan restore [--config FILE] DIR\n"
+      "  (--config defaults to $MATTHAN_CONFIG, else /etc/matthan/matthan.yaml; T: ISO 8601,\n"
+      "   'YYYY-MM-DD HH:MM:SS' in server.time_zone, or now-90s / now-5m / now-2h)\n");
   return 2;
 }
 
@@ -357,12 +370,7 @@ bool is_loopback(const std::string& address) {
          address.starts_with("127.");
 }
 
-// Whether the kernel believes the clock is NTP-synchronised (STA_UNSYNC clear).
-bool ntp_synchronised() {
-  timex tx{};
-  const int state = ntp_adjtime(&tx);
-  return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
-}
+using app::ntp_synchronised;
 
 json stream_json(const ingest::StreamStats& s) {
   return json{
@@ -421,6 +429,13 @@ int run(const std::string& config_path) {
     spdlog::error("{}", db.error());
     return 1;
   }
+  // The node's signing key: made on the first start, never replaced (exports depend on it).
+  auto node_key = evidence::load_or_create_node_key(config.server.data_dir);
+  if (!node_key) {
+    spdlog::error("{}", node_key.error());
+    return 1;
+  }
+  spdlog::info("node signing key {}", node_key->fingerprint());
   storage::StatusRepository status_repo(**db, config.node_id);
   storage::EventRepository event_repo(**db, config.node_id);
   std::unique_ptr<analytics::ZmqPublisher> zmq;
@@ -490,11 +505,14 @@ int run(const std::string& config_path) {
                    report.recovered, report.unreadable, report.orphans);
     }
     for (auto& c : cameras) {
-      auto* main_session = c->session(StreamKind::main);
-      if (main_session == nullptr) continue;
-      recorders.push_back(
-          std::make_unique<storage::Recorder>(**db, config.node_id, c->id(), StreamKind::main, rs));
-      recorders.back()->attach(main_session->packets());
+      for (const auto kind : {StreamKind::main, StreamKind::sub}) {
+        if (kind == StreamKind::sub && !config.recording.sub_stream) continue;
+        auto* session = c->session(kind);
+        if (session == nullptr) continue;
+        recorders.push_back(
+            std::make_unique<storage::Recorder>(**db, config.node_id, c->id(), kind, rs));
+        recorders.back()->attach(session->packets());
+      }
     }
   }
 
@@ -502,7 +520,8 @@ int run(const std::string& config_path) {
   auto& io = runtime.io();
   std::map<std::string, const storage::Recorder*> recorder_of;
   for (std::size_t i = 0; i < recorders.size(); ++i) {
-    recorder_of[recorders[i]->camera_id()] = recorders[i].get();
+    if (recorders[i]->stream() == StreamKind::main)
+      recorder_of[recorders[i]->camera_id()] = recorders[i].get();
   }
   // What the recorder of a camera is doing: for the API and the status page.
   auto recording_json = [&](ingest::CameraIngest& c) -> json {
@@ -516,6 +535,8 @@ int run(const std::string& config_path) {
         {"skipped_before_keyframe", r.skipped},
         {"errors", r.errors},
         {"last_error", r.last_error},
+        {"paused", r.paused},
+        {"not_recorded_packets", r.not_recorded},
         {"current_segment",
          r.current_path.empty() ? json() : json(std::filesystem::path(r.current_path).filename())}};
     if (auto* session = c.session(StreamKind::main)) {
@@ -562,7 +583,18 @@ int run(const std::string& config_path) {
     }
     return list;
   };
+  // Retention: its own thread (it deletes files and waits on the database), one pass every
+  // retention_interval_s; mutex guards the last report and the alarm state.
+  std::mutex storage_mutex;
+  json storage_state{{"enabled", config.recording.enabled}};
+  std::optional<Event> storage_alarm;
+  auto storage_json = [&] {
+    std::lock_guard lock(storage_mutex);
+    return storage_state;
+  };
+  app::EvidenceContext evidence_ctx{config, **db, *node_key, ntp_synchronised, storage_json};
   web::HttpServer http(io, [&](const web::HttpRequest& req) -> web::HttpResponse {
+    if (auto handled = app::evidence_route(req, evidence_ctx)) return *handled;
     if (req.method != "GET" && req.method != "HEAD") {
       return web::json_error(405, "method_not_allowed", "only GET is served for now");
     }
@@ -579,6 +611,7 @@ int run(const std::string& config_path) {
              {"cameras_online", online},
              {"ntp_synchronised", ntp_synchronised()},
              {"db_write_failures", (*db)->write_failures()},
+             {"storage_alarm", storage_json().value("alarm", json())},
              {"people_classifier",
               {{"runs", people.runs},
                {"people", people.people},
@@ -679,6 +712,83 @@ int run(const std::string& config_path) {
   };
   boost::asio::post(io, beat);
 
+  std::mutex retention_mutex;  // guards retention_stop
+  std::condition_variable retention_cv;
+  bool retention_stop = false;
+  std::thread retention;
+  if (config.recording.enabled) {
+    storage::RetentionPolicy policy;
+    policy.node_id = config.node_id;
+    policy.root = config.recording.dir.empty() ? config.server.data_dir + "/recordings"
+                                               : config.recording.dir;
+    policy.days = config.recording.retention_days;
+    policy.event_days = config.recording.event_retention_days;
+    for (const auto& c : config.cameras) {
+      policy.per_camera[c.id] = {c.retention_days.value_or(policy.days),
+                                 c.event_retention_days.value_or(policy.event_days)};
+    }
+    policy.max_bytes = static_cast<std::int64_t>(config.recording.max_mb * 1024 * 1024);
+    policy.min_free_bytes = static_cast<std::int64_t>(config.recording.min_free_mb * 1024 * 1024);
+    retention = std::thread([&, policy] {
+      const auto interval = std::chrono::milliseconds(
+          static_cast<std::int64_t>(config.recording.retention_interval_s * 1000));
+      std::unique_lock lock(retention_mutex);
+      while (!retention_stop) {
+        lock.unlock();
+        const auto now = clock.now_us();
+        const auto r = storage::run_retention(**db, policy, now);
+        if (r.deleted > 0) {
+          spdlog::info("retention: deleted {} segment(s), {} MiB; {} MiB free", r.deleted,
+                       r.deleted_bytes >> 20, r.free_bytes >> 20);
+        }
+        // Only held footage left over the budget: stop recording rather than delete evidence.
+        if (r.over_budget && !storage_alarm) {
+          spdlog::error("storage alarm: {}; recording stops on this volume", r.alarm);
+          Event e;
+          e.id = make_ulid(now);
+          e.camera_id = "-";  // the node, not a camera
+          e.type = "storage_alarm";
+          e.label = "volume_full";
+          e.start_us = now;
+          storage_alarm = e;
+          events.on_event(EventPhase::start, e);
+          for (auto& rec : recorders) rec->set_paused(true);
+        } else if (!r.over_budget && storage_alarm) {
+          spdlog::warn("storage alarm cleared: recording resumes");
+          storage_alarm->end_us = now;
+          events.on_event(EventPhase::end, *storage_alarm);
+          storage_alarm.reset();
+          for (auto& rec : recorders) rec->set_paused(false);
+        }
+        json forecast = json::array();
+        for (const auto& f : r.forecast) {
+          forecast.push_back({{"camera", f.camera_id},
+                              {"bytes", f.bytes},
+                              {"bytes_per_day", f.bytes_per_day},
+                              {"days_kept", f.days_kept},
+                              {"oldest", format_iso8601_us(f.oldest_us)}});
+        }
+        {
+          std::lock_guard state_lock(storage_mutex);
+          storage_state = json{{"enabled", true},
+                               {"volume", policy.root},
+                               {"checked", format_iso8601_us(now)},
+                               {"used_bytes", r.used_bytes},
+                               {"free_bytes", r.free_bytes},
+                               {"held_bytes", r.held_bytes},
+                               {"max_bytes", policy.max_bytes},
+                               {"min_free_bytes", policy.min_free_bytes},
+                               {"deleted_last_pass", r.deleted},
+                               {"recording_paused", r.over_budget},
+                               {"alarm", r.over_budget ? json(r.alarm) : json()},
+                               {"forecast", forecast}};
+        }
+        lock.lock();
+        retention_cv.wait_for(lock, interval, [&] { return retention_stop; });
+      }
+    });
+  }
+
   // Stop cleanly on SIGINT/SIGTERM: the main thread waits here.
   sigset_t set;
   sigemptyset(&set);
@@ -688,6 +798,13 @@ int run(const std::string& config_path) {
   sigwait(&set, &sig);
   spdlog::info("signal {}: stopping", sig);
   http.stop();
+  {
+    std::lock_guard lock(retention_mutex);
+    retention_stop = true;
+  }
+  retention_cv.notify_all();
+  if (retention.joinable()) retention.join();
+  app::join_export_jobs();
   for (auto& c : cameras) c->request_stop();
   for (auto& c : cameras) c->stop();
   // The fan-outs have drained into the recorders and joined their threads: end the segments.
@@ -721,6 +838,11 @@ int main(int argc, char** argv) {
   if (cmd == "check-config" && args.size() == 1) return check_config(args[0]);
   if (cmd == "probe") return probe(args);
   if (cmd == "tune") return tune(args);
+  if (cmd == "export") return app::export_cli(args);
+  if (cmd == "verify-export") return app::verify_export_cli(args);
+  if (cmd == "hold") return app::hold_cli(args);
+  if (cmd == "backup") return app::backup_cli(args);
+  if (cmd == "restore") return app::restore_cli(args);
   if (cmd == "run") {
     if (args.size() == 2 && args[0] == "--config") return run(args[1]);
     return usage();

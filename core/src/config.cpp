@@ -380,12 +380,23 @@ class Parser {
       error(node, "recording", "must be a mapping");
       return;
     }
-    check_keys(node, "recording", {"enabled", "dir", "segment_s", "fragment_s", "sync"});
+    check_keys(node, "recording",
+               {"enabled", "dir", "segment_s", "fragment_s", "sync", "sub_stream", "retention_days",
+                "event_retention_days", "max_mb", "min_free_mb", "retention_interval_s"});
     if (auto v = boolean(node, "recording", "enabled")) r.enabled = *v;
     if (auto v = str(node, "recording", "dir")) r.dir = *v;
     if (auto v = num<double>(node, "recording", "segment_s", 2.0, 3600.0)) r.segment_s = *v;
     if (auto v = num<double>(node, "recording", "fragment_s", 0.2, 10.0)) r.fragment_s = *v;
     if (auto v = boolean(node, "recording", "sync")) r.sync = *v;
+    if (auto v = boolean(node, "recording", "sub_stream")) r.sub_stream = *v;
+    if (auto v = num<double>(node, "recording", "retention_days", 0.0001, 3650.0))
+      r.retention_days = *v;
+    if (auto v = num<double>(node, "recording", "event_retention_days", 0.0001, 3650.0))
+      r.event_retention_days = *v;
+    if (auto v = num<double>(node, "recording", "max_mb", 0.0, 1e9)) r.max_mb = *v;
+    if (auto v = num<double>(node, "recording", "min_free_mb", 0.0, 1e9)) r.min_free_mb = *v;
+    if (auto v = num<double>(node, "recording", "retention_interval_s", 0.5, 86400.0))
+      r.retention_interval_s = *v;
   }
 
   void parse_camera(const YAML::Node& node, const std::string& path, CameraConfig& cam,
@@ -416,7 +427,9 @@ class Parser {
                 "stall_timeout_ms",
                 "masks",
                 "zones",
-                "armed"});
+                "armed",
+                "retention_days",
+                "event_retention_days"});
     static const std::regex id_re("^[a-z0-9][a-z0-9_-]{0,63}$");
     if (auto id = str(node, path, "id")) {
       if (!std::regex_match(*id, id_re)) {
@@ -464,6 +477,9 @@ class Parser {
     if (auto t = num<int>(node, path, "stall_timeout_ms", 500, 120000)) {
       cam.min_stall_timeout = std::chrono::milliseconds(*t);
     }
+    if (auto d = num<double>(node, path, "retention_days", 0.0001, 3650.0)) cam.retention_days = *d;
+    if (auto d = num<double>(node, path, "event_retention_days", 0.0001, 3650.0))
+      cam.event_retention_days = *d;
 
     if (const auto masks = node["masks"]; masks.IsDefined() && !masks.IsNull()) {
       if (!masks.IsSequence()) {

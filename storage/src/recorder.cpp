@@ -25,23 +25,13 @@ Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, Str
         stats_.current_path.clear();
       });
   writer_->set_on_opened([this](const SegmentInfo& s) {
-    db_.write([node = node_id_, s, stream = std::string(to_string(stream_))](sqlite3* conn) {
-      sqlite3_stmt* st = nullptr;
-      sqlite3_prepare_v2(conn,
-                         "INSERT INTO segment (node_id, camera_id, stream, path, codec, start_us,"
-                         " end_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                         -1, &st, nullptr);
-      sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 2, s.camera_id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 3, stream.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 4, s.path.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 5, s.codec.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(st, 6, s.start_us);
-      if (sqlite3_step(st) != SQLITE_DONE) {
-        spdlog::error("database: cannot index segment {}: {}", s.path, sqlite3_errmsg(conn));
-      }
-      sqlite3_finalize(st);
-    });
+    // The first segment of this run follows the server's own downtime; later ones a break in
+    // the stream.
+    const char* reason = opened_any_ ? "stream_break" : "restart";
+    opened_any_ = true;
+    db_.write([row = SegmentRow{node_id_, s.camera_id, std::string(to_string(stream_)), s.path,
+                                s.codec, s.start_us},
+               reason](sqlite3* conn) { insert_segment_row(conn, row, reason); });
     std::lock_guard lock(mutex_);
     stats_.current_path = s.path;
   });
@@ -56,6 +46,13 @@ void Recorder::attach(PacketFanout& fanout) {
 
 void Recorder::on_packet(const EncodedPacketPtr& packet) {
   if (!packet->params || !packet->params->is_video) return;  // audio: later
+  if (paused_.load()) {
+    writer_->close();  // a no-op once closed; the gap is indexed when recording resumes
+    std::lock_guard lock(mutex_);
+    stats_.paused = true;
+    ++stats_.not_recorded;
+    return;
+  }
   // A silence longer than gap_us is a break (a reconnect, a stall): the gap is a recorded fact,
   // not something a segment spans.
   if (last_wall_us_ != 0 && packet->wall_us - last_wall_us_ > settings_.gap_us) writer_->close();
@@ -63,6 +60,7 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
   const auto before = writer_->skipped();
   auto written = writer_->write(*packet);
   std::lock_guard lock(mutex_);
+  stats_.paused = false;
   ++stats_.packets;
   stats_.skipped += static_cast<std::uint64_t>(writer_->skipped() - before);
   if (!written) {

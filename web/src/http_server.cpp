@@ -60,6 +60,13 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
       rest.remove_prefix(amp + 1);
     }
   }
+  for (const auto field : {http::field::range, http::field::if_range}) {
+    if (auto it = req.find(field); it != req.end()) {
+      std::string name(it->name_string());
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      out.headers[name] = std::string(it->value());
+    }
+  }
   out.body = req.body();
   return out;
 }
@@ -114,6 +121,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::content_type, out.content_type);
     res->set(http::field::cache_control, "no-store");
     res->set("X-Content-Type-Options", "nosniff");
+    for (const auto& [name, value] : out.headers) res->set(name, value);
     res->keep_alive(req.keep_alive());
     res->body() = std::move(out.body);
     res->prepare_payload();

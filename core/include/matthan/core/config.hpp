@@ -47,7 +47,9 @@ struct CameraConfig {
   std::vector<Polygon> masks;
   // Detection zones: when any is set, motion alarms only inside them (docs/ref/config.md).
   std::vector<Zone> zones;
-  Schedule armed;  // when events of this camera are alerted; empty: always
+  Schedule armed;                        // when events of this camera are alerted; empty: always
+  std::optional<double> retention_days;  // overrides recording.retention_days
+  std::optional<double> event_retention_days;  // overrides recording.event_retention_days
 };
 
 struct ServerConfig {
@@ -78,10 +80,18 @@ struct AnalyticsConfig {
 // Recording of the main streams (docs/design/recording.md).
 struct RecordingConfig {
   bool enabled = true;
-  std::string dir;        // empty: <data_dir>/recordings
-  double segment_s = 60;  // a new segment at the first keyframe after this long
-  double fragment_s = 1;  // fragment length: at most this is lost to a power cut
-  bool sync = true;       // fdatasync every fragment
+  std::string dir;          // empty: <data_dir>/recordings
+  double segment_s = 60;    // a new segment at the first keyframe after this long
+  double fragment_s = 1;    // fragment length: at most this is lost to a power cut
+  bool sync = true;         // fdatasync every fragment
+  bool sub_stream = false;  // also record each camera's sub stream (browser playback of H.265)
+  // Retention (docs/design/recording.md): continuous footage is kept this many days, footage
+  // overlapping an event (with its pre/post capture) event_retention_days; held footage always.
+  double retention_days = 30;
+  double event_retention_days = 90;
+  double max_mb = 0;          // the recordings volume's byte budget; 0: none
+  double min_free_mb = 1024;  // keep at least this free on the volume
+  double retention_interval_s = 60;
 };
 
 // An outbound alert channel (docs/ref/alerts.md). Secrets (tokens) are never logged.

@@ -30,6 +30,8 @@ struct RecorderStats {
   std::uint64_t errors = 0;
   std::string last_error;
   std::string current_path;
+  bool paused = false;             // the volume is full of held footage: storage alarm
+  std::uint64_t not_recorded = 0;  // packets dropped while paused
 };
 
 // The writer and the open segment belong to the fan-out subscriber's thread; mutex_ guards
@@ -43,8 +45,11 @@ class Recorder {
   void attach(PacketFanout& fanout);
   RecorderStats stats() const;
   const std::string& camera_id() const { return camera_id_; }
+  StreamKind stream() const { return stream_; }
   // Ends the open segment (server stopping); call after the fan-out stopped.
   void close();
+  // While paused (storage alarm) packets are not written; the open segment is closed first.
+  void set_paused(bool paused) { paused_.store(paused); }
 
  private:
   void on_packet(const EncodedPacketPtr& packet);
@@ -56,6 +61,8 @@ class Recorder {
   RecorderSettings settings_;
   std::unique_ptr<SegmentWriter> writer_;
   std::int64_t last_wall_us_ = 0;
+  bool opened_any_ = false;
+  std::atomic<bool> paused_{false};
   mutable std::mutex mutex_;  // guards stats_
   RecorderStats stats_;
 };

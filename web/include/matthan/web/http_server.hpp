@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace boost::asio {
 class io_context;
@@ -20,13 +22,22 @@ struct HttpRequest {
   std::string target;  // path and query, as sent
   std::string path;    // decoded path without the query
   std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // lower-case names (only those handlers use)
   std::string body;
 };
 
 struct HttpResponse {
+  HttpResponse() = default;
+  HttpResponse(int status_code, std::string type, std::string content,
+               std::vector<std::pair<std::string, std::string>> extra = {})
+      : status(status_code),
+        content_type(std::move(type)),
+        body(std::move(content)),
+        headers(std::move(extra)) {}
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
 };
 
 // Called on the connection's strand; must not block.
