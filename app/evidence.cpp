@@ -283,6 +283,7 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
   r.ntp_synchronised = ctx.ntp_synchronised();
   r.id = make_ulid(now);
   r.out_dir = ctx.config.server.data_dir + "/exports/" + r.id;
+  evidence::register_export_job(ctx.db, r, now);
   std::lock_guard lock(jobs_mutex);
   jobs.emplace_back([r, now, &db = ctx.db, &key = ctx.key] {
     auto done = evidence::run_export(db, key, r, now);

@@ -71,19 +71,7 @@ bool write_file(const std::string& path, const std::string& data) {
 
 }  // namespace
 
-std::expected<ExportResult, std::string> run_export(storage::Database& db, const NodeKey& key,
-                                                    ExportRequest req, std::int64_t now_us,
-                                                    const ExportProgress& progress) {
-  if (req.cameras.empty()) return std::unexpected("no camera to export");
-  if (req.to_us <= req.from_us)
-    return std::unexpected("the range is empty (--to must be after --from)");
-  if (req.reason.empty()) return std::unexpected("an export needs a reason");
-  std::error_code ec;
-  if (fs::exists(req.out_dir, ec) && !fs::is_empty(req.out_dir, ec)) {
-    return std::unexpected(req.out_dir + " exists and is not empty");
-  }
-  fs::create_directories(req.out_dir, ec);
-  if (ec) return std::unexpected("cannot create " + req.out_dir + ": " + ec.message());
+void register_export_job(storage::Database& db, ExportRequest& req, std::int64_t now_us) {
   if (req.id.empty()) req.id = make_ulid(now_us);
   std::vector<std::string> ids;
   for (const auto& c : req.cameras) ids.push_back(c.id);
@@ -110,6 +98,29 @@ std::expected<ExportResult, std::string> run_export(storage::Database& db, const
     sqlite3_step(st);
     sqlite3_finalize(st);
   });
+  db.flush();
+  req.job_registered = true;
+}
+
+std::expected<ExportResult, std::string> run_export(storage::Database& db, const NodeKey& key,
+                                                    ExportRequest req, std::int64_t now_us,
+                                                    const ExportProgress& progress) {
+  // A registered job that cannot start is marked failed, not left running.
+  auto refuse = [&](const std::string& why) -> std::expected<ExportResult, std::string> {
+    if (req.job_registered) update_job(db, req.id, "failed", 0, why, nullptr, now_us);
+    return std::unexpected(why);
+  };
+  if (req.cameras.empty()) return refuse("no camera to export");
+  if (req.to_us <= req.from_us) return refuse("the range is empty (--to must be after --from)");
+  if (req.reason.empty()) return refuse("an export needs a reason");
+  std::error_code ec;
+  if (fs::exists(req.out_dir, ec) && !fs::is_empty(req.out_dir, ec))
+    return refuse(req.out_dir + " exists and is not empty");
+  fs::create_directories(req.out_dir, ec);
+  if (ec) return refuse("cannot create " + req.out_dir + ": " + ec.message());
+  if (!req.job_registered) register_export_job(db, req, now_us);
+  std::vector<std::string> ids;
+  for (const auto& c : req.cameras) ids.push_back(c.id);
   // The hold first: retention must not delete what is being exported.
   Hold hold;
   hold.cameras = ids;

@@ -198,13 +198,14 @@ std::expected<CameraLoops, std::string> prepare_camera(const Scenario& scenario,
   const int frames = loop_frames(scenario);
   Encoder main_enc(camera.codec, camera.main.width, camera.main.height, scenario.fps, gop,
                    camera.main.bitrate_kbps);
-  Encoder sub_enc(camera.codec, camera.sub.width, camera.sub.height, scenario.fps, gop,
+  Encoder sub_enc(camera.sub_codec.value_or(camera.codec), camera.sub.width, camera.sub.height, scenario.fps, gop,
                   camera.sub.bitrate_kbps);
   if (!main_enc.error().empty()) return std::unexpected(main_enc.error());
   if (!sub_enc.error().empty()) return std::unexpected(sub_enc.error());
   auto m = std::make_shared<EncodedLoop>();
   auto s = std::make_shared<EncodedLoop>();
-  m->codec = s->codec = camera.codec;
+  m->codec = camera.codec;
+  s->codec = camera.sub_codec.value_or(camera.codec);
   m->fps = s->fps = scenario.fps;
   m->width = camera.main.width;
   m->height = camera.main.height;

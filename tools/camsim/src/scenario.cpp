@@ -93,7 +93,7 @@ Scenario parse(const YAML::Node& root) {
   std::set<std::string> ids;
   for (const auto& c : cams) {
     check_keys(c, "a camera",
-               {"id", "name", "hamlet", "codec", "main", "sub", "auth", "background", "noise",
+               {"id", "name", "hamlet", "codec", "sub_codec", "main", "sub", "auth", "background", "noise",
                 "actors", "file", "night"});
     CameraSpec cam;
     cam.id = get<std::string>(c, "id", "");
@@ -106,6 +106,16 @@ Scenario parse(const YAML::Node& root) {
       cam.codec = SceneCodec::h265;
     } else if (codec != "h264") {
       fail(c["codec"], "codec must be h264 or h265");
+    }
+    if (c["sub_codec"].IsDefined()) {
+      const auto sub = get<std::string>(c, "sub_codec", "h264");
+      if (sub == "h265" || sub == "hevc") {
+        cam.sub_codec = SceneCodec::h265;
+      } else if (sub == "h264") {
+        cam.sub_codec = SceneCodec::h264;
+      } else {
+        fail(c["sub_codec"], "sub_codec must be h264 or h265");
+      }
     }
     cam.main = read_stream(c["main"], cam.main, "main");
     cam.sub = read_stream(c["sub"], cam.sub, "sub");
@@ -252,6 +262,7 @@ std::string cache_key(const Scenario& scenario, const CameraSpec& cam) {
        << cam.sub.width << 'x' << cam.sub.height << '@' << cam.sub.bitrate_kbps << '|'
        << cam.background << '|' << cam.noise << '|' << cam.file;
   if (cam.night) text << "|night";  // only when set: older caches stay valid
+  if (cam.sub_codec) text << "|sub" << static_cast<int>(*cam.sub_codec);
   for (const auto& a : cam.actors) {
     text << '|' << static_cast<int>(a.kind) << ',' << a.start_s << ',' << a.duration_s << ','
          << a.from_x << ',' << a.from_y << ',' << a.to_x << ',' << a.to_y << ',' << a.size << ','

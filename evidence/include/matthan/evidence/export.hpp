@@ -35,7 +35,8 @@ struct ExportRequest {
   std::string out_dir;  // created; must not exist or be empty
   std::string time_zone;
   bool ntp_synchronised = false;
-  std::string id;  // made when empty
+  std::string id;               // made when empty
+  bool job_registered = false;  // register_export_job() already wrote the job row
 };
 
 struct ExportResult {
@@ -50,6 +51,10 @@ struct ExportResult {
 
 // fraction of the whole export, and the camera being written.
 using ExportProgress = std::function<void(double fraction, const std::string& camera)>;
+
+// Writes the job row (state 'running') so the job is visible before run_export starts (the API
+// answers 202 with the id, and the first poll must find it). Sets request.id when empty.
+void register_export_job(storage::Database& db, ExportRequest& request, std::int64_t now_us);
 
 std::expected<ExportResult, std::string> run_export(storage::Database& db, const NodeKey& key,
                                                     ExportRequest request, std::int64_t now_us,

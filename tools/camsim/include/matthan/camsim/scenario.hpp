@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,7 @@ struct CameraSpec {
   std::string hamlet;
   std::string name;
   SceneCodec codec = SceneCodec::h264;
+  std::optional<SceneCodec> sub_codec;  // the sub stream's, when it differs (H.265 main, H.264 sub)
   StreamSpec main{1280, 720, 4000};
   StreamSpec sub{640, 360, 512};
   std::string user;  // RTSP auth when non-empty
