@@ -391,5 +391,121 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
   if (!HasFailure()) fs::remove_all(dir);
 }
 
+// Disk pressure on a real small volume (a 16 MiB tmpfs): the oldest unheld footage goes first,
+// held footage stays byte for byte, and when only held footage is left the server raises
+// storage_alarm and stops recording instead of deleting evidence — and resumes once a hold is
+// released and space returns.
+TEST(EvidenceIntegration, RetentionKeepsHeldFootageOnAFullDisk) {
+  const std::string dir = temp_dir("matthan-retention-it");
+  const std::string vol = dir + "/vol";
+  fs::create_directories(vol);
+  if (run("mount -t tmpfs -o size=16m matthan-test " + q(vol)).rc != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { run("umount " + q(path)); }
+  } unmount{vol};
+  std::string base;
+  const auto camsim = start_camsim(dir, &base);
+  ASSERT_FALSE(base.empty()) << read_file(dir + "/camsim.log");
+  const std::string cfg = dir + "/matthan.yaml";
+  write_config(cfg, dir + "/var", base,
+               "{segment_s: 2, dir: '" + vol + "', min_free_mb: 6, retention_interval_s: 1}");
+  const std::string bin = binary_path("matthan");
+  const std::string db = dir + "/var/matthan.db";
+  ChildProcess server({bin, "run", "--config", cfg}, dir + "/server.log");
+  const int port = port_of(server);
+  ASSERT_GT(port, 0) << read_file(dir + "/server.log");
+  // Phase 1: hold rec-h264's second segment; wait until the first is deleted.
+  std::vector<Seg> h264;
+  for (int i = 0; i < 40 && h264.size() < 2; ++i) {
+    std::this_thread::sleep_for(500ms);
+    h264.clear();
+    for (const auto& s : segments(db)) {
+      if (s.camera == "rec-h264" && s.state == "complete") h264.push_back(s);
+    }
+  }
+  ASSERT_GE(h264.size(), 2u);
+  const Seg first = h264[0], held = h264[1];
+  const std::string held_sha = run("sha256sum " + q(held.path)).out.substr(0, 64);
+  const auto hold = run(bin + " hold --config " + q(cfg) + " --camera rec-h264 --from " +
+                        iso(held.start_us + 100'000) + " --to " + iso(held.end_us - 100'000) +
+                        " --reason 'Vụ việc 12/2026'");
+  ASSERT_EQ(hold.rc, 0) << hold.out;
+  const auto snapshot = segments(db);
+  bool first_gone = false;
+  for (int i = 0; i < 90 && !first_gone; ++i) {
+    std::this_thread::sleep_for(1s);
+    first_gone = true;
+    for (const auto& s : segments(db)) first_gone = first_gone && s.path != first.path;
+  }
+  ASSERT_TRUE(first_gone) << "retention never freed space:\n"
+                          << read_file(dir + "/var/matthan.log");
+  EXPECT_FALSE(fs::exists(first.path));
+  ASSERT_TRUE(fs::exists(held.path)) << "held footage was deleted";
+  EXPECT_EQ(run("sha256sum " + q(held.path)).out.substr(0, 64), held_sha);
+  // Oldest first: everything deleted started no later than anything unheld that is left.
+  const auto now_rows = segments(db);
+  std::set<std::string> present;
+  for (const auto& s : now_rows) present.insert(s.path);
+  std::int64_t newest_deleted = 0;
+  for (const auto& s : snapshot) {
+    if (!present.contains(s.path)) newest_deleted = std::max(newest_deleted, s.start_us);
+  }
+  for (const auto& s : now_rows) {
+    if (s.path != held.path && s.state == "complete") {
+      EXPECT_GE(s.start_us, newest_deleted) << s.path;
+    }
+  }
+  EXPECT_EQ(http_get(port, "/healthz").status, 200);
+
+  // Phase 2: hold everything; the volume fills with evidence → storage_alarm, recording stops.
+  const auto all =
+      run(bin + " hold --config " + q(cfg) + " --camera rec-h264 --camera rec-h265 --from " +
+          iso(first.start_us - 3'600'000'000LL) + " --to " + iso(first.start_us + 3'600'000'000LL) +
+          " --reason 'all'");
+  ASSERT_EQ(all.rc, 0) << all.out;
+  const std::string all_id = all.out.substr(0, all.out.find('\n'));
+  const auto at_hold = segments(db);
+  json health;
+  for (int i = 0; i < 60; ++i) {
+    health = json::parse(http_get(port, "/healthz").body);
+    if (!health["storage_alarm"].is_null()) break;
+    std::this_thread::sleep_for(1s);
+  }
+  ASSERT_FALSE(health["storage_alarm"].is_null()) << read_file(dir + "/var/matthan.log");
+  const auto storage = json::parse(http_get(port, "/api/storage").body);
+  EXPECT_TRUE(storage["recording_paused"].get<bool>()) << storage.dump();
+  EXPECT_GT(storage["held_bytes"].get<std::int64_t>(), 0);
+  for (const auto& s : at_hold) {
+    if (s.state == "complete") {
+      EXPECT_TRUE(fs::exists(s.path)) << "held " << s.path << " deleted";
+    }
+  }
+  for (int i = 0;
+       i < 20 && count_rows(db, "SELECT COUNT(*) FROM event WHERE type = 'storage_alarm'") < 1; ++i)
+    std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(count_rows(db, "SELECT COUNT(*) FROM event WHERE type = 'storage_alarm'"), 1);
+  EXPECT_NE(read_file(dir + "/var/matthan.log").find("storage alarm"), std::string::npos);
+
+  // Phase 3: the hold is released: space returns and recording resumes by itself.
+  ASSERT_EQ(run(bin + " hold --config " + q(cfg) + " --release " + all_id).rc, 0);
+  for (int i = 0; i < 60; ++i) {
+    health = json::parse(http_get(port, "/healthz").body);
+    if (health["storage_alarm"].is_null()) break;
+    std::this_thread::sleep_for(1s);
+  }
+  EXPECT_TRUE(health["storage_alarm"].is_null());
+  const int before_resume = count_rows(db, "SELECT COUNT(*) FROM segment");
+  std::this_thread::sleep_for(5s);
+  EXPECT_GT(count_rows(db, "SELECT COUNT(*) FROM segment"), before_resume)
+      << "recording did not resume";
+  EXPECT_TRUE(fs::exists(held.path));
+  EXPECT_EQ(run("sha256sum " + q(held.path)).out.substr(0, 64), held_sha);
+  EXPECT_EQ(server.signal_and_wait(SIGTERM, 20s), 0);
+  if (!HasFailure()) fs::remove_all(dir + "/var");
+}
+
 }  // namespace
 }  // namespace matthan::test
