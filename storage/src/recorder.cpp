@@ -18,17 +18,24 @@ Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, Str
       settings_.writer, camera_id_, stream_, [this](const SegmentInfo& s) {
         // Completed after the writer's trailer and fdatasync: the row never points past data.
         db_.write([s](sqlite3* conn) {
-          finish_segment_row(conn, s.path, s.end_us, s.bytes, s.frames, s.keyframes, "complete");
+          finish_segment_row(conn, s.path, s.end_us, s.bytes, s.frames, s.keyframes, "complete",
+                             s.start_us);
         });
         std::lock_guard lock(mutex_);
         ++stats_.segments;
         stats_.current_path.clear();
       });
+  writer_->set_on_start_moved([this](const SegmentInfo& s, std::int64_t old_start) {
+    db_.write([row = SegmentRow{node_id_, s.camera_id, std::string(to_string(stream_)), s.path,
+                                s.codec, s.start_us},
+               old_start](sqlite3* conn) { move_segment_start(conn, row, old_start); });
+  });
   writer_->set_on_opened([this](const SegmentInfo& s) {
     // The first segment of this run follows the server's own downtime; later ones a break in
     // the stream.
-    const char* reason = opened_any_ ? "stream_break" : "restart";
+    const char* reason = !opened_any_ ? "restart" : resumed_ ? "storage_full" : "stream_break";
     opened_any_ = true;
+    resumed_ = false;
     db_.write([row = SegmentRow{node_id_, s.camera_id, std::string(to_string(stream_)), s.path,
                                 s.codec, s.start_us},
                reason](sqlite3* conn) { insert_segment_row(conn, row, reason); });
@@ -48,6 +55,7 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
   if (!packet->params || !packet->params->is_video) return;  // audio: later
   if (paused_.load()) {
     writer_->close();  // a no-op once closed; the gap is indexed when recording resumes
+    resumed_ = true;
     std::lock_guard lock(mutex_);
     stats_.paused = true;
     ++stats_.not_recorded;

@@ -112,10 +112,29 @@ bool insert_segment_row(sqlite3* conn, const SegmentRow& row, const char* gap_re
 
 bool finish_segment_row(sqlite3* conn, const std::string& path, std::int64_t end_us,
                         std::int64_t bytes, std::int64_t frames, std::int64_t keyframes,
-                        const char* state) {
+                        const char* state, std::int64_t start_us_in) {
+  SegmentRow before;  // the row as indexed so far: a moved start moves the gap before it too
+  std::int64_t old_start = -1;
+  if (start_us_in >= 0) {
+    Stmt q(conn, "SELECT node_id, camera_id, stream, start_us FROM segment WHERE path = ?1");
+    q.text(1, path);
+    if (sqlite3_step(q.st) == SQLITE_ROW) {
+      before.node_id = reinterpret_cast<const char*>(sqlite3_column_text(q.st, 0));
+      before.camera_id = reinterpret_cast<const char*>(sqlite3_column_text(q.st, 1));
+      before.stream = reinterpret_cast<const char*>(sqlite3_column_text(q.st, 2));
+      old_start = sqlite3_column_int64(q.st, 3);
+    }
+  }
+  if (old_start >= 0 && old_start != start_us_in) {
+    before.path = path;
+    before.start_us = start_us_in;
+    move_segment_start(conn, before, old_start);
+  }
   Stmt st(conn,
           "UPDATE segment SET end_us = ?2, bytes = ?3, frames = ?4, keyframes = ?5,"
-          " state = ?6 WHERE path = ?1 RETURNING node_id, camera_id, stream, start_us");
+          " state = ?6, start_us = CASE WHEN ?7 >= 0 THEN ?7 ELSE start_us END"
+          " WHERE path = ?1 RETURNING node_id, camera_id, stream, start_us");
+  st.i64(7, start_us_in);
   st.text(1, path);
   st.i64(2, end_us);
   st.i64(3, bytes);
@@ -144,6 +163,24 @@ bool finish_segment_row(sqlite3* conn, const std::string& path, std::int64_t end
     first = false;
   });
   return true;
+}
+
+void move_segment_start(sqlite3* conn, const SegmentRow& row, std::int64_t old_start_us) {
+  {
+    Stmt st(conn, "UPDATE segment SET start_us = ?2, end_us = MAX(end_us, ?2) WHERE path = ?1");
+    st.text(1, row.path);
+    st.i64(2, row.start_us);
+    sqlite3_step(st.st);
+  }
+  Stmt st(conn,
+          "UPDATE gap SET end_us = MAX(start_us, ?5) WHERE node_id = ?1 AND camera_id = ?2 AND"
+          " stream = ?3 AND end_us = ?4");
+  st.text(1, row.node_id);
+  st.text(2, row.camera_id);
+  st.text(3, row.stream);
+  st.i64(4, old_start_us);
+  st.i64(5, row.start_us);
+  sqlite3_step(st.st);
 }
 
 }  // namespace matthan::storage

@@ -60,6 +60,7 @@ struct SegmentWriter::Segment {
   std::int64_t next_sync_dts = 0;
   std::int64_t fragment_ticks = 90000;
   std::int64_t last_wall_us = 0;
+  std::int64_t anchor_us = INT64_MAX;  // min(wall - media offset): the first frame's server time
   SegmentInfo info;
 
   static int write_cb(void* opaque, std::uint8_t* buf, int size) {  // FFmpeg 5: not const
@@ -222,6 +223,8 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   s.last_dts = dts_out;
   s.last_duration = duration_out;
   s.last_wall_us = packet.wall_us;
+  s.anchor_us =
+      std::min(s.anchor_us, packet.wall_us - av_rescale_q(dts_out, out_tb, {1, 1'000'000}));
   ++s.info.frames;
   s.info.keyframes += packet.keyframe ? 1 : 0;
   // Durability: once a fragment's worth is written, push it to the disk.
@@ -229,6 +232,13 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
     avio_flush(s.io);
     if (s.sync) ::fdatasync(s.fd);
     s.next_sync_dts = dts_out + s.fragment_ticks;
+    // The index follows the settled start (after a connection's burst), so a crash-recovered
+    // segment is placed right.
+    if (s.info.start_us - s.anchor_us > 20'000) {
+      const std::int64_t old = s.info.start_us;
+      s.info.start_us = s.anchor_us;
+      if (on_start_moved_) on_start_moved_(s.info, old);
+    }
   }
   return {};
 }
@@ -241,12 +251,13 @@ void SegmentWriter::close() {
   if (s.sync) ::fdatasync(s.fd);
   s.info.bytes = s.written;
   // The last frame lasts one frame interval: its duration, else the mean so far.
+  const std::int64_t last_us =
+      s.last_dts == AV_NOPTS_VALUE ? 0 : av_rescale_q(s.last_dts, {1, 90000}, {1, 1'000'000});
   std::int64_t frame_us =
       s.last_duration > 0 ? av_rescale_q(s.last_duration, {1, 90000}, {1, 1'000'000}) : 0;
-  if (frame_us == 0 && s.info.frames > 1) {
-    frame_us = (s.last_wall_us - s.info.start_us) / (s.info.frames - 1);
-  }
-  s.info.end_us = s.last_wall_us + frame_us;
+  if (frame_us == 0 && s.info.frames > 1) frame_us = last_us / (s.info.frames - 1);
+  if (s.anchor_us != INT64_MAX) s.info.start_us = s.anchor_us;
+  s.info.end_us = s.info.start_us + last_us + frame_us;
   const SegmentInfo info = s.info;
   segment_.reset();
   if (on_closed_) on_closed_(info);

@@ -62,6 +62,7 @@ class Recorder {
   std::unique_ptr<SegmentWriter> writer_;
   std::int64_t last_wall_us_ = 0;
   bool opened_any_ = false;
+  bool resumed_ = false;  // the next segment follows a storage-alarm pause
   std::atomic<bool> paused_{false};
   mutable std::mutex mutex_;  // guards stats_
   RecorderStats stats_;

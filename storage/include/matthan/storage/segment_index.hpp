@@ -24,11 +24,15 @@ struct SegmentRow {
 // `gap_reason` (and added to the daily rollups).
 bool insert_segment_row(sqlite3* conn, const SegmentRow& row, const char* gap_reason);
 
-// Sets end_us, bytes, frames, keyframes and state of the row for `path` and adds the segment to
-// the daily rollups; false on a failure (logged).
+// Sets end_us, bytes, frames, keyframes and state (and start_us when >= 0) of the row for `path`
+// and adds the segment to the daily rollups; false on a failure (logged).
 bool finish_segment_row(sqlite3* conn, const std::string& path, std::int64_t end_us,
                         std::int64_t bytes, std::int64_t frames, std::int64_t keyframes,
-                        const char* state);
+                        const char* state, std::int64_t start_us = -1);
+
+// The segment's start moved earlier (SegmentWriter's settled start): its row, and the end of
+// the gap before it, follow.
+void move_segment_start(sqlite3* conn, const SegmentRow& row, std::int64_t old_start_us);
 
 // Splits [start_us, end_us) at local midnights (the process's TZ): fn(day "YYYY-MM-DD", µs).
 void for_each_local_day(std::int64_t start_us, std::int64_t end_us,

@@ -18,8 +18,10 @@ struct SegmentInfo {
   std::string camera_id;
   StreamKind stream = StreamKind::main;
   std::string path;
-  std::string codec;             // h264, h265
-  std::int64_t start_us = 0;     // server time of the first frame
+  std::string codec;  // h264, h265
+  // Server time of the first frame: the earliest (wall - media offset) over the segment's
+  // packets, so frames a camera sends in a burst on connecting are not placed late.
+  std::int64_t start_us = 0;
   std::int64_t end_us = 0;       // after the last frame: [start_us, end_us)
   std::int64_t media_start = 0;  // first dts, in 1/90000 s (for gap checks across segments)
   std::int64_t bytes = 0;
@@ -54,6 +56,10 @@ class SegmentWriter {
   std::int64_t skipped() const { return skipped_; }
   // Called when a segment's file was created (before its first packet is written).
   void set_on_opened(OnSegment on_opened) { on_opened_ = std::move(on_opened); }
+  // Called (at a fragment boundary) when start_us moved earlier by more than 20 ms.
+  void set_on_start_moved(std::function<void(const SegmentInfo&, std::int64_t old_start_us)> fn) {
+    on_start_moved_ = std::move(fn);
+  }
 
  private:
   struct Segment;
@@ -63,6 +69,7 @@ class SegmentWriter {
   StreamKind stream_;
   OnSegment on_closed_;
   OnSegment on_opened_;
+  std::function<void(const SegmentInfo&, std::int64_t)> on_start_moved_;
   std::unique_ptr<Segment> segment_;
   std::int64_t skipped_ = 0;
 };
