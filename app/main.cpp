@@ -4,6 +4,8 @@
 //   matthan probe URL [--json]         codec, resolution, fps, bitrate and GOP of a stream
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -38,6 +40,7 @@
 #include "matthan/ingest/camera_ingest.hpp"
 #include "matthan/ingest/clip_reader.hpp"
 #include "matthan/ingest/probe.hpp"
+#include "matthan/storage/clip.hpp"
 #include "matthan/storage/database.hpp"
 #include "matthan/storage/event_repository.hpp"
 #include "matthan/storage/reconcile.hpp"
@@ -62,6 +65,7 @@ int usage() {
       "  matthan probe URL [--json] [--seconds N]\n"
       "  matthan tune --clip FILE [--config FILE --camera ID] [--fps N] [--set KEY=VALUE]... "
       "[--json]\n"
+      "  matthan tune --config FILE --camera ID --from T --to T [--set KEY=VALUE]... [--json]\n"
       "      KEY: threshold_min min_area min_frames gap_s analysis_height tamper_min_s people\n"
       "  matthan export [--config FILE] --camera ID... --from T --to T --reason TEXT --out DIR\n"
       "      [--unit U] [--officer O] [--case ID] [--stream main|sub]\n"
@@ -261,7 +265,7 @@ json event_to_json(const Event& e) {
 // `matthan tune`: replays a clip through the analytics with candidate settings and lists the
 // events it would have raised, so a technician can tune a camera without waiting for the night.
 int tune(const std::vector<std::string>& args) {
-  std::string config_path, camera_id;
+  std::string config_path, camera_id, from_text, to_text;
   bool as_json = false;
   app::TuneRequest t;
   t.fps = 5;
@@ -282,11 +286,23 @@ int tune(const std::vector<std::string>& args) {
       t.sets.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     } else if (args[i] == "--json") {
       as_json = true;
+    } else if (args[i] == "--from") {
+      from_text = value();
+    } else if (args[i] == "--to") {
+      to_text = value();
     } else {
       return usage();
     }
   }
-  if (t.clip.empty() || t.fps <= 0) return usage();
+  const bool stored = !from_text.empty() || !to_text.empty();
+  if (stored && (from_text.empty() || to_text.empty() || config_path.empty() || camera_id.empty() ||
+                 !t.clip.empty())) {
+    std::fprintf(stderr,
+                 "tune: --from and --to replay stored recordings: they need --config and "
+                 "--camera, and no --clip\n");
+    return 2;
+  }
+  if ((t.clip.empty() && !stored) || t.fps <= 0) return usage();
   init_logging("warn", "");
   t.camera.id = camera_id.empty() ? "clip" : camera_id;
   if (!config_path.empty()) {
@@ -305,8 +321,42 @@ int tune(const std::vector<std::string>& args) {
       std::fprintf(stderr, "tune: no camera '%s' in %s\n", camera_id.c_str(), config_path.c_str());
       return 1;
     }
+    if (stored) {
+      // Stored recordings: the range is remuxed into a temporary clip (the sub stream, what the
+      // analytics sees, when it was recorded).
+      ::setenv("TZ", (":" + config->server.time_zone).c_str(), 1);
+      ::tzset();
+      const std::int64_t now = SystemClock().now_us();
+      const auto from = app::parse_time_arg(from_text, now);
+      const auto to = app::parse_time_arg(to_text, now);
+      if (!from || !to || *to <= *from) {
+        std::fprintf(stderr, "tune: --from/--to must be times with --from before --to\n");
+        return 2;
+      }
+      auto db = storage::Database::open(config->server.data_dir + "/matthan.db");
+      if (!db) {
+        std::fprintf(stderr, "tune: %s\n", db.error().c_str());
+        return 1;
+      }
+      t.clip = config->server.data_dir + "/cache/tune-" + std::to_string(::getpid()) + ".mp4";
+      std::filesystem::create_directories(config->server.data_dir + "/cache");
+      storage::ClipRequest r{config->node_id, camera_id, "sub", *from, *to, false, false};
+      auto clip = storage::write_clip(**db, r, t.clip);
+      if (!clip) {
+        r.stream = "main";
+        clip = storage::write_clip(**db, r, t.clip);
+      }
+      if (!clip) {
+        std::fprintf(stderr, "tune: %s\n", clip.error().c_str());
+        return 1;
+      }
+      std::fprintf(stderr, "tune: %s stream from %s (%zu segment(s), %lld frames)\n",
+                   r.stream.c_str(), format_iso8601_us(clip->start_us).c_str(),
+                   clip->segments.size(), static_cast<long long>(clip->frames));
+    }
   }
   auto result = app::run_tune(t);
+  if (stored) std::filesystem::remove(t.clip);
   if (!result) {
     std::fprintf(stderr, "tune: %s\n", result.error().c_str());
     return 1;

@@ -1,5 +1,6 @@
 #include "matthan/evidence/node_key.hpp"
 
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <sys/stat.h>
 
@@ -140,20 +141,22 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::expected<std::string, std::string> sha256_file_hex(const std::string& path) {
-  ensure_sodium();
+  // OpenSSL's SHA-256 uses the CPU's SHA extensions (~4x libsodium's portable code): an hour
+  // of 1080p is 1.8 GB to hash per export.
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return std::unexpected("cannot open " + path);
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   std::vector<unsigned char> buf(1 << 20);
   std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
-    crypto_hash_sha256_update(&st, buf.data(), n);
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) EVP_DigestUpdate(ctx, buf.data(), n);
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
+  std::array<std::uint8_t, 32> h{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, h.data(), &len);
+  EVP_MD_CTX_free(ctx);
   if (failed) return std::unexpected("cannot read " + path);
-  std::array<std::uint8_t, crypto_hash_sha256_BYTES> h{};
-  crypto_hash_sha256_final(&st, h.data());
   std::string hex(h.size() * 2 + 1, '\0');
   sodium_bin2hex(hex.data(), hex.size(), h.data(), h.size());
   hex.pop_back();

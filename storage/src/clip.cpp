@@ -26,7 +26,7 @@ std::string av_error(int code) {
 
 struct SegRow {
   std::string path, state;
-  std::int64_t start_us = 0, end_us = 0;
+  std::int64_t start_us = 0, end_us = 0, frames = 0;
 };
 
 std::vector<SegRow> covering_segments(Database& db, const ClipRequest& r) {
@@ -34,11 +34,12 @@ std::vector<SegRow> covering_segments(Database& db, const ClipRequest& r) {
     std::vector<SegRow> out;
     sqlite3_stmt* st = nullptr;
     // Open rows (the segment being written) count: their complete fragments are readable.
-    sqlite3_prepare_v2(conn,
-                       "SELECT path, state, start_us, end_us FROM segment WHERE node_id = ?1 AND"
-                       " camera_id = ?2 AND stream = ?3 AND state != 'unreadable' AND"
-                       " start_us < ?5 AND (end_us > ?4 OR state = 'open') ORDER BY start_us",
-                       -1, &st, nullptr);
+    sqlite3_prepare_v2(
+        conn,
+        "SELECT path, state, start_us, end_us, frames FROM segment WHERE node_id = ?1 AND"
+        " camera_id = ?2 AND stream = ?3 AND state != 'unreadable' AND"
+        " start_us < ?5 AND (end_us > ?4 OR state = 'open') ORDER BY start_us",
+        -1, &st, nullptr);
     sqlite3_bind_text(st, 1, r.node_id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, r.camera_id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, r.stream.c_str(), -1, SQLITE_TRANSIENT);
@@ -47,7 +48,8 @@ std::vector<SegRow> covering_segments(Database& db, const ClipRequest& r) {
     while (sqlite3_step(st) == SQLITE_ROW) {
       out.push_back({reinterpret_cast<const char*>(sqlite3_column_text(st, 0)),
                      reinterpret_cast<const char*>(sqlite3_column_text(st, 1)),
-                     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)});
+                     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+                     sqlite3_column_int64(st, 4)});
     }
     sqlite3_finalize(st);
     return out;
@@ -93,8 +95,11 @@ class ClipMuxer {
     if (params_ != nullptr) avcodec_parameters_free(&params_);
   }
 
+  // moov_reserve > 0: faststart by reserving that much room for the moov at the front (one
+  // pass); 0: faststart by moving the moov after writing (a second pass over the file).
   std::expected<void, std::string> open(const std::string& path, const AVCodecParameters* video,
-                                        bool time_track, bool faststart) {
+                                        bool time_track, bool faststart,
+                                        std::int64_t moov_reserve) {
     if (avformat_alloc_output_context2(&fmt_, nullptr, "mp4", path.c_str()) < 0)
       return std::unexpected("no mp4 muxer");
     fmt_->flags |= AVFMT_FLAG_BITEXACT;  // no encoder string or creation time: same bytes
@@ -125,7 +130,11 @@ class ClipMuxer {
     if (const int rc = avio_open(&fmt_->pb, path.c_str(), AVIO_FLAG_WRITE); rc < 0)
       return std::unexpected("cannot create " + path + ": " + av_error(rc));
     AVDictionary* opts = nullptr;
-    if (faststart) av_dict_set(&opts, "movflags", "+faststart", 0);
+    if (faststart && moov_reserve > 0) {
+      av_dict_set_int(&opts, "moov_size", moov_reserve, 0);
+    } else if (faststart) {
+      av_dict_set(&opts, "movflags", "+faststart", 0);
+    }
     const int rc = avformat_write_header(fmt_, &opts);
     av_dict_free(&opts);
     if (rc < 0) return std::unexpected("cannot start " + path + ": " + av_error(rc));
@@ -211,6 +220,28 @@ struct InputFile {
 
 }  // namespace
 
+namespace {
+
+// The room a moov needs: per video sample its size, duration and chunk offsets; per second a
+// time cue. Generous: too small fails at the trailer and the clip is redone the slow way.
+std::int64_t moov_estimate(const std::vector<SegRow>& segs, const ClipRequest& r) {
+  std::int64_t frames = 0;
+  for (const auto& s : segs) {
+    frames += s.state == "open" || s.frames == 0 ? (r.to_us - s.start_us) / 16'000  // up to 60 fps
+                                                 : s.frames;
+  }
+  const std::int64_t seconds = (r.to_us - r.from_us) / 1'000'000 + 1;
+  return 64 * 1024 + frames * 24 + seconds * 48;
+}
+
+std::expected<ClipResult, std::string> write_clip_once(const std::vector<SegRow>& segs,
+                                                       const ClipRequest& request,
+                                                       const std::string& out_path,
+                                                       const ClipProgress& progress,
+                                                       std::int64_t moov_reserve);
+
+}  // namespace
+
 std::expected<ClipResult, std::string> write_clip(Database& db, const ClipRequest& request,
                                                   const std::string& out_path,
                                                   const ClipProgress& progress) {
@@ -220,6 +251,20 @@ std::expected<ClipResult, std::string> write_clip(Database& db, const ClipReques
     return std::unexpected("no recording of camera " + request.camera_id + " (" + request.stream +
                            ") in the requested range");
   }
+  auto done = write_clip_once(segs, request, out_path, progress, moov_estimate(segs, request));
+  if (!done && done.error().find("moov") != std::string::npos) {
+    done = write_clip_once(segs, request, out_path, progress, 0);  // the estimate was short
+  }
+  return done;
+}
+
+namespace {
+
+std::expected<ClipResult, std::string> write_clip_once(const std::vector<SegRow>& segs,
+                                                       const ClipRequest& request,
+                                                       const std::string& out_path,
+                                                       const ClipProgress& progress,
+                                                       std::int64_t moov_reserve) {
   const std::string part = out_path + ".part";
   ClipResult result;
   ClipMuxer mux;
@@ -293,7 +338,8 @@ std::expected<ClipResult, std::string> write_clip(Database& db, const ClipReques
           av_packet_unref(pkt);
           continue;
         }
-        if (auto o = mux.open(part, vs->codecpar, request.server_time_track, request.faststart);
+        if (auto o = mux.open(part, vs->codecpar, request.server_time_track, request.faststart,
+                              moov_reserve);
             !o) {
           failure = std::unexpected(o.error());
           av_packet_unref(pkt);
@@ -342,7 +388,11 @@ std::expected<ClipResult, std::string> write_clip(Database& db, const ClipReques
     return std::unexpected("no frame of camera " + request.camera_id + " (" + request.stream +
                            ") in the requested range");
   }
-  if (auto f = mux.finish(); !f) return std::unexpected(f.error());
+  if (auto f = mux.finish(); !f) {
+    std::error_code ec;
+    std::filesystem::remove(part, ec);
+    return std::unexpected(f.error() + (moov_reserve > 0 ? " (moov reserve)" : ""));
+  }
   result.covered.push_back({cov_start, last_end});
   if (result.start_us > request.from_us + kMinGapUs)
     result.gaps.insert(result.gaps.begin(), {request.from_us, result.start_us});
@@ -354,5 +404,7 @@ std::expected<ClipResult, std::string> write_clip(Database& db, const ClipReques
   result.bytes = static_cast<std::int64_t>(std::filesystem::file_size(out_path, ec));
   return result;
 }
+
+}  // namespace
 
 }  // namespace matthan::storage

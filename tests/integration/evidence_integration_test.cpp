@@ -328,6 +328,15 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
   write_file(out + "/manifest.json", manifest_text);
   EXPECT_EQ(run(bin + " verify-export " + q(out)).rc, 0);
 
+  // --- matthan tune over stored recordings: the person walking through rec-h264's scene.
+  const auto tuned =
+      run(bin + " tune --config " + q(cfg) + " --camera rec-h264 --from " +
+          iso(mine.front().start_us) + " --to " + iso(mine.back().end_us) + " --json");
+  ASSERT_EQ(tuned.rc, 0) << tuned.out;
+  const auto tune_json = json::parse(tuned.out.substr(tuned.out.find('{')));
+  EXPECT_GE(tune_json["frames_analysed"].get<int>(), 40);
+  EXPECT_GE(tune_json["events"].size(), 1u) << tuned.out;
+
   // --- The API: the hold the export made, the job, the key, the audit chain.
   const std::string id = manifest["export_id"];
   const auto holds = json::parse(http_get(port, "/api/holds").body)["holds"];
