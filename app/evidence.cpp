@@ -22,6 +22,7 @@
 #include "matthan/evidence/export.hpp"
 #include "matthan/evidence/holds.hpp"
 #include "matthan/storage/clip.hpp"
+#include "matthan/storage/transcode.hpp"
 
 namespace matthan::app {
 
@@ -129,6 +130,12 @@ web::HttpResponse file_response(const std::string& path, const web::HttpRequest&
 // so Range requests for it return the same bytes.
 std::mutex clip_mutex;
 
+// H.265 → H.264 for the browser: one at a time (a second request gets 429), at most 10 min of
+// footage, its cost reported in /api/storage.
+std::mutex transcode_mutex;        // held while a transcode runs
+std::mutex transcode_stats_mutex;  // guards transcode_stats
+json transcode_stats{{"runs", 0}, {"frames", 0}, {"cpu_s", 0.0}, {"busy_refusals", 0}};
+
 web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
                              const std::string& camera, std::int64_t from, std::int64_t to,
                              const std::string& what) {
@@ -150,6 +157,12 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
   const std::string dir = config.server.data_dir + "/cache/clips";
   const std::string path = dir + "/" + camera + "-" + stream + "-" + std::to_string(from) + "-" +
                            std::to_string(to) + ".mp4";
+  // Still H.265 after the choice above: transcode for the browser unless told not to.
+  const std::string transcode = query(req, "transcode", "auto");
+  const bool want_h264 =
+      transcode == "1" ||
+      (transcode == "auto" && query(req, "stream", "auto") == "auto" &&
+       recorded_codec(ctx.db, config.node_id, camera, stream, from, to) == "h265");
   {
     std::lock_guard lock(clip_mutex);
     std::error_code ec;
@@ -165,6 +178,30 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
       if (!made) return web::json_error(404, "no_footage", made.error());
     }
   }
+  std::string served = path;
+  if (want_h264) {
+    if (to - from > 600 * 1'000'000LL)
+      return web::json_error(400, "too_long", "a transcoded clip is at most 10 minutes");
+    served = path.substr(0, path.size() - 4) + "-h264.mp4";
+    std::error_code ec;
+    if (!fs::exists(served, ec)) {
+      std::unique_lock busy(transcode_mutex, std::try_to_lock);
+      if (!busy.owns_lock()) {
+        std::lock_guard s(transcode_stats_mutex);
+        transcode_stats["busy_refusals"] = transcode_stats["busy_refusals"].get<int>() + 1;
+        return web::json_error(429, "busy", "another H.265 clip is being converted; try again");
+      }
+      auto t = storage::transcode_to_h264(path, served);
+      if (!t) return web::json_error(500, "transcode_failed", t.error());
+      spdlog::info("clip {}: H.265 converted for the browser: {} frames, {:.1f} s CPU", camera,
+                   t->frames, t->cpu_s);
+      std::lock_guard s(transcode_stats_mutex);
+      transcode_stats["runs"] = transcode_stats["runs"].get<int>() + 1;
+      transcode_stats["frames"] = transcode_stats["frames"].get<std::int64_t>() + t->frames;
+      transcode_stats["cpu_s"] = transcode_stats["cpu_s"].get<double>() + t->cpu_s;
+      transcode_stats["last_wall_s"] = t->wall_s;
+    }
+  }
   // One audit row per viewing, not per Range chunk.
   const auto range = req.headers.find("range");
   if (range == req.headers.end() || range->second.starts_with("bytes=0-")) {
@@ -175,8 +212,9 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
                                 {"what", what}}
                                .dump());
   }
-  auto res = file_response(path, req, "video/mp4");
+  auto res = file_response(served, req, "video/mp4");
   res.headers.emplace_back("X-Matthan-Stream", stream);
+  if (want_h264) res.headers.emplace_back("X-Matthan-Transcoded", "h265-to-h264");
   return res;
 }
 
@@ -353,7 +391,12 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
                              {}};
   }
   if (p == "/api/storage" && req.method == "GET") {
-    return web::HttpResponse{200, "application/json", ctx.storage_json().dump(), {}};
+    json j = ctx.storage_json();
+    {
+      std::lock_guard lock(transcode_stats_mutex);
+      j["transcoder"] = transcode_stats;
+    }
+    return web::HttpResponse{200, "application/json", j.dump(), {}};
   }
   if (p == "/api/audit" && req.method == "GET") {
     const int limit = std::clamp(std::atoi(query(req, "limit", "100").c_str()), 1, 1000);

@@ -172,15 +172,33 @@ void move_segment_start(sqlite3* conn, const SegmentRow& row, std::int64_t old_s
     st.i64(2, row.start_us);
     sqlite3_step(st.st);
   }
-  Stmt st(conn,
-          "UPDATE gap SET end_us = MAX(start_us, ?5) WHERE node_id = ?1 AND camera_id = ?2 AND"
-          " stream = ?3 AND end_us = ?4");
-  st.text(1, row.node_id);
-  st.text(2, row.camera_id);
-  st.text(3, row.stream);
-  st.i64(4, old_start_us);
-  st.i64(5, row.start_us);
-  sqlite3_step(st.st);
+  std::int64_t shortened = 0;  // what the gap before the segment lost
+  {
+    Stmt st(conn,
+            "UPDATE gap SET end_us = MAX(start_us, ?5) WHERE node_id = ?1 AND camera_id = ?2 AND"
+            " stream = ?3 AND end_us = ?4 RETURNING ?4 - end_us");
+    st.text(1, row.node_id);
+    st.text(2, row.camera_id);
+    st.text(3, row.stream);
+    st.i64(4, old_start_us);
+    st.i64(5, row.start_us);
+    if (sqlite3_step(st.st) == SQLITE_ROW) shortened = sqlite3_column_int64(st.st, 0);
+    sqlite3_step(st.st);
+  }
+  if (shortened <= 0) return;
+  // The day's rollup follows (the day the gap ended; a gap end moving across midnight is
+  // booked on the later day).
+  for_each_local_day(old_start_us - 1, old_start_us, [&](const std::string& day, std::int64_t) {
+    Stmt st(conn,
+            "UPDATE rollup_day SET gap_us = MAX(0, gap_us - ?5) WHERE node_id = ?1 AND"
+            " camera_id = ?2 AND stream = ?3 AND day = ?4");
+    st.text(1, row.node_id);
+    st.text(2, row.camera_id);
+    st.text(3, row.stream);
+    st.text(4, day);
+    st.i64(5, shortened);
+    sqlite3_step(st.st);
+  });
 }
 
 }  // namespace matthan::storage

@@ -266,6 +266,18 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
                 q(dir + "/h265-main.mp4"))
                 .out,
             "hevc\n");
+  // Without an H.264 sub stream: the main stream converted (bounded), every frame kept.
+  auto converted = get(port, h265_path + "&stream=main&transcode=1");
+  ASSERT_EQ(converted.status, 200) << converted.body.substr(0, 300);
+  EXPECT_EQ(converted.headers["x-matthan-transcoded"], "h265-to-h264");
+  write_file(dir + "/h265-h264.mp4", converted.body);
+  EXPECT_EQ(run("ffprobe -v error -select_streams v -show_entries stream=codec_name,height -of "
+                "csv=p=0 " +
+                q(dir + "/h265-h264.mp4"))
+                .out,
+            "h264,720\n");
+  EXPECT_EQ(frame_codes(dir + "/h265-h264.mp4").size(), frame_codes(dir + "/h265-main.mp4").size());
+  EXPECT_EQ(json::parse(http_get(port, "/api/storage").body)["transcoder"]["runs"], 1);
 
   // --- Export with the CLI while the server records.
   const std::string out = dir + "/export";

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "child_process.hpp"
 #include "matthan/camsim/frame_code.hpp"
@@ -118,6 +119,8 @@ TEST(RecordingIntegration, SegmentsHoldEveryFrameTheCameraSentInOrder) {
       });
       ASSERT_TRUE(read.has_value()) << read.error();
       EXPECT_EQ(static_cast<std::int64_t>(codes.size()), r.frames);
+      // The indexed interval is the decoded duration, within a frame (25 fps).
+      EXPECT_NEAR(static_cast<double>(r.end_us - r.start_us), r.frames * 40'000.0, 40'000.0);
       total += r.frames;
       // Every frame, in order: the index steps by one (modulo the 250-frame loop), also across
       // the boundary from the previous segment.
@@ -203,6 +206,77 @@ TEST(RecordingIntegration, ACrashLeavesNothingOpenAndLosesOnlyTheLastFragment) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   EXPECT_NE(read_file(dir + "/var/matthan.log").find("recovered"), std::string::npos);
+  if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
+// A camera that goes away for 5 s: its recording has exactly one gap, where the outage was, and
+// the daily rollup adds up (recorded + gap = the time from the first frame to the last).
+TEST(RecordingIntegration, AnOutageIsTheOnlyGap) {
+  const std::string dir = temp_dir("matthan-rec-outage");
+  const auto camsim = start_camsim(dir);
+  const auto line = camsim->wait_for_line("CAMSIM ", 300s);
+  ASSERT_TRUE(line.has_value()) << read_file(dir + "/camsim.log");
+  {
+    std::ofstream cfg(dir + "/matthan.yaml");
+    cfg << "node_id: rec-node\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir << "/var'}\n"
+        << "analytics: {zmq_endpoint: '', people: false}\nrecording: {segment_s: 4}\n"
+        << "cameras:\n  - {id: rec-h264, main_url: '" << line->substr(7)
+        << "/rec-h264/main', stall_timeout_ms: 1000}\n";
+  }
+  auto wall = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  ChildProcess server({binary_path("matthan"), "run", "--config", dir + "/matthan.yaml"},
+                      dir + "/server.log");
+  ASSERT_TRUE(server.wait_for_line("LISTENING ", 20s).has_value());
+  std::this_thread::sleep_for(7s);
+  const std::int64_t stopped = wall();
+  camsim->write_line("stop rec-h264");
+  std::this_thread::sleep_for(5s);
+  const std::int64_t restarted = wall();
+  camsim->write_line("start rec-h264");
+  std::this_thread::sleep_for(10s);
+  EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
+
+  const std::string db_path = dir + "/var/matthan.db";
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT start_us, end_us, reason FROM gap WHERE camera_id = 'rec-h264'",
+                     -1, &st, nullptr);
+  std::vector<std::tuple<std::int64_t, std::int64_t, std::string>> gaps;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    gaps.emplace_back(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                      reinterpret_cast<const char*>(sqlite3_column_text(st, 2)));
+  }
+  sqlite3_finalize(st);
+  ASSERT_EQ(gaps.size(), 1u) << "the outage is the only gap";
+  const auto [gap_start, gap_end, reason] = gaps[0];
+  EXPECT_EQ(reason, "stream_break");
+  // It starts when the camera stopped (the last frame before it) and ends when the camera's
+  // first frames after it were recorded: after the restart, within a reconnect and a GOP.
+  EXPECT_GE(gap_start, stopped - 1'500'000);
+  EXPECT_LE(gap_start, stopped + 500'000);
+  EXPECT_GE(gap_end, restarted - 2'100'000);
+  EXPECT_LE(gap_end, restarted + 8'000'000);
+  // The rollup adds up: recorded + gap = first frame to last.
+  sqlite3_prepare_v2(db,
+                     "SELECT SUM(recorded_us), SUM(gap_us), SUM(gaps), SUM(segments),"
+                     " (SELECT MAX(end_us) - MIN(start_us) FROM segment) FROM rollup_day"
+                     " WHERE camera_id = 'rec-h264'",
+                     -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  const auto recorded = sqlite3_column_int64(st, 0);
+  const auto gap_us = sqlite3_column_int64(st, 1);
+  EXPECT_EQ(sqlite3_column_int64(st, 2), 1);
+  EXPECT_EQ(gap_us, gap_end - gap_start);
+  EXPECT_NEAR(static_cast<double>(recorded + gap_us),
+              static_cast<double>(sqlite3_column_int64(st, 4)), 200'000.0);
+  EXPECT_EQ(sqlite3_column_int64(st, 3), static_cast<std::int64_t>(segments(db_path).size()));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
