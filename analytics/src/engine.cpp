@@ -1,5 +1,7 @@
 #include "matthan/analytics/engine.hpp"
 
+#include <opencv2/core/utility.hpp>
+
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <filesystem>
@@ -11,6 +13,9 @@ Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
                TrackerSettings tracker, TamperSettings tamper, EventSink* sink,
                std::string snapshot_dir, People people)
     : snapshot_dir_(std::move(snapshot_dir)) {
+  // The analysis pool already runs one worker per core: OpenCV's own thread pool on top only
+  // adds hand-offs (its parallel_for_ splits 320x180 pictures into slivers) and contention.
+  cv::setNumThreads(1);
   for (const auto& cam : cameras) {
     MotionSettings own = motion;
     own.masks = cam.masks;

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "pixel_ops.hpp"
+
 namespace matthan::analytics {
 
 TamperDetector::TamperDetector(CameraInfo camera, TamperSettings settings, EventSink* sink)
@@ -15,7 +17,7 @@ TamperState TamperDetector::update(std::int64_t wall_us, const std::uint8_t* sma
   // are properties of the whole picture, not of its finest detail.
   const cv::Mat full(rows, cols, CV_8U, const_cast<std::uint8_t*>(small));
   cv::Mat img, mask;
-  cv::resize(full, img, {cols / 2, rows / 2}, 0, 0, cv::INTER_AREA);
+  half_size(full, img);
   if (region != nullptr) {
     const cv::Mat m(rows, cols, CV_8U, const_cast<std::uint8_t*>(region));
     cv::resize(m, mask, img.size(), 0, 0, cv::INTER_NEAREST);
