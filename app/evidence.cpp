@@ -37,6 +37,11 @@ std::int64_t wall_now_us() {
       .count();
 }
 
+// Who asked (set by the auth gate), for the audit log.
+std::string actor_of(const web::HttpRequest& req) {
+  return req.user.empty() ? "unknown" : req.user;
+}
+
 std::string query(const web::HttpRequest& req, const std::string& key, std::string fallback = {}) {
   const auto it = req.query.find(key);
   return it == req.query.end() ? fallback : it->second;
@@ -205,7 +210,8 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
   // One audit row per viewing, not per Range chunk.
   const auto range = req.headers.find("range");
   if (range == req.headers.end() || range->second.starts_with("bytes=0-")) {
-    evidence::append_audit(ctx.db, config.node_id, wall_now_us(), "local", "clip_view", camera,
+    evidence::append_audit(ctx.db, config.node_id, wall_now_us(), actor_of(req), "clip_view",
+                           camera,
                            json{{"from", format_iso8601_us(from)},
                                 {"to", format_iso8601_us(to)},
                                 {"stream", stream},
@@ -315,7 +321,7 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
   r.requesting_unit = body.value("requesting_unit", "");
   r.officer = body.value("officer", "");
   r.case_id = body.value("case_id", "");
-  r.created_by = "local";
+  r.created_by = actor_of(req);
   r.node_id = ctx.config.node_id;
   r.time_zone = ctx.config.server.time_zone;
   r.ntp_synchronised = ctx.ntp_synchronised();
@@ -449,7 +455,7 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
         if (!e) return web::json_error(400, "bad_time", "expires must be an ISO 8601 time");
         h.expires_us = *e;
       }
-      h.created_by = "local";
+      h.created_by = actor_of(req);
       h.created_us = now;
       const auto id = evidence::create_hold(ctx.db, node, h);
       ctx.db.flush();
@@ -458,7 +464,7 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
   }
   if (p.starts_with("/api/holds/") && p.ends_with("/release") && req.method == "POST") {
     const auto id = p.substr(11, p.size() - 11 - 8);
-    if (!evidence::release_hold(ctx.db, node, id, "local", now))
+    if (!evidence::release_hold(ctx.db, node, id, actor_of(req), now))
       return web::json_error(404, "not_found", "no active hold '" + id + "'");
     return web::HttpResponse{
         200, "application/json", json{{"id", id}, {"released", true}}.dump(), {}};
@@ -485,7 +491,7 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
     const std::string file = config.server.data_dir + "/exports/" + id + "/" + name.substr(6);
     if (rows[0]["state"] != "done" || !fs::exists(file))
       return web::json_error(404, "not_found", "no file '" + name.substr(6) + "' in export " + id);
-    evidence::append_audit(ctx.db, node, now, "local", "export_download", id,
+    evidence::append_audit(ctx.db, node, now, actor_of(req), "export_download", id,
                            json{{"file", name.substr(6)}}.dump());
     return file_response(file, req,
                          file.ends_with(".mp4") ? "video/mp4" : "application/octet-stream");

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "accounts.hpp"
 #include "evidence.hpp"
 #include "matthan/alerts/alert_dispatcher.hpp"
 #include "matthan/analytics/analysis_pool.hpp"
@@ -74,6 +75,7 @@ int usage() {
       "  matthan hold [--config FILE] --list | --release ID\n"
       "  matthan backup [--config FILE] DIR\n"
       "  matthan restore [--config FILE] DIR\n"
+      "  matthan user add NAME --role viewer|reviewer|admin | passwd NAME | token NAME | list\n"
       "  (--config defaults to $MATTHAN_CONFIG, else /etc/matthan/matthan.yaml; T: ISO 8601,\n"
       "   'YYYY-MM-DD HH:MM:SS' in server.time_zone, or now-90s / now-5m / now-2h)\n");
   return 2;
@@ -643,7 +645,12 @@ int run(const std::string& config_path) {
     return storage_state;
   };
   app::EvidenceContext evidence_ctx{config, **db, *node_key, ntp_synchronised, storage_json};
-  web::HttpServer http(io, [&](const web::HttpRequest& req) -> web::HttpResponse {
+  web::Auth auth(**db);
+  web::HttpServer http(io, [&](const web::HttpRequest& incoming) -> web::HttpResponse {
+    // Every /api route is behind a session or token and a role (app/accounts.cpp).
+    web::HttpRequest req = incoming;
+    if (auto answer = app::auth_gate(req, auth, **db, config.node_id, clock.now_us()))
+      return *answer;
     if (auto handled = app::evidence_route(req, evidence_ctx)) return *handled;
     if (req.method != "GET" && req.method != "HEAD") {
       return web::json_error(405, "method_not_allowed", "only GET is served for now");
@@ -893,6 +900,7 @@ int main(int argc, char** argv) {
   if (cmd == "hold") return app::hold_cli(args);
   if (cmd == "backup") return app::backup_cli(args);
   if (cmd == "restore") return app::restore_cli(args);
+  if (cmd == "user") return app::user_cli(args);
   if (cmd == "run") {
     if (args.size() == 2 && args[0] == "--config") return run(args[1]);
     return usage();

@@ -53,7 +53,15 @@ done
 server_pid=$!
 for _ in $(seq 1 50); do grep -q LISTENING var/server.out 2>/dev/null && break; sleep 0.2; done
 grep -q LISTENING var/server.out || { echo "demo: the server did not start; see var/matthan.log" >&2; exit 1; }
+# No default password: the first run makes an admin with a random one and prints it once.
+password="$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | head -c 14)-7a"
+if printf '%s\n' "$password" | "$bin/matthan" user add admin --role admin --config var/demo.yaml >/dev/null 2>&1; then
+  login="user admin, password $password (shown once; change it: $bin/matthan user passwd admin --config var/demo.yaml)"
+else
+  login="user admin, with the password printed on the first run (reset: $bin/matthan user passwd admin --config var/demo.yaml)"
+fi
 echo
-echo "Mắt Thần is running: open http://127.0.0.1:$port/   (camera status: http://127.0.0.1:$port/api/cameras)"
+echo "Mắt Thần is running: open http://127.0.0.1:$port/"
+echo "Log in with $login"
 echo "Ctrl-C stops the server and the simulator."
 wait "$server_pid"

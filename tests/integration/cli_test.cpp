@@ -151,6 +151,8 @@ TEST(Cli, TuneOverTheApiReplaysAClipFromTheClipsFolder) {
   const auto listening = server.wait_for_line("LISTENING ", 20s);
   ASSERT_TRUE(listening.has_value()) << read_file(dir + "/server.log");
   const int port = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+  EXPECT_EQ(http_get(port, "/api/cameras/gate/tune?clip=box.mp4").status, 401);  // no session
+  ASSERT_EQ(login_admin(port, dir + "/tune.yaml"), "");
   const auto r = http_get(port, "/api/cameras/gate/tune?clip=box.mp4&gap_s=1", 60s);
   ASSERT_EQ(r.status, 200) << r.body;
   const auto j = nlohmann::json::parse(r.body);

@@ -73,6 +73,7 @@ class EventsIntegration : public ::testing::Test {
     auto listening = server_->wait_for_line("LISTENING ", 20s);
     ASSERT_TRUE(listening.has_value()) << read_file(dir_ + "/server.stderr");
     port_ = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+    ASSERT_EQ(login_admin(port_, dir_ + "/matthan.yaml"), "");
     ready_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();

@@ -125,10 +125,11 @@ struct RawHttp {
 };
 
 RawHttp get(int port, const std::string& path, const std::string& extra_headers = "") {
-  const std::string raw = http_raw(port,
-                                   "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
-                                       extra_headers + "Connection: close\r\n\r\n",
-                                   30s);
+  const std::string raw =
+      http_raw(port,
+               "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers +
+                   default_headers() + "Connection: close\r\n\r\n",
+               30s);
   RawHttp r;
   const auto end = raw.find("\r\n\r\n");
   if (end == std::string::npos) return r;
@@ -193,6 +194,7 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
       std::vector<std::string>{bin, "run", "--config", cfg}, dir + "/server.log");
   const int port = port_of(*server);
   ASSERT_GT(port, 0) << read_file(dir + "/server.log");
+  ASSERT_EQ(login_admin(port, cfg), "");
   std::this_thread::sleep_for(15s);
 
   // Server time of every frame of rec-h264's complete main segments, by burned-in index.
@@ -375,7 +377,8 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
         {"reason", "API"}}.dump();
     return "POST /api/exports HTTP/1.1\r\nHost: x\r\nContent-Type: "
            "application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+           std::to_string(body.size()) + "\r\n" + default_headers() + "Connection: close\r\n\r\n" +
+           body;
   }());
   ASSERT_NE(posted.find(" 202 "), std::string::npos) << posted;
   const std::string api_id = json::parse(posted.substr(posted.find("\r\n\r\n") + 4))["id"];
@@ -438,6 +441,7 @@ TEST(EvidenceIntegration, RetentionKeepsHeldFootageOnAFullDisk) {
   ChildProcess server({bin, "run", "--config", cfg}, dir + "/server.log");
   const int port = port_of(server);
   ASSERT_GT(port, 0) << read_file(dir + "/server.log");
+  ASSERT_EQ(login_admin(port, cfg), "");
   // Phase 1: hold rec-h264's second segment; wait until the first is deleted.
   std::vector<Seg> h264;
   for (int i = 0; i < 40 && h264.size() < 2; ++i) {

@@ -70,8 +70,9 @@ class IngestIntegration : public ::testing::Test {
         dir_ + "/server.stderr");
     auto listening = server_->wait_for_line("LISTENING ", 20s);
     ASSERT_TRUE(listening.has_value()) << read_file(dir_ + "/server.stderr");
-    started_ = std::chrono::steady_clock::now();
     port_ = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+    ASSERT_EQ(login_admin(port_, dir_ + "/matthan.yaml"), "");
+    started_ = std::chrono::steady_clock::now();
   }
 
   static void TearDownTestSuite() {

@@ -153,9 +153,68 @@ std::string http_raw(int port, const std::string& request, std::chrono::millisec
   return out;
 }
 
+namespace {
+std::string& default_header_lines() {
+  static std::string lines;
+  return lines;
+}
+}  // namespace
+
+void set_default_headers(const std::string& lines) {
+  default_header_lines() = lines;
+}
+
+const std::string& default_headers() {
+  return default_header_lines();
+}
+
+HttpResult http_post(int port, const std::string& path, const std::string& json_body,
+                     std::chrono::milliseconds timeout) {
+  const std::string raw = http_raw(port,
+                                   "POST " + path +
+                                       " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                       "application/json\r\nContent-Length: " +
+                                       std::to_string(json_body.size()) + "\r\n" +
+                                       default_headers() + "Connection: close\r\n\r\n" + json_body,
+                                   timeout);
+  HttpResult result;
+  if (raw.size() < 12) return result;
+  result.status = std::atoi(raw.substr(9, 3).c_str());
+  const auto body = raw.find("\r\n\r\n");
+  if (body != std::string::npos) result.body = raw.substr(body + 4);
+  return result;
+}
+
+std::string login_admin(int port, const std::string& config_path) {
+  const std::string password = "Test-Passw0rd!";
+  const std::string add = "printf '%s\\n' '" + password + "' | '" + binary_path("matthan") +
+                          "' user add tester --role admin --config '" + config_path +
+                          "' >/dev/null 2>&1";
+  (void)std::system(add.c_str());  // fails harmlessly when tester exists already
+  set_default_headers("");
+  const std::string body = "{\"username\": \"tester\", \"password\": \"" + password + "\"}";
+  const std::string raw =
+      http_raw(port,
+               "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Content-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body,
+               std::chrono::seconds(30));
+  const auto cookie_at = raw.find("Set-Cookie: matthan_session=");
+  const auto csrf_at = raw.find("\"csrf\":\"");
+  if (cookie_at == std::string::npos || csrf_at == std::string::npos) return "login failed: " + raw;
+  const auto value_at = cookie_at + std::string("Set-Cookie: ").size();
+  const std::string cookie = raw.substr(value_at, raw.find(';', value_at) - value_at);
+  const auto csrf_from = csrf_at + 8;
+  const std::string csrf = raw.substr(csrf_from, raw.find('"', csrf_from) - csrf_from);
+  set_default_headers("Cookie: " + cookie + "\r\nX-CSRF-Token: " + csrf + "\r\n");
+  return "";
+}
+
 HttpResult http_get(int port, const std::string& path, std::chrono::milliseconds timeout) {
-  const std::string raw = http_raw(
-      port, "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeout);
+  const std::string raw = http_raw(port,
+                                   "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+                                       default_headers() + "Connection: close\r\n\r\n",
+                                   timeout);
   HttpResult result;
   if (raw.size() < 12) return result;
   result.status = std::atoi(raw.substr(9, 3).c_str());

@@ -50,6 +50,17 @@ HttpResult http_get(int port, const std::string& path,
 std::string http_raw(int port, const std::string& request,
                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// Headers sent with every http_get (a session cookie and its CSRF token after login_admin), as
+// "Name: value\r\n" lines; empty until set.
+void set_default_headers(const std::string& lines);
+const std::string& default_headers();
+// Makes user `tester` (admin) with the CLI, if not made yet, logs in, and makes every later
+// http_get carry the session. Empty on success, else what went wrong.
+std::string login_admin(int port, const std::string& config_path);
+// POST with a JSON body and the default headers.
+HttpResult http_post(int port, const std::string& path, const std::string& json_body,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 // The build tree's binaries (set by CMake).
 std::string binary_path(const std::string& name);
 std::string temp_dir(const std::string& prefix);

@@ -60,12 +60,16 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
       rest.remove_prefix(amp + 1);
     }
   }
-  for (const auto field : {http::field::range, http::field::if_range}) {
+  for (const auto field : {http::field::range, http::field::if_range, http::field::cookie,
+                           http::field::authorization}) {
     if (auto it = req.find(field); it != req.end()) {
       std::string name(it->name_string());
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       out.headers[name] = std::string(it->value());
     }
+  }
+  if (auto it = req.find("X-CSRF-Token"); it != req.end()) {
+    out.headers["x-csrf-token"] = std::string(it->value());
   }
   out.body = req.body();
   return out;
@@ -110,7 +114,11 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = parser_->get();
     HttpResponse out;
     try {
-      out = (*handler_)(to_request(req));
+      auto request = to_request(req);
+      beast::error_code ep_ec;
+      const auto ep = stream_.socket().remote_endpoint(ep_ec);
+      if (!ep_ec) request.remote = ep.address().to_string();
+      out = (*handler_)(request);
     } catch (const std::exception& e) {
       spdlog::error("http: handler for {} failed: {}", std::string(req.target()), e.what());
       out = json_error(500, "internal", "internal error");

@@ -24,6 +24,8 @@ struct HttpRequest {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // lower-case names (only those handlers use)
   std::string body;
+  std::string remote;  // the peer's address
+  std::string user;    // set by the server's auth gate: who is asking (for the audit log)
 };
 
 struct HttpResponse {

@@ -1,0 +1,201 @@
+// Accounts end to end against the real server: every /api route needs a session or token (401),
+// roles gate footage and administration (403), state changes need the CSRF token, five failed
+// logins lock the account from that address only for 5 minutes, API tokens work without
+// cookies, and logins, failures and locks are in the audit log.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "child_process.hpp"
+
+namespace matthan::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct Reply {
+  int status = 0;
+  std::string head, body;
+};
+
+Reply request(int port, const std::string& method, const std::string& path,
+              const std::string& headers, const std::string& body = "") {
+  const std::string raw = http_raw(
+      port,
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers +
+          (body.empty() ? "" : "Content-Type: application/json\r\n") +
+          "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body,
+      30s);
+  Reply r;
+  if (raw.size() < 12) return r;
+  r.status = std::atoi(raw.substr(9, 3).c_str());
+  const auto end = raw.find("\r\n\r\n");
+  r.head = raw.substr(0, end);
+  if (end != std::string::npos) r.body = raw.substr(end + 4);
+  return r;
+}
+
+int run(const std::string& command, std::string* out = nullptr) {
+  std::FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  char buf[512];
+  std::string text;
+  while (std::fgets(buf, sizeof buf, p) != nullptr) text += buf;
+  const int status = ::pclose(p);
+  if (out != nullptr) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A session's headers (cookie and CSRF token), or "" when the login failed.
+std::string login(int port, const std::string& user, const std::string& password, int* status) {
+  const auto r = request(port, "POST", "/api/login", "",
+                         json{{"username", user}, {"password", password}}.dump());
+  *status = r.status;
+  const auto at = r.head.find("Set-Cookie: ");
+  if (r.status != 200 || at == std::string::npos) return "";
+  const auto value = r.head.substr(at + 12, r.head.find(';', at) - at - 12);
+  return "Cookie: " + value +
+         "\r\nX-CSRF-Token: " + json::parse(r.body)["csrf"].get<std::string>() + "\r\n";
+}
+
+TEST(Auth, RolesSessionsCsrfLockoutAndTokens) {
+  const auto dir = temp_dir("matthan-auth");
+  const std::string cfg = dir + "/matthan.yaml";
+  std::ofstream(cfg) << "node_id: auth-node\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir
+                     << "/var'}\nanalytics: {zmq_endpoint: '', people: false}\n"
+                     << "cameras:\n  - {id: gate, main_url: 'rtsp://127.0.0.1:9/none'}\n";
+  const std::string bin = binary_path("matthan");
+  // No account exists and none is made by default: nobody can log in.
+  ChildProcess server({bin, "run", "--config", cfg}, dir + "/server.log");
+  const auto listening = server.wait_for_line("LISTENING ", 20s);
+  ASSERT_TRUE(listening.has_value()) << read_file(dir + "/server.log");
+  const int port = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+  int status = 0;
+  EXPECT_EQ(login(port, "admin", "admin", &status), "");
+  EXPECT_EQ(status, 401);
+
+  // Without a session: every API route 401, the health check and the page open.
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/api/cameras"},
+           {"GET", "/api/cameras/gate"},
+           {"GET", "/api/events"},
+           {"GET", "/api/cameras/gate/clip.mp4?from=now-1m&to=now"},
+           {"GET", "/api/cameras/gate/recordings?from=now-1m&to=now"},
+           {"GET", "/api/holds"},
+           {"POST", "/api/holds"},
+           {"GET", "/api/exports"},
+           {"POST", "/api/exports"},
+           {"GET", "/api/audit"},
+           {"GET", "/api/storage"},
+           {"GET", "/api/node/key"},
+           {"GET", "/api/users"},
+           {"GET", "/api/me"},
+           {"POST", "/api/logout"},
+           {"GET", "/api/cameras/gate/tune?clip=x.mp4"},
+           {"GET", "/api/events/x/clip.mp4"}}) {
+    EXPECT_EQ(request(port, method, path, "").status, 401) << method << " " << path;
+  }
+  EXPECT_EQ(request(port, "GET", "/healthz", "").status, 200);
+  EXPECT_EQ(request(port, "GET", "/", "").status, 200);
+
+  // Accounts from the CLI; a weak password is refused.
+  std::string out;
+  EXPECT_NE(
+      run("printf 'short\\n' | " + bin + " user add weak --role viewer --config " + cfg, &out), 0);
+  EXPECT_NE(out.find("10 characters"), std::string::npos) << out;
+  for (const auto& [user, role] : std::vector<std::pair<std::string, std::string>>{
+           {"an-ninh", "viewer"}, {"cong-an", "reviewer"}, {"quan-tri", "admin"}}) {
+    ASSERT_EQ(run("printf 'Mat-khau-2026\\n' | " + bin + " user add " + user + " --role " + role +
+                      " --config " + cfg,
+                  &out),
+              0)
+        << out;
+  }
+  const auto viewer = login(port, "an-ninh", "Mat-khau-2026", &status);
+  ASSERT_EQ(status, 200);
+  EXPECT_NE(request(port, "POST", "/api/login", "",
+                    json{{"username", "an-ninh"}, {"password", "Mat-khau-2026"}}.dump())
+                .head.find("HttpOnly; SameSite=Strict"),
+            std::string::npos);
+  const auto reviewer = login(port, "cong-an", "Mat-khau-2026", &status);
+  ASSERT_EQ(status, 200);
+  const auto admin = login(port, "quan-tri", "Mat-khau-2026", &status);
+  ASSERT_EQ(status, 200);
+
+  // Roles: viewer sees cameras and events; reviewer footage, holds, exports; admin the rest.
+  EXPECT_EQ(request(port, "GET", "/api/cameras", viewer).status, 200);
+  EXPECT_EQ(request(port, "GET", "/api/events", viewer).status, 200);
+  EXPECT_EQ(request(port, "GET", "/api/holds", viewer).status, 403);
+  EXPECT_EQ(request(port, "GET", "/api/cameras/gate/clip.mp4?from=now-1m&to=now", viewer).status,
+            403);
+  EXPECT_EQ(request(port, "GET", "/api/holds", reviewer).status, 200);
+  EXPECT_EQ(request(port, "GET", "/api/audit", reviewer).status, 403);
+  EXPECT_EQ(request(port, "GET", "/api/users", reviewer).status, 403);
+  EXPECT_EQ(request(port, "GET", "/api/audit", admin).status, 200);
+  const auto me = request(port, "GET", "/api/me", reviewer);
+  EXPECT_EQ(json::parse(me.body)["role"], "reviewer");
+
+  // CSRF: a state change through the cookie without the token is refused.
+  const std::string hold = json{
+      {"cameras", {"gate"}},
+      {"from", "now-10m"},
+      {"to", "now"},
+      {"reason", "Vụ việc 7"}}.dump();
+  const std::string cookie_only = reviewer.substr(0, reviewer.find("X-CSRF-Token"));
+  const auto no_csrf = request(port, "POST", "/api/holds", cookie_only, hold);
+  EXPECT_EQ(no_csrf.status, 403);
+  EXPECT_NE(no_csrf.body.find("csrf"), std::string::npos);
+  EXPECT_EQ(request(port, "POST", "/api/holds", reviewer, hold).status, 201);
+
+  // API token: no cookie, no CSRF; the audit log names its user.
+  ASSERT_EQ(run(bin + " user token cong-an --label vms --config " + cfg, &out), 0) << out;
+  const std::string bearer = "Authorization: Bearer " + out.substr(0, out.find('\n')) + "\r\n";
+  EXPECT_EQ(request(port, "GET", "/api/holds", bearer).status, 200);
+  EXPECT_EQ(request(port, "POST", "/api/holds", bearer, hold).status, 201);
+  EXPECT_EQ(request(port, "GET", "/api/holds", "Authorization: Bearer mt_forged\r\n").status, 401);
+
+  // Lockout: five failures in 30 s lock the account from this address; the right password is
+  // refused too until an admin unlocks it.
+  for (int i = 0; i < 5; ++i) {
+    login(port, "an-ninh", "wrong-password-" + std::to_string(i), &status);
+    EXPECT_EQ(status, 401) << i;
+  }
+  login(port, "an-ninh", "Mat-khau-2026", &status);
+  EXPECT_EQ(status, 429);
+  login(port, "cong-an", "Mat-khau-2026", &status);  // other accounts are not affected
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(request(port, "POST", "/api/users/an-ninh/unlock", admin).status, 200);
+  login(port, "an-ninh", "Mat-khau-2026", &status);
+  EXPECT_EQ(status, 200);
+
+  // Logout ends the session.
+  EXPECT_EQ(request(port, "POST", "/api/logout", viewer).status, 200);
+  EXPECT_EQ(request(port, "GET", "/api/cameras", viewer).status, 401);
+  EXPECT_EQ(request(port, "POST", "/api/login", "", "{not json").status, 400);
+
+  // The audit log: logins, failures, the lock, holds by who made them; the chain holds.
+  const auto audit = json::parse(request(port, "GET", "/api/audit?limit=1000", admin).body);
+  EXPECT_TRUE(audit["chain_ok"].get<bool>());
+  std::map<std::string, int> actions;
+  std::set<std::string> hold_actors;
+  for (const auto& a : audit["entries"]) {
+    ++actions[a["action"].get<std::string>()];
+    if (a["action"] == "hold") hold_actors.insert(a["actor"].get<std::string>());
+  }
+  EXPECT_GE(actions["login"], 4);
+  EXPECT_GE(actions["login_failed"], 5);
+  EXPECT_GE(actions["login_locked"], 1);
+  EXPECT_EQ(actions["user_unlock"], 1);
+  EXPECT_EQ(hold_actors, std::set<std::string>{"cong-an"});
+  EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
+  if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace matthan::test
