@@ -262,9 +262,9 @@ int main(int argc, char** argv) {
         "   published %llu, received by the recorders %llu (%llu before the first keyframe), "
         "dropped %llu, errors %llu, largest queue %.1f MiB%s\n",
         static_cast<unsigned long long>(published), static_cast<unsigned long long>(written),
-        static_cast<unsigned long long>(skipped),
-        static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(errors),
-        static_cast<double>(max_queued) / (1 << 20), over ? " (OVER LIMIT)" : "");
+        static_cast<unsigned long long>(skipped), static_cast<unsigned long long>(dropped),
+        static_cast<unsigned long long>(errors), static_cast<double>(max_queued) / (1 << 20),
+        over ? " (OVER LIMIT)" : "");
     std::printf("   CPU %.2f s over %.1f s = %.3f %% of a core per camera (publisher included)\n",
                 cpu, wall, cpu / wall / cameras * 100);
     std::printf("   zero dropped packets: %s\n\n",
