@@ -198,8 +198,8 @@ std::expected<CameraLoops, std::string> prepare_camera(const Scenario& scenario,
   const int frames = loop_frames(scenario);
   Encoder main_enc(camera.codec, camera.main.width, camera.main.height, scenario.fps, gop,
                    camera.main.bitrate_kbps);
-  Encoder sub_enc(camera.sub_codec.value_or(camera.codec), camera.sub.width, camera.sub.height, scenario.fps, gop,
-                  camera.sub.bitrate_kbps);
+  Encoder sub_enc(camera.sub_codec.value_or(camera.codec), camera.sub.width, camera.sub.height,
+                  scenario.fps, gop, camera.sub.bitrate_kbps);
   if (!main_enc.error().empty()) return std::unexpected(main_enc.error());
   if (!sub_enc.error().empty()) return std::unexpected(sub_enc.error());
   auto m = std::make_shared<EncodedLoop>();

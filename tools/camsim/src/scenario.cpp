@@ -93,8 +93,8 @@ Scenario parse(const YAML::Node& root) {
   std::set<std::string> ids;
   for (const auto& c : cams) {
     check_keys(c, "a camera",
-               {"id", "name", "hamlet", "codec", "sub_codec", "main", "sub", "auth", "background", "noise",
-                "actors", "file", "night"});
+               {"id", "name", "hamlet", "codec", "sub_codec", "main", "sub", "auth", "background",
+                "noise", "actors", "file", "night"});
     CameraSpec cam;
     cam.id = get<std::string>(c, "id", "");
     if (cam.id.empty()) fail(c, "a camera needs an id");
