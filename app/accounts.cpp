@@ -18,6 +18,7 @@ using nlohmann::json;
 using web::Role;
 
 std::optional<Role> required_role(const std::string& method, const std::string& path) {
+  if (path == "/metrics") return Role::viewer;  // scrapers use an API token
   if (path == "/healthz" || !path.starts_with("/api/")) return std::nullopt;
   if (path == "/api/login") return std::nullopt;
   if (path == "/api/me" || path == "/api/logout") return Role::viewer;

@@ -906,6 +906,39 @@ int backup_cli(const std::vector<std::string>& args) {
   return 0;
 }
 
+int audit_cli(const std::vector<std::string>& args) {
+  CliBase b{default_config_path(), {}, {}};
+  bool verify = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size())
+      b.config_path = args[++i];
+    else if (args[i] == "verify")
+      verify = true;
+    else
+      return 2;
+  }
+  if (!verify) {
+    std::fprintf(stderr, "usage: matthan audit verify [--config FILE]\n");
+    return 2;
+  }
+  if (!open_node(b)) return 1;
+  auto key = evidence::load_node_key(b.config->server.data_dir);
+  if (!key) {
+    std::fprintf(stderr, "audit: %s\n", key.error().c_str());
+    return 1;
+  }
+  const auto check = evidence::check_audit(*b.db, key->public_base64());
+  if (!check.error.empty()) {
+    std::printf("FAIL: %s\n", check.error.c_str());
+    return 1;
+  }
+  std::printf(
+      "OK: %lld audit rows, the hash chain is intact, %lld signed head(s) verified (key %s)\n",
+      static_cast<long long>(check.rows), static_cast<long long>(check.signed_heads),
+      key->fingerprint().c_str());
+  return 0;
+}
+
 int restore_cli(const std::vector<std::string>& args) {
   std::string config_path = default_config_path(), dir;
   for (std::size_t i = 0; i < args.size(); ++i) {

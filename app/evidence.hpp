@@ -43,5 +43,6 @@ int verify_export_cli(const std::vector<std::string>& args);
 int hold_cli(const std::vector<std::string>& args);
 int backup_cli(const std::vector<std::string>& args);
 int restore_cli(const std::vector<std::string>& args);
+int audit_cli(const std::vector<std::string>& args);
 
 }  // namespace matthan::app

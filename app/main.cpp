@@ -76,6 +76,7 @@ int usage() {
       "  matthan backup [--config FILE] DIR\n"
       "  matthan restore [--config FILE] DIR\n"
       "  matthan user add NAME --role viewer|reviewer|admin | passwd NAME | token NAME | list\n"
+      "  matthan audit verify [--config FILE]\n"
       "  (--config defaults to $MATTHAN_CONFIG, else /etc/matthan/matthan.yaml; T: ISO 8601,\n"
       "   'YYYY-MM-DD HH:MM:SS' in server.time_zone, or now-90s / now-5m / now-2h)\n");
   return 2;
@@ -488,6 +489,9 @@ int run(const std::string& config_path) {
     return 1;
   }
   spdlog::info("node signing key {}", node_key->fingerprint());
+  // The audit chain's head is signed at start and hourly (heartbeat below).
+  evidence::sign_audit_head(**db, config.node_id, *node_key, SystemClock().now_us());
+  std::int64_t head_signed_us = SystemClock().now_us();
   storage::StatusRepository status_repo(**db, config.node_id);
   storage::EventRepository event_repo(**db, config.node_id);
   std::unique_ptr<analytics::ZmqPublisher> zmq;
@@ -693,6 +697,80 @@ int run(const std::string& config_path) {
       j["alert_channels"] = channels;
       return {200, "application/json", j.dump()};
     }
+    if (req.path == "/metrics") {
+      // Prometheus text format (0.0.4): per camera and stream, recorder, storage, database.
+      std::string out;
+      auto esc = [](const std::string& v) {
+        std::string o;
+        for (const char ch : v) {
+          if (ch == '\\' || ch == '"') o += '\\';
+          if (ch == '\n') {
+            o += "\\n";
+            continue;
+          }
+          o += ch;
+        }
+        return o;
+      };
+      std::map<std::string, std::vector<std::string>> series;             // family → lines
+      std::map<std::string, std::pair<std::string, std::string>> family;  // → type, help
+      auto put = [&](const std::string& name, const char* type, const char* help,
+                     const std::string& labels, double value) {
+        family[name] = {type, help};
+        char num[64];
+        std::snprintf(num, sizeof num, "%.6g", value);
+        series[name].push_back(name + (labels.empty() ? "" : "{" + labels + "}") + " " + num);
+      };
+      for (const auto& c : cameras) {
+        const auto st = c->status();
+        const std::string cam = "camera=\"" + esc(st.id) + "\",commune=\"" + esc(st.commune) + "\"";
+        put("matthan_camera_up", "gauge", "1 when the camera is online", cam,
+            st.state == StreamState::online ? 1 : 0);
+        const auto a = analysis.stats(st.id);
+        put("matthan_analysis_fps", "gauge", "frames analysed per second", cam, a.fps_analysed);
+        put("matthan_analysis_dropped_total", "counter", "frames the analysis could not take", cam,
+            static_cast<double>(a.frames_dropped));
+        for (const auto& ss : st.streams) {
+          const std::string sl = cam + ",stream=\"" + std::string(to_string(ss.kind)) + "\"";
+          put("matthan_stream_fps", "gauge", "frames received per second", sl, ss.fps_in);
+          put("matthan_stream_bitrate_bps", "gauge", "received bitrate", sl, ss.bitrate_bps);
+          put("matthan_stream_reconnects_total", "counter", "reconnections", sl,
+              static_cast<double>(ss.reconnects));
+          put("matthan_stream_decode_errors_total", "counter", "frames that failed to decode", sl,
+              static_cast<double>(ss.decode_errors));
+        }
+        if (const auto it = recorder_of.find(st.id); it != recorder_of.end()) {
+          const auto r = it->second->stats();
+          put("matthan_recorder_packets_total", "counter", "packets recorded", cam,
+              static_cast<double>(r.packets));
+          put("matthan_recorder_segments_total", "counter", "segments closed", cam,
+              static_cast<double>(r.segments));
+          put("matthan_recorder_errors_total", "counter", "write errors", cam,
+              static_cast<double>(r.errors));
+          put("matthan_recorder_paused", "gauge", "1 while a storage alarm pauses recording", cam,
+              r.paused ? 1 : 0);
+        }
+      }
+      const json storage = storage_json();
+      for (const char* k : {"used_bytes", "free_bytes", "held_bytes"}) {
+        if (storage.contains(k))
+          put(std::string("matthan_storage_") + k, "gauge",
+              "recordings volume (last retention pass)", "", storage[k].get<double>());
+      }
+      put("matthan_db_write_failures_total", "counter", "database writes that failed", "",
+          static_cast<double>((*db)->write_failures()));
+      const auto people = engine.people_stats();
+      put("matthan_people_backlog", "gauge", "HOG jobs queued", "",
+          static_cast<double>(people.backlog));
+      put("matthan_uptime_seconds", "gauge", "since this run started", "",
+          static_cast<double>(clock.now_us() - start_us) / 1e6);
+      for (const auto& [name, lines] : series) {
+        out += "# HELP " + name + " " + family[name].second + "\n# TYPE " + name + " " +
+               family[name].first + "\n";
+        for (const auto& l : lines) out += l + "\n";
+      }
+      return {200, "text/plain; version=0.0.4; charset=utf-8", out};
+    }
     if (req.path == "/api/cameras") {
       json j{{"node_id", config.node_id}, {"cameras", cameras_json()}};
       return {200, "application/json", j.dump()};
@@ -763,6 +841,10 @@ int run(const std::string& config_path) {
       }
       last_wall = wall;
       last_steady = steady;
+      if (wall - head_signed_us >= 3'600'000'000LL) {
+        evidence::sign_audit_head(**db, config.node_id, *node_key, wall);
+        head_signed_us = wall;
+      }
       status.record_heartbeat(run_id, start_us, wall, false);
       beat();
     });
@@ -901,6 +983,7 @@ int main(int argc, char** argv) {
   if (cmd == "backup") return app::backup_cli(args);
   if (cmd == "restore") return app::restore_cli(args);
   if (cmd == "user") return app::user_cli(args);
+  if (cmd == "audit") return app::audit_cli(args);
   if (cmd == "run") {
     if (args.size() == 2 && args[0] == "--config") return run(args[1]);
     return usage();

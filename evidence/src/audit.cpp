@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <nlohmann/json.hpp>
+
 #include "matthan/evidence/node_key.hpp"
 
 namespace matthan::evidence {
@@ -123,6 +125,67 @@ std::expected<AuditHead, std::string> verify_audit_chain(storage::Database& db) 
     if (!error.empty()) return std::unexpected(error);
     return head;
   });
+}
+
+namespace {
+std::string head_message(const std::string& node, std::int64_t seq, const std::string& hash) {
+  return "matthan-audit-head\n" + node + "\n" + std::to_string(seq) + "\n" + hash;
+}
+}  // namespace
+
+void sign_audit_head(storage::Database& db, const std::string& node_id, const NodeKey& key,
+                     std::int64_t now_us) {
+  db.write([node_id, key, now_us](sqlite3* conn) {
+    std::int64_t seq = 0;
+    std::string hash = kGenesis;
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &st,
+                       nullptr);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      seq = sqlite3_column_int64(st, 0);
+      hash = col(st, 1);
+    }
+    sqlite3_finalize(st);
+    const nlohmann::json detail{{"seq", seq},
+                                {"hash", hash},
+                                {"fingerprint", key.fingerprint()},
+                                {"signature", key.sign_base64(head_message(node_id, seq, hash))}};
+    append_audit_row(conn, node_id, now_us, "server", "audit_head", std::to_string(seq),
+                     detail.dump());
+  });
+}
+
+AuditCheck check_audit(storage::Database& db, const std::string& public_base64) {
+  AuditCheck out;
+  auto chain = verify_audit_chain(db);
+  if (!chain) {
+    out.error = chain.error();
+    return out;
+  }
+  out.rows = chain->seq;
+  db.read([&](sqlite3* conn) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn, "SELECT seq, node_id, detail FROM audit WHERE action = 'audit_head'",
+                       -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW && out.error.empty()) {
+      const auto d = nlohmann::json::parse(col(st, 2), nullptr, false);
+      const bool ok =
+          d.is_object() && d.contains("seq") && d.contains("hash") && d.contains("signature") &&
+          verify_signature(
+              public_base64,
+              head_message(col(st, 1), d["seq"].get<std::int64_t>(), d["hash"].get<std::string>()),
+              d["signature"].get<std::string>());
+      if (!ok) {
+        out.error = "audit row " + std::to_string(sqlite3_column_int64(st, 0)) +
+                    ": the signed head does not verify with this node's key";
+      } else {
+        ++out.signed_heads;
+      }
+    }
+    sqlite3_finalize(st);
+    return 0;
+  });
+  return out;
 }
 
 }  // namespace matthan::evidence

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
+#include <sstream>
 
 #include "child_process.hpp"
 
@@ -159,6 +161,24 @@ TEST(Auth, RolesSessionsCsrfLockoutAndTokens) {
   EXPECT_EQ(request(port, "GET", "/api/holds", bearer).status, 200);
   EXPECT_EQ(request(port, "POST", "/api/holds", bearer, hold).status, 201);
   EXPECT_EQ(request(port, "GET", "/api/holds", "Authorization: Bearer mt_forged\r\n").status, 401);
+  // Prometheus metrics: behind auth; every sample line is name{labels} value, every family typed.
+  EXPECT_EQ(request(port, "GET", "/metrics", "").status, 401);
+  const auto metrics = request(port, "GET", "/metrics", bearer);
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.head.find("text/plain; version=0.0.4"), std::string::npos);
+  EXPECT_NE(metrics.body.find("matthan_camera_up{camera=\"gate\",commune=\"\"} 0"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("# TYPE matthan_stream_reconnects_total counter"), std::string::npos);
+  const std::regex sample(R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$)");
+  std::istringstream lines(metrics.body);
+  int samples = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("# ")) continue;
+    EXPECT_TRUE(std::regex_match(line, sample)) << line;
+    ++samples;
+  }
+  EXPECT_GE(samples, 8);
 
   // Lockout: five failures in 30 s lock the account from this address; the right password is
   // refused too until an admin unlocks it.
@@ -194,6 +214,20 @@ TEST(Auth, RolesSessionsCsrfLockoutAndTokens) {
   EXPECT_EQ(actions["user_unlock"], 1);
   EXPECT_EQ(hold_actors, std::set<std::string>{"cong-an"});
   EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
+
+  // `matthan audit verify`: the chain and the head the server signed at start; an edited row is
+  // named.
+  ASSERT_EQ(run(bin + " audit verify --config " + cfg, &out), 0) << out;
+  EXPECT_NE(out.find("1 signed head(s) verified"), std::string::npos) << out;
+  ASSERT_EQ(run("sqlite3 " + dir +
+                    "/var/matthan.db \"UPDATE audit SET actor = 'someone' WHERE "
+                    "action = 'login_failed' AND seq = (SELECT MIN(seq) FROM audit WHERE action = "
+                    "'login_failed')\"",
+                &out),
+            0)
+      << out;
+  EXPECT_EQ(run(bin + " audit verify --config " + cfg, &out), 1);
+  EXPECT_NE(out.find("FAIL: audit row"), std::string::npos) << out;
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 

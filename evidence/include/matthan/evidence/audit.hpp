@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "matthan/evidence/node_key.hpp"
 #include "matthan/storage/database.hpp"
 
 struct sqlite3;
@@ -40,5 +41,18 @@ AuditHead audit_head(storage::Database& db);
 std::vector<AuditRecord> list_audit(storage::Database& db, int limit);
 // Recomputes every hash: the head when the chain holds, else which row breaks it.
 std::expected<AuditHead, std::string> verify_audit_chain(storage::Database& db);
+
+// Signs the chain's head with the node key and appends it as an `audit_head` row (the server does
+// this at start and hourly): a rewritten log would need the node's secret key to re-sign it.
+void sign_audit_head(storage::Database& db, const std::string& node_id, const NodeKey& key,
+                     std::int64_t now_us);
+
+struct AuditCheck {
+  std::int64_t rows = 0;
+  std::int64_t signed_heads = 0;  // audit_head rows whose signature verified
+  std::string error;              // empty: all good
+};
+// The whole chain, and every signed head against `public_base64`.
+AuditCheck check_audit(storage::Database& db, const std::string& public_base64);
 
 }  // namespace matthan::evidence
