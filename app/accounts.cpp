@@ -3,6 +3,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -53,6 +55,15 @@ std::optional<web::HttpResponse> auth_gate(web::HttpRequest& req, web::Auth& aut
       return web::json_error(400, "bad_request", "send {\"username\": …, \"password\": …}");
     }
     const std::string user = body["username"];
+    // Only names an account could have reach the lockout maps and the audit log.
+    const bool plausible =
+        !user.empty() && user.size() <= 64 && std::all_of(user.begin(), user.end(), [](char ch) {
+          const auto c = static_cast<unsigned char>(ch);
+          return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+        });
+    if (!plausible || body["password"].get<std::string>().size() > 1024) {
+      return web::json_error(401, "bad_credentials", "wrong user name or password");
+    }
     auto ok = auth.login(user, body["password"], req.remote, now_us);
     if (!ok) {
       const bool locked = ok.error() == web::LoginError::locked;
@@ -92,13 +103,20 @@ std::optional<web::HttpResponse> auth_gate(web::HttpRequest& req, web::Auth& aut
   }
   if (req.path == "/api/logout") {
     if (req.method != "POST") return web::json_error(405, "method_not_allowed", "POST only");
+    // The same cookie authenticate() used: the last exact matthan_session pair.
     const auto cookie = req.headers.find("cookie");
     if (cookie != req.headers.end()) {
-      const auto at = cookie->second.find("matthan_session=");
-      if (at != std::string::npos) {
-        const auto start = at + std::string("matthan_session=").size();
-        auth.logout(cookie->second.substr(start, cookie->second.find(';', start) - start));
+      std::string token;
+      const std::string& all = cookie->second;
+      for (std::size_t at = 0; at < all.size();) {
+        while (at < all.size() && all[at] == ' ') ++at;
+        const auto end = all.find(';', at);
+        const auto pair = all.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        if (pair.starts_with("matthan_session=")) token = pair.substr(16);
+        if (end == std::string::npos) break;
+        at = end + 1;
       }
+      if (!token.empty()) auth.logout(token);
     }
     evidence::append_audit(db, node_id, now_us, who->username, "logout", who->username);
     auto res = ok_json(200, {{"logged_out", true}});

@@ -5,6 +5,7 @@
 #include <sys/timex.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -99,16 +100,31 @@ web::HttpResponse file_response(const std::string& path, const web::HttpRequest&
     }
     const std::string spec = r.substr(6);
     const auto dash = spec.find('-');
-    try {
-      if (dash == 0) {  // the last N bytes
-        first = std::max<std::int64_t>(0, size - std::stoll(spec.substr(1)));
+    // Digits only (from_chars: no sign, no junk after the number).
+    auto number = [](std::string_view t, std::int64_t* v) {
+      const auto res = std::from_chars(t.data(), t.data() + t.size(), *v);
+      return !t.empty() && res.ec == std::errc() && res.ptr == t.data() + t.size() && *v >= 0;
+    };
+    std::int64_t a = 0, b = 0;
+    if (dash == std::string::npos) {
+      first = size;          // unsatisfiable below
+    } else if (dash == 0) {  // the last N bytes
+      if (number(std::string_view(spec).substr(1), &b) && b > 0) {
+        first = std::max<std::int64_t>(0, size - b);
       } else {
-        first = std::stoll(spec.substr(0, dash));
-        if (dash + 1 < spec.size())
-          last = std::min<std::int64_t>(last, std::stoll(spec.substr(dash + 1)));
+        first = size;
       }
-    } catch (const std::exception&) {
-      first = size;  // unparseable: unsatisfiable below
+    } else if (number(std::string_view(spec).substr(0, dash), &a)) {
+      first = a;
+      if (dash + 1 < spec.size()) {
+        if (number(std::string_view(spec).substr(dash + 1), &b)) {
+          last = std::min<std::int64_t>(last, b);  // an end past the file is clamped (RFC 9110)
+        } else {
+          first = size;
+        }
+      }
+    } else {
+      first = size;
     }
     if (dash == std::string::npos || first >= size || first > last) {
       web::HttpResponse bad = web::json_error(416, "bad_range", "range not satisfiable");
@@ -117,11 +133,21 @@ web::HttpResponse file_response(const std::string& path, const web::HttpRequest&
     }
     partial = true;
   }
+  // Bodies are built in memory: a big file is served in Range pieces (players and download
+  // tools ask again for the rest).
+  constexpr std::int64_t kPiece = 64LL << 20;
+  if (!partial && size > 4 * kPiece) {
+    return web::json_error(
+        413, "too_large",
+        "this file is " + std::to_string(size >> 20) + " MiB: fetch it with HTTP Range requests");
+  }
+  if (partial) last = std::min(last, first + kPiece - 1);
   web::HttpResponse res{partial ? 206 : 200, content_type, {}, {}};
   res.body.resize(static_cast<std::size_t>(last - first + 1));
   std::ifstream in(path, std::ios::binary);
   in.seekg(first);
   in.read(res.body.data(), static_cast<std::streamsize>(res.body.size()));
+  if (!in) return web::json_error(500, "internal", "the file could not be read");
   res.headers.emplace_back("Accept-Ranges", "bytes");
   if (partial) {
     res.headers.emplace_back(
@@ -226,7 +252,7 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
 
 json export_row_json(sqlite3_stmt* st) {
   json j{{"id", col(st, 0)},
-         {"cameras", json::parse(col(st, 1))},
+         {"cameras", json::parse(col(st, 1), nullptr, false)},
          {"from", format_iso8601_us(sqlite3_column_int64(st, 2))},
          {"to", format_iso8601_us(sqlite3_column_int64(st, 3))},
          {"reason", col(st, 4)},
@@ -437,6 +463,8 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
       if (!body.is_object() || !body.contains("cameras") || !body["cameras"].is_array())
         return web::json_error(400, "bad_request", "cameras (a list of camera ids) is required");
       evidence::Hold h;
+      if (body["cameras"].empty())
+        return web::json_error(400, "bad_request", "a hold needs at least one camera");
       for (const auto& c : body["cameras"]) {
         if (!c.is_string() || find_camera(config, c.get<std::string>()) == nullptr)
           return web::json_error(400, "bad_camera", "unknown camera " + c.dump());
@@ -479,6 +507,7 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
     const auto rest = p.substr(13);
     const auto slash = rest.find('/');
     const auto id = rest.substr(0, slash);
+    if (id.empty()) return web::json_error(404, "not_found", "no export ''");
     auto rows = list_exports(ctx.db, node, id);
     if (rows.empty()) return web::json_error(404, "not_found", "no export '" + id + "'");
     if (slash == std::string::npos)

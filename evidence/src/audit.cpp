@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "matthan/evidence/node_key.hpp"
@@ -164,20 +165,32 @@ AuditCheck check_audit(storage::Database& db, const std::string& public_base64) 
   }
   out.rows = chain->seq;
   db.read([&](sqlite3* conn) {
+    // The chain verified, so each stored hash is the recomputed one: a signed head must name
+    // the hash its row has now (a log rewritten after signing no longer matches).
+    std::map<std::int64_t, std::string> hashes{{0, kGenesis}};
     sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn, "SELECT seq, hash FROM audit", -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW) hashes[sqlite3_column_int64(st, 0)] = col(st, 1);
+    sqlite3_finalize(st);
     sqlite3_prepare_v2(conn, "SELECT seq, node_id, detail FROM audit WHERE action = 'audit_head'",
                        -1, &st, nullptr);
     while (sqlite3_step(st) == SQLITE_ROW && out.error.empty()) {
       const auto d = nlohmann::json::parse(col(st, 2), nullptr, false);
-      const bool ok =
-          d.is_object() && d.contains("seq") && d.contains("hash") && d.contains("signature") &&
-          verify_signature(
-              public_base64,
-              head_message(col(st, 1), d["seq"].get<std::int64_t>(), d["hash"].get<std::string>()),
-              d["signature"].get<std::string>());
+      const std::int64_t seq = d.is_object() && d.contains("seq") && d["seq"].is_number_integer()
+                                   ? d["seq"].get<std::int64_t>()
+                                   : -1;
+      auto text = [&](const char* k) {
+        return d.is_object() && d.contains(k) && d[k].is_string() ? d[k].get<std::string>()
+                                                                  : std::string();
+      };
+      const std::string hash = text("hash");
+      const std::string sig = text("signature");
+      const auto at = hashes.find(seq);
+      const bool ok = at != hashes.end() && at->second == hash &&
+                      verify_signature(public_base64, head_message(col(st, 1), seq, hash), sig);
       if (!ok) {
         out.error = "audit row " + std::to_string(sqlite3_column_int64(st, 0)) +
-                    ": the signed head does not verify with this node's key";
+                    ": the signed head does not match the log or this node's key";
       } else {
         ++out.signed_heads;
       }

@@ -283,8 +283,19 @@ VerifyReport verify_export(const std::string& dir,
   }
   if (!listed.contains("manifest.json"))
     r.problems.push_back("SHA256SUMS: does not list manifest.json");
-  r.export_id = manifest.value("export_id", "");
-  const auto key = manifest["signing_key"].value("public_key", "");
+  // A crafted manifest must give a FAIL line, not an exception: every field is type-checked.
+  auto text = [](const json& j, const char* k) {
+    return j.is_object() && j.contains(k) && j[k].is_string() ? j[k].get<std::string>()
+                                                              : std::string();
+  };
+  r.export_id = text(manifest, "export_id");
+  const json no_key = json::object();
+  const json& signing = manifest.is_object() && manifest.contains("signing_key") &&
+                                manifest["signing_key"].is_object()
+                            ? manifest["signing_key"]
+                            : no_key;
+  const auto key = text(signing, "public_key");
+  if (key.empty()) r.problems.push_back("manifest.json: no signing_key.public_key");
   r.fingerprint = fingerprint_of(key);
   const std::string sig = read_file(d + "manifest.json.sig");
   if (sig.empty()) {
@@ -296,12 +307,16 @@ VerifyReport verify_export(const std::string& dir,
     r.problems.push_back("manifest.json: signed by key " + r.fingerprint + ", not by this node's " +
                          fingerprint_of(*expected_public_base64));
   }
-  for (const auto& c : manifest["cameras"]) {
-    if (!c.contains("file") || c["file"].is_null()) continue;
-    const std::string file = c["file"];
+  const json cams =
+      manifest.is_object() && manifest.contains("cameras") && manifest["cameras"].is_array()
+          ? manifest["cameras"]
+          : json::array();
+  for (const auto& c : cams) {
+    const std::string file = text(c, "file");
+    if (file.empty()) continue;
     if (!listed.contains(file)) {
       r.problems.push_back(file + ": in manifest.json but not in SHA256SUMS");
-    } else if (listed[file] != c.value("sha256", "")) {
+    } else if (listed[file] != text(c, "sha256")) {
       r.problems.push_back(file + ": SHA256SUMS and manifest.json disagree");
     }
   }

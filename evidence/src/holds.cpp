@@ -92,7 +92,13 @@ std::vector<Hold> list_holds(storage::Database& db, const std::string& node_id, 
     while (sqlite3_step(st) == SQLITE_ROW) {
       Hold h;
       h.id = text(0);
-      h.cameras = nlohmann::json::parse(text(1)).get<std::vector<std::string>>();
+      // Non-throwing: an exception here would leave the statement unfinalised.
+      const auto cams = nlohmann::json::parse(text(1), nullptr, false);
+      if (cams.is_array()) {
+        for (const auto& c : cams) {
+          if (c.is_string()) h.cameras.push_back(c.get<std::string>());
+        }
+      }
       h.start_us = sqlite3_column_int64(st, 2);
       h.end_us = sqlite3_column_int64(st, 3);
       h.reason = text(4);

@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "matthan/storage/segment_index.hpp"
@@ -59,39 +60,50 @@ std::vector<Victim> query_victims(Database& db, const std::string& sql, const st
   });
 }
 
-// The file goes first, then its row: a crash in between leaves a row whose file is gone
-// (clips skip it), never a file nobody accounts for.
-void remove_segment(Database& db, const std::string& node, const Victim& v,
-                    RetentionReport& report) {
-  std::error_code ec;
-  std::filesystem::remove(v.path, ec);
-  if (ec) {
-    spdlog::error("retention: cannot delete {}: {}", v.path, ec.message());
-    return;
-  }
-  db.write([v, node](sqlite3* conn) {
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(conn, "DELETE FROM segment WHERE id = ?1", -1, &st, nullptr);
-    sqlite3_bind_int64(st, 1, v.id);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-    // The day's rollup keeps its recorded figures and notes what retention removed.
-    for_each_local_day(v.start_us, v.start_us + 1, [&](const std::string& day, std::int64_t) {
-      sqlite3_prepare_v2(conn,
-                         "UPDATE rollup_day SET deleted_bytes = deleted_bytes + ?5 WHERE"
-                         " node_id = ?4 AND camera_id = ?1 AND stream = ?2 AND day = ?3",
-                         -1, &st, nullptr);
-      sqlite3_bind_text(st, 1, v.camera.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 2, v.stream.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 3, day.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 4, node.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(st, 5, v.bytes);
-      sqlite3_step(st);
+// The rows go first, each only if it is still deletable at that moment (not open, not under a
+// hold made since the victims were chosen: an export's hold, say); then the files of the rows
+// that went. A crash in between leaves a file without a row, which start-up reconciliation
+// indexes again: footage is kept, never lost to a race. Returns how many went.
+int remove_segments(Database& db, const std::string& node, const std::vector<Victim>& victims,
+                    std::int64_t now_us, RetentionReport& report) {
+  auto deleted = std::make_shared<std::vector<Victim>>();
+  db.write([victims, node, now_us, deleted](sqlite3* conn) {
+    const std::string sql = std::string("DELETE FROM segment AS s WHERE s.id = ?1 AND") +
+                            " s.state != 'open' AND NOT " + kHeld;
+    for (const auto& v : victims) {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(conn, sql.c_str(), -1, &st, nullptr);
+      sqlite3_bind_int64(st, 1, v.id);
+      sqlite3_bind_int64(st, 2, now_us);
+      const bool gone = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(conn) == 1;
       sqlite3_finalize(st);
-    });
+      if (!gone) continue;
+      deleted->push_back(v);
+      // The day's rollup keeps its recorded figures and notes what retention removed.
+      for_each_local_day(v.start_us, v.start_us + 1, [&](const std::string& day, std::int64_t) {
+        sqlite3_prepare_v2(conn,
+                           "UPDATE rollup_day SET deleted_bytes = deleted_bytes + ?5 WHERE"
+                           " node_id = ?4 AND camera_id = ?1 AND stream = ?2 AND day = ?3",
+                           -1, &st, nullptr);
+        sqlite3_bind_text(st, 1, v.camera.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, v.stream.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, day.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, node.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 5, v.bytes);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+      });
+    }
   });
-  ++report.deleted;
-  report.deleted_bytes += v.bytes;
+  db.flush();
+  for (const auto& v : *deleted) {
+    std::error_code ec;
+    std::filesystem::remove(v.path, ec);
+    if (ec) spdlog::error("retention: cannot delete {}: {}", v.path, ec.message());
+    ++report.deleted;
+    report.deleted_bytes += v.bytes;
+  }
+  return static_cast<int>(deleted->size());
 }
 
 std::int64_t scalar(Database& db, const std::string& sql, const std::string& node,
@@ -152,7 +164,7 @@ RetentionReport run_retention(Database& db, const RetentionPolicy& p, std::int64
                                        select + " AND s.end_us <= ?3 AND (s.end_us <= ?4 OR NOT " +
                                            kEvent + ") AND s.camera_id = ?5 ORDER BY s.start_us",
                                        node, now_us, {cutoff, event_cutoff}, cam);
-    for (const auto& v : victims) remove_segment(db, node, v, report);
+    remove_segments(db, node, victims, now_us, report);
   }
   db.flush();
   // 2. Pressure: oldest unheld footage first, any camera, until under budget.
@@ -167,13 +179,17 @@ RetentionReport run_retention(Database& db, const RetentionPolicy& p, std::int64
     const auto victims =
         query_victims(db, select + " ORDER BY s.start_us LIMIT 16", node, now_us, {}, "");
     if (victims.empty()) break;
+    // One at a time until under budget; a batch that frees nothing (all held meanwhile) ends
+    // the pass rather than spin.
+    int freed = 0;
     for (const auto& v : victims) {
-      remove_segment(db, node, v, report);
+      if (remove_segments(db, node, {v}, now_us, report) == 0) continue;
+      ++freed;
       report.used_bytes -= v.bytes;
+      report.free_bytes = free_space(p.root);
       if (!over()) break;
     }
-    db.flush();
-    report.free_bytes = free_space(p.root);
+    if (freed == 0) break;
   }
   db.flush();
   report.used_bytes = scalar(db, used_sql, node, now_us);

@@ -121,6 +121,7 @@ std::expected<TranscodeResult, std::string> transcode_to_h264(const std::string&
   j.enc->time_base = vs->time_base;
   j.enc->thread_count = 1;
   j.enc->gop_size = 50;
+  j.enc->max_b_frames = 0;  // no reordering: every frame's time is its decode time
   j.enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER | AV_CODEC_FLAG_BITEXACT;
   av_opt_set(j.enc->priv_data, "preset", "veryfast", 0);
   av_opt_set(j.enc->priv_data, "crf", "26", 0);

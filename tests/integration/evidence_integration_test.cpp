@@ -247,6 +247,22 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
   EXPECT_EQ(part.headers["content-range"], "bytes 1000-1999/" + std::to_string(clip.body.size()));
   EXPECT_EQ(part.body, clip.body.substr(1000, 1000));
   EXPECT_EQ(get(port, clip_path, "Range: bytes=99999999-\r\n").status, 416);
+  for (const char* bad : {"bytes=--5", "bytes=1-2x", "bytes=x-3", "bytes=-0", "bytes=5-3"}) {
+    EXPECT_EQ(get(port, clip_path, std::string("Range: ") + bad + "\r\n").status, 416) << bad;
+  }
+  // An end past the file is clamped to it.
+  auto tail = get(port, clip_path, "Range: bytes=100-99999999999\r\n");
+  EXPECT_EQ(tail.status, 206);
+  EXPECT_EQ(tail.headers["content-range"], "bytes 100-" + std::to_string(clip.body.size() - 1) +
+                                               "/" + std::to_string(clip.body.size()));
+  EXPECT_EQ(
+      http_post(
+          port, "/api/holds",
+          json{
+              {"cameras", json::array()}, {"from", iso(from)}, {"to", iso(to)}, {"reason", "empty"}}
+              .dump())
+          .status,
+      400);
   fs::remove_all(dir + "/var/cache");
   EXPECT_TRUE(get(port, clip_path).body == clip.body) << "a re-muxed clip differs";
   EXPECT_EQ(get(port, "/api/cameras/rec-h264/clip.mp4?from=" + iso(to) + "&to=" + iso(from)).status,
@@ -339,6 +355,11 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
   verified = run(bin + " verify-export " + q(out));
   EXPECT_EQ(verified.rc, 1);
   EXPECT_NE(verified.out.find("FAIL  manifest.json.sig"), std::string::npos) << verified.out;
+  // A crafted manifest (no key, wrong types) is a FAIL, not a crash.
+  write_file(out + "/manifest.json", R"({"cameras": [{"file": 5}], "signing_key": 3})");
+  verified = run(bin + " verify-export " + q(out));
+  EXPECT_EQ(verified.rc, 1) << verified.out;
+  EXPECT_NE(verified.out.find("FAIL"), std::string::npos) << verified.out;
   write_file(out + "/manifest.json", manifest_text);
   EXPECT_EQ(run(bin + " verify-export " + q(out)).rc, 0);
 

@@ -142,6 +142,7 @@ std::expected<void, std::string> Auth::set_password(const std::string& username,
                                                     const std::string& password) {
   if (auto ok = check_password_policy(username, password); !ok) return ok;
   const std::string hash = hash_password(password);
+  if (hash.empty()) return std::unexpected("cannot hash the password (out of memory?)");
   int changed = 0;
   db_.write([&](sqlite3* conn) {
     sqlite3_stmt* st = nullptr;
@@ -152,14 +153,17 @@ std::expected<void, std::string> Auth::set_password(const std::string& username,
     sqlite3_step(st);
     changed = sqlite3_changes(conn);
     sqlite3_finalize(st);
-    // A new password ends the user's sessions.
-    sqlite3_prepare_v2(conn,
-                       "DELETE FROM session WHERE user_id = (SELECT id FROM user WHERE"
-                       " username = ?1)",
-                       -1, &st, nullptr);
-    sqlite3_bind_text(st, 1, username.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
+    // A new password ends the user's sessions and API tokens.
+    for (const char* sql :
+         {"DELETE FROM session WHERE user_id = (SELECT id FROM user WHERE username = ?1)",
+          "UPDATE api_token SET revoked_us = ?2 WHERE revoked_us IS NULL AND user_id ="
+          " (SELECT id FROM user WHERE username = ?1)"}) {
+      sqlite3_prepare_v2(conn, sql, -1, &st, nullptr);
+      sqlite3_bind_text(st, 1, username.c_str(), -1, SQLITE_TRANSIENT);
+      if (std::string(sql).find("?2") != std::string::npos) sqlite3_bind_int64(st, 2, 1);
+      sqlite3_step(st);
+      sqlite3_finalize(st);
+    }
   });
   db_.flush();
   if (changed == 0) return std::unexpected("no user '" + username + "'");
@@ -208,6 +212,11 @@ std::expected<LoginOk, LoginError> Auth::login(const std::string& username,
   const auto key = std::make_pair(username, source);
   {
     std::lock_guard lock(mutex_);
+    // Old entries go: the maps stay as small as the recent attempts.
+    std::erase_if(locked_until_, [&](const auto& kv) { return kv.second <= now_us; });
+    std::erase_if(failures_, [&](const auto& kv) {
+      return kv.second.empty() || now_us - kv.second.back() > kFailWindowUs;
+    });
     const auto it = locked_until_.find(key);
     if (it != locked_until_.end() && it->second > now_us)
       return std::unexpected(LoginError::locked);
