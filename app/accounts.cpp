@@ -103,21 +103,7 @@ std::optional<web::HttpResponse> auth_gate(web::HttpRequest& req, web::Auth& aut
   }
   if (req.path == "/api/logout") {
     if (req.method != "POST") return web::json_error(405, "method_not_allowed", "POST only");
-    // The same cookie authenticate() used: the last exact matthan_session pair.
-    const auto cookie = req.headers.find("cookie");
-    if (cookie != req.headers.end()) {
-      std::string token;
-      const std::string& all = cookie->second;
-      for (std::size_t at = 0; at < all.size();) {
-        while (at < all.size() && all[at] == ' ') ++at;
-        const auto end = all.find(';', at);
-        const auto pair = all.substr(at, end == std::string::npos ? std::string::npos : end - at);
-        if (pair.starts_with("matthan_session=")) token = pair.substr(16);
-        if (end == std::string::npos) break;
-        at = end + 1;
-      }
-      if (!token.empty()) auth.logout(token);
-    }
+    if (const auto token = web::Auth::session_token(req); !token.empty()) auth.logout(token);
     evidence::append_audit(db, node_id, now_us, who->username, "logout", who->username);
     auto res = ok_json(200, {{"logged_out", true}});
     res.headers.emplace_back("Set-Cookie", web::Auth::cleared_cookie(false));

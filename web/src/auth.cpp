@@ -327,18 +327,7 @@ std::optional<Principal> Auth::authenticate(const HttpRequest& req, std::int64_t
       return p;
     });
   }
-  // Cookie: name=value pairs separated by "; ".
-  const std::string cookies = header(req, "cookie");
-  const std::string prefix = std::string(kCookie) + "=";
-  std::string token;
-  for (std::size_t at = 0; at < cookies.size();) {
-    while (at < cookies.size() && cookies[at] == ' ') ++at;
-    const auto end = cookies.find(';', at);
-    const auto pair = cookies.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    if (pair.starts_with(prefix)) token = pair.substr(prefix.size());
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
+  const std::string token = session_token(req);
   if (token.empty()) return std::nullopt;
   const std::string th = token_hash(token);
   return db_.read([&](sqlite3* conn) -> std::optional<Principal> {
@@ -358,6 +347,22 @@ std::optional<Principal> Auth::authenticate(const HttpRequest& req, std::int64_t
     sqlite3_finalize(st);
     return p;
   });
+}
+
+std::string Auth::session_token(const HttpRequest& req) {
+  // Cookie: name=value pairs separated by "; ".
+  const std::string cookies = header(req, "cookie");
+  const std::string prefix = std::string(kCookie) + "=";
+  std::string token;
+  for (std::size_t at = 0; at < cookies.size();) {
+    while (at < cookies.size() && cookies[at] == ' ') ++at;
+    const auto end = cookies.find(';', at);
+    const auto pair = cookies.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    if (pair.starts_with(prefix)) token = pair.substr(prefix.size());
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return token;
 }
 
 bool Auth::csrf_ok(const Principal& who, const HttpRequest& req) {

@@ -68,6 +68,8 @@ class Auth {
   std::optional<Principal> authenticate(const HttpRequest& req, std::int64_t now_us) const;
   // State changes through a cookie session must carry the session's X-CSRF-Token.
   static bool csrf_ok(const Principal& who, const HttpRequest& req);
+  // The session token a request carries (the last matthan_session cookie), or "".
+  static std::string session_token(const HttpRequest& req);
   static std::string session_cookie(const std::string& token, bool secure);
   static std::string cleared_cookie(bool secure);
 
