@@ -19,128 +19,150 @@ namespace matthan::app {
 using nlohmann::json;
 using web::Role;
 
-std::optional<Role> required_role(const std::string& method, const std::string& path) {
-  if (path == "/metrics") return Role::viewer;  // scrapers use an API token
-  if (path == "/healthz" || !path.starts_with("/api/")) return std::nullopt;
-  if (path == "/api/login") return std::nullopt;
-  if (path == "/api/me" || path == "/api/logout") return Role::viewer;
-  if (method == "GET" && (path == "/api/cameras" || path == "/api/events")) return Role::viewer;
-  if (method == "GET" && path.starts_with("/api/cameras/") &&
-      path.find('/', std::string("/api/cameras/").size()) == std::string::npos) {
-    return Role::viewer;
-  }
-  if (path.starts_with("/api/audit") || path.starts_with("/api/users")) return Role::admin;
-  if (method == "POST" && path.starts_with("/api/holds/") && path.ends_with("/release")) {
-    return Role::admin;
-  }
-  return Role::reviewer;  // footage, recordings, exports, holds, storage, tuning
-}
-
 namespace {
 
 web::HttpResponse ok_json(int status, const json& body) {
   return {status, "application/json", body.dump()};
 }
 
+std::int64_t wall_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json user_json(const web::Auth::UserRow& u) {
+  return {{"username", u.username},
+          {"role", std::string(web::to_string(u.role))},
+          {"communes", u.communes}};
+}
+
 }  // namespace
 
-std::optional<web::HttpResponse> auth_gate(web::HttpRequest& req, web::Auth& auth,
-                                           storage::Database& db, const std::string& node_id,
-                                           std::int64_t now_us) {
-  if (req.path == "/api/login") {
-    if (req.method != "POST") return web::json_error(405, "method_not_allowed", "POST only");
-    const json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object() || !body.contains("username") || !body.contains("password") ||
-        !body["username"].is_string() || !body["password"].is_string()) {
-      return web::json_error(400, "bad_request", "send {\"username\": …, \"password\": …}");
-    }
-    const std::string user = body["username"];
-    // Only names an account could have reach the lockout maps and the audit log.
-    const bool plausible =
-        !user.empty() && user.size() <= 64 && std::all_of(user.begin(), user.end(), [](char ch) {
-          const auto c = static_cast<unsigned char>(ch);
-          return std::isalnum(c) || c == '.' || c == '_' || c == '-';
-        });
-    if (!plausible || body["password"].get<std::string>().size() > 1024) {
-      return web::json_error(401, "bad_credentials", "wrong user name or password");
-    }
-    auto ok = auth.login(user, body["password"], req.remote, now_us);
-    if (!ok) {
-      const bool locked = ok.error() == web::LoginError::locked;
-      evidence::append_audit(db, node_id, now_us, user, locked ? "login_locked" : "login_failed",
-                             user, json{{"source", req.remote}}.dump());
-      if (locked) {
-        return web::json_error(429, "locked",
-                               "too many failed logins from this address: try again in 5 minutes "
-                               "or ask an admin to unlock the account");
-      }
-      return web::json_error(401, "bad_credentials", "wrong user name or password");
-    }
-    evidence::append_audit(db, node_id, now_us, user, "login", user,
-                           json{{"source", req.remote}}.dump());
-    auto res = ok_json(200, {{"username", user},
-                             {"role", std::string(web::to_string(ok->who.role))},
-                             {"csrf", ok->csrf}});
-    res.headers.emplace_back("Set-Cookie", web::Auth::session_cookie(ok->token, false));
-    return res;
-  }
-  const auto need = required_role(req.method, req.path);
-  if (!need) return std::nullopt;
+std::optional<web::HttpResponse> check_access(web::HttpRequest& req, const web::Route& route,
+                                              web::Auth& auth, std::int64_t now_us) {
+  if (!route.role) return std::nullopt;
   const auto who = auth.authenticate(req, now_us);
   if (!who) return web::json_error(401, "unauthenticated", "log in first (POST /api/login)");
-  if (static_cast<int>(who->role) < static_cast<int>(*need)) {
+  if (static_cast<int>(who->role) < static_cast<int>(*route.role)) {
     return web::json_error(403, "forbidden",
-                           "this needs the " + std::string(web::to_string(*need)) + " role");
+                           "this needs the " + std::string(web::to_string(*route.role)) + " role");
   }
   if (req.method != "GET" && req.method != "HEAD" && !web::Auth::csrf_ok(*who, req)) {
     return web::json_error(403, "csrf", "state changes need the session's X-CSRF-Token header");
   }
   req.user = who->username;
-  if (req.path == "/api/me") {
-    return ok_json(200, {{"username", who->username},
-                         {"role", std::string(web::to_string(who->role))},
-                         {"csrf", who->csrf}});
-  }
-  if (req.path == "/api/logout") {
-    if (req.method != "POST") return web::json_error(405, "method_not_allowed", "POST only");
-    if (const auto token = web::Auth::session_token(req); !token.empty()) auth.logout(token);
-    evidence::append_audit(db, node_id, now_us, who->username, "logout", who->username);
-    auto res = ok_json(200, {{"logged_out", true}});
-    res.headers.emplace_back("Set-Cookie", web::Auth::cleared_cookie(false));
-    return res;
-  }
-  if (req.path == "/api/users") {
-    if (req.method == "GET") {
-      json list = json::array();
-      for (const auto& [name, role] : auth.users())
-        list.push_back({{"username", name}, {"role", std::string(web::to_string(role))}});
-      return ok_json(200, {{"users", list}});
-    }
-    if (req.method == "POST") {
-      const json body = json::parse(req.body, nullptr, false);
-      if (!body.is_object() || !body.contains("username") || !body.contains("password") ||
-          !body.contains("role") || !body["username"].is_string() ||
-          !body["password"].is_string() || !body["role"].is_string()) {
-        return web::json_error(400, "bad_request", "send username, password and role");
-      }
-      const auto role = web::role_from_string(body["role"].get<std::string>());
-      if (!role) return web::json_error(400, "bad_role", "role is viewer, reviewer or admin");
-      auto added = auth.add_user(body["username"], body["password"], *role, now_us);
-      if (!added) return web::json_error(400, "bad_user", added.error());
-      evidence::append_audit(db, node_id, now_us, who->username, "user_add",
-                             body["username"].get<std::string>(),
-                             json{{"role", body["role"]}}.dump());
-      return ok_json(201, {{"username", body["username"]}, {"role", body["role"]}});
-    }
-  }
-  if (req.path.starts_with("/api/users/") && req.path.ends_with("/unlock") &&
-      req.method == "POST") {
-    const auto name = req.path.substr(11, req.path.size() - 11 - 7);
-    auth.unlock(name);
-    evidence::append_audit(db, node_id, now_us, who->username, "user_unlock", name);
-    return ok_json(200, {{"username", name}, {"unlocked", true}});
-  }
+  req.role = std::string(web::to_string(who->role));
+  req.csrf = who->csrf;
+  req.communes = who->communes;
   return std::nullopt;
+}
+
+void add_account_routes(web::Router& router, web::Auth& auth, storage::Database& db,
+                        const std::string& node_id) {
+  using web::RouteKind;
+  router.add({"POST", "/api/login", std::nullopt, RouteKind::json, "log in: a session cookie"},
+             [&auth, &db, node_id](const web::HttpRequest& req) -> web::HttpResponse {
+               const auto now_us = wall_now_us();
+               const json body = json::parse(req.body, nullptr, false);
+               if (!body.is_object() || !body.contains("username") || !body.contains("password") ||
+                   !body["username"].is_string() || !body["password"].is_string()) {
+                 return web::json_error(400, "bad_request",
+                                        "send {\"username\": …, \"password\": …}");
+               }
+               const std::string user = body["username"];
+               // Only names an account could have reach the lockout maps and the audit log.
+               const bool plausible = !user.empty() && user.size() <= 64 &&
+                                      std::all_of(user.begin(), user.end(), [](char ch) {
+                                        const auto c = static_cast<unsigned char>(ch);
+                                        return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+                                      });
+               if (!plausible || body["password"].get<std::string>().size() > 1024) {
+                 return web::json_error(401, "bad_credentials", "wrong user name or password");
+               }
+               auto ok = auth.login(user, body["password"], req.remote, now_us);
+               if (!ok) {
+                 const bool locked = ok.error() == web::LoginError::locked;
+                 evidence::append_audit(db, node_id, now_us, user,
+                                        locked ? "login_locked" : "login_failed", user,
+                                        json{{"source", req.remote}}.dump());
+                 if (locked) {
+                   return web::json_error(
+                       429, "locked",
+                       "too many failed logins from this address: try again in 5 minutes "
+                       "or ask an admin to unlock the account");
+                 }
+                 return web::json_error(401, "bad_credentials", "wrong user name or password");
+               }
+               evidence::append_audit(db, node_id, now_us, user, "login", user,
+                                      json{{"source", req.remote}}.dump());
+               auto res = ok_json(200, {{"username", user},
+                                        {"role", std::string(web::to_string(ok->who.role))},
+                                        {"communes", ok->who.communes},
+                                        {"csrf", ok->csrf}});
+               res.headers.emplace_back("Set-Cookie", web::Auth::session_cookie(ok->token, false));
+               return res;
+             });
+  router.add({"GET", "/api/me", web::Role::viewer, RouteKind::json, "who is logged in"},
+             [](const web::HttpRequest& req) {
+               return ok_json(200, {{"username", req.user},
+                                    {"role", req.role},
+                                    {"communes", req.communes},
+                                    {"csrf", req.csrf}});
+             });
+  router.add({"POST", "/api/logout", web::Role::viewer, RouteKind::json, "end the session"},
+             [&auth, &db, node_id](const web::HttpRequest& req) {
+               if (const auto token = web::Auth::session_token(req); !token.empty())
+                 auth.logout(token);
+               evidence::append_audit(db, node_id, wall_now_us(), req.user, "logout", req.user);
+               auto res = ok_json(200, {{"logged_out", true}});
+               res.headers.emplace_back("Set-Cookie", web::Auth::cleared_cookie(false));
+               return res;
+             });
+  router.add({"GET", "/api/users", web::Role::admin, RouteKind::json, "accounts"},
+             [&auth](const web::HttpRequest&) {
+               json list = json::array();
+               for (const auto& u : auth.users()) list.push_back(user_json(u));
+               return ok_json(200, {{"users", list}});
+             });
+  router.add(
+      {"POST", "/api/users", web::Role::admin, RouteKind::json, "add an account"},
+      [&auth, &db, node_id](const web::HttpRequest& req) -> web::HttpResponse {
+        const json body = json::parse(req.body, nullptr, false);
+        if (!body.is_object() || !body.contains("username") || !body.contains("password") ||
+            !body.contains("role") || !body["username"].is_string() ||
+            !body["password"].is_string() || !body["role"].is_string()) {
+          return web::json_error(400, "bad_request", "send username, password and role");
+        }
+        const auto role = web::role_from_string(body["role"].get<std::string>());
+        if (!role) return web::json_error(400, "bad_role", "role is viewer, reviewer or admin");
+        std::vector<std::string> communes;
+        if (body.contains("communes")) {
+          if (!body["communes"].is_array())
+            return web::json_error(400, "bad_request", "communes is a list of commune codes");
+          for (const auto& c : body["communes"]) {
+            if (!c.is_string())
+              return web::json_error(400, "bad_request", "communes is a list of commune codes");
+            communes.push_back(c.get<std::string>());
+          }
+        }
+        const auto now_us = wall_now_us();
+        auto added = auth.add_user(body["username"], body["password"], *role, now_us, communes);
+        if (!added) return web::json_error(400, "bad_user", added.error());
+        evidence::append_audit(db, node_id, now_us, req.user, "user_add",
+                               body["username"].get<std::string>(),
+                               json{{"role", body["role"]}, {"communes", communes}}.dump());
+        return ok_json(
+            201, {{"username", body["username"]}, {"role", body["role"]}, {"communes", communes}});
+      });
+  router.add({"POST", "/api/users/{name}/unlock", web::Role::admin, RouteKind::json,
+              "lift a login lockout"},
+             [&auth, &db, node_id](const web::HttpRequest& req) {
+               const auto& name = req.params.at("name");
+               auth.unlock(name);
+               evidence::append_audit(db, node_id, wall_now_us(), req.user, "user_unlock", name);
+               return ok_json(200, {{"username", name}, {"unlocked", true}});
+             });
 }
 
 namespace {
@@ -165,12 +187,6 @@ std::string read_password(const std::string& prompt) {
   return line;
 }
 
-std::int64_t wall_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 int user_cli(const std::vector<std::string>& args) {
@@ -178,6 +194,7 @@ int user_cli(const std::vector<std::string>& args) {
                                                                      : "/etc/matthan/matthan.yaml";
   std::vector<std::string> rest;
   std::string role_text = "viewer", label;
+  std::vector<std::string> communes;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--config" && i + 1 < args.size())
       config_path = args[++i];
@@ -185,13 +202,21 @@ int user_cli(const std::vector<std::string>& args) {
       role_text = args[++i];
     else if (args[i] == "--label" && i + 1 < args.size())
       label = args[++i];
-    else
+    else if (args[i] == "--communes" && i + 1 < args.size()) {
+      std::string list = args[++i];
+      for (std::size_t at = 0; at <= list.size();) {
+        const auto comma = std::min(list.find(',', at), list.size());
+        if (comma > at) communes.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
+    } else
       rest.push_back(args[i]);
   }
   const std::string cmd = rest.empty() ? "" : rest[0];
   if (cmd != "list" && (rest.size() != 2 || (cmd != "add" && cmd != "passwd" && cmd != "token"))) {
     std::fprintf(stderr,
-                 "usage: matthan user add NAME --role viewer|reviewer|admin [--config FILE]\n"
+                 "usage: matthan user add NAME --role viewer|reviewer|admin [--communes A,B]"
+                 " [--config FILE]\n"
                  "       matthan user passwd NAME | token NAME [--label TEXT] | list\n"
                  "  (the password is read from stdin: typed without echo, or piped)\n");
     return 2;
@@ -210,8 +235,12 @@ int user_cli(const std::vector<std::string>& args) {
   web::Auth auth(**db);
   const auto now = wall_now_us();
   if (cmd == "list") {
-    for (const auto& [name, role] : auth.users())
-      std::printf("%s\t%s\n", name.c_str(), std::string(web::to_string(role)).c_str());
+    for (const auto& u : auth.users()) {
+      std::string scope;
+      for (const auto& c : u.communes) scope += (scope.empty() ? "" : ",") + c;
+      std::printf("%s\t%s\t%s\n", u.username.c_str(), std::string(web::to_string(u.role)).c_str(),
+                  scope.empty() ? "*" : scope.c_str());
+    }
     return 0;
   }
   const std::string& name = rest[1];
@@ -234,12 +263,12 @@ int user_cli(const std::vector<std::string>& args) {
       std::fprintf(stderr, "user: --role is viewer, reviewer or admin\n");
       return 2;
     }
-    if (auto ok = auth.add_user(name, password, *role, now); !ok) {
+    if (auto ok = auth.add_user(name, password, *role, now, communes); !ok) {
       std::fprintf(stderr, "user: %s\n", ok.error().c_str());
       return 1;
     }
     evidence::append_audit(**db, config->node_id, now, "cli", "user_add", name,
-                           json{{"role", role_text}}.dump());
+                           json{{"role", role_text}, {"communes", communes}}.dump());
   } else {
     if (auto ok = auth.set_password(name, password); !ok) {
       std::fprintf(stderr, "user: %s\n", ok.error().c_str());

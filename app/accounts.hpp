@@ -10,17 +10,19 @@
 #include "matthan/storage/database.hpp"
 #include "matthan/web/auth.hpp"
 #include "matthan/web/http_server.hpp"
+#include "matthan/web/router.hpp"
 
 namespace matthan::app {
 
-// The least role a route needs; nullopt: public (/healthz, POST /api/login, the UI's files).
-std::optional<web::Role> required_role(const std::string& method, const std::string& path);
+// The gate in front of every route that has a role: 401 without a session or token, 403 for a
+// role too low or a state change without the session's CSRF token. nullopt: go on (req.user,
+// req.role, req.communes set).
+std::optional<web::HttpResponse> check_access(web::HttpRequest& req, const web::Route& route,
+                                              web::Auth& auth, std::int64_t now_us);
 
-// Login, logout, me, users; and the gate: 401 without a session or token, 403 for a role too
-// low or a missing CSRF token. Returns a response to send, or nullopt to go on (req.user set).
-std::optional<web::HttpResponse> auth_gate(web::HttpRequest& req, web::Auth& auth,
-                                           storage::Database& db, const std::string& node_id,
-                                           std::int64_t now_us);
+// Login, logout, me, users, unlock.
+void add_account_routes(web::Router& router, web::Auth& auth, storage::Database& db,
+                        const std::string& node_id);
 
 int user_cli(const std::vector<std::string>& args);
 

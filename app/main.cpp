@@ -25,6 +25,7 @@
 
 #include "accounts.hpp"
 #include "evidence.hpp"
+#include "live.hpp"
 #include "matthan/alerts/alert_dispatcher.hpp"
 #include "matthan/analytics/analysis_pool.hpp"
 #include "matthan/analytics/engine.hpp"
@@ -50,7 +51,9 @@
 #include "matthan/storage/status_repository.hpp"
 #include "matthan/web/assets.hpp"
 #include "matthan/web/http_server.hpp"
+#include "matthan/web/router.hpp"
 #include "tune.hpp"
+#include "web_api.hpp"
 
 namespace {
 
@@ -197,6 +200,7 @@ class StatusFanout final : public StatusStore {
     if (status_ != nullptr) {
       status_->on_status({change.camera_id, commune, hamlet, state, change.error, change.at_us});
     }
+    if (push_ != nullptr) push_->camera_state(change.camera_id, state, change.error, change.at_us);
     std::lock_guard lock(mutex_);
     auto& open = open_[change.camera_id];
     const bool down = change.state != StreamState::online &&
@@ -228,6 +232,8 @@ class StatusFanout final : public StatusStore {
                           const std::string& detail) override {
     store_.record_clock_event(kind, at_us, delta_us, detail);
   }
+  // Set before any camera starts.
+  void set_push(app::PushHub* push) { push_ = push; }
   // Monitoring ends with the server: open outages end at the stop time.
   void close_all(std::int64_t now_us) {
     std::lock_guard lock(mutex_);
@@ -243,27 +249,12 @@ class StatusFanout final : public StatusStore {
   StatusStore& store_;
   StatusSink* status_;
   EventSink* events_;
+  app::PushHub* push_ = nullptr;
   std::map<std::string, std::pair<std::string, std::string>> info_;  // read-only after ctor
   std::mutex mutex_;
   std::map<std::string, std::optional<Event>> open_;
   std::map<std::string, bool> was_online_;
 };
-
-json event_to_json(const Event& e) {
-  return json{
-      {"id", e.id},
-      {"camera", e.camera_id},
-      {"type", e.type},
-      {"label", e.label},
-      {"start", format_iso8601_us(e.start_us)},
-      {"end", e.end_us ? json(format_iso8601_us(*e.end_us)) : json()},
-      {"peak_score", e.peak_score},
-      {"peak_box",
-       {{"x", e.peak_box.x}, {"y", e.peak_box.y}, {"w", e.peak_box.w}, {"h", e.peak_box.h}}},
-      {"zones", e.zones},
-      {"armed", e.armed},
-      {"snapshot", !e.snapshot_path.empty()}};
-}
 
 // `matthan tune`: replays a clip through the analytics with candidate settings and lists the
 // events it would have raised, so a technician can tune a camera without waiting for the night.
@@ -519,7 +510,10 @@ int run(const std::string& config_path) {
                    a.armed_only ? ", armed hours only" : "");
     }
   }
+  app::PushHub push(app::camera_places(config));
+  events.add(&push);
   StatusFanout status(status_repo, zmq.get(), &events, config);
+  status.set_push(&push);
   const std::string run_id = make_ulid(clock.now_us());
   const std::int64_t start_us = clock.now_us();
   status.record_heartbeat(run_id, start_us, start_us, false);
@@ -650,158 +644,295 @@ int run(const std::string& config_path) {
   };
   app::EvidenceContext evidence_ctx{config, **db, *node_key, ntp_synchronised, storage_json};
   web::Auth auth(**db);
-  web::HttpServer http(io, [&](const web::HttpRequest& incoming) -> web::HttpResponse {
-    // Every /api route is behind a session or token and a role (app/accounts.cpp).
-    web::HttpRequest req = incoming;
-    if (auto answer = app::auth_gate(req, auth, **db, config.node_id, clock.now_us()))
-      return *answer;
-    if (auto handled = app::evidence_route(req, evidence_ctx)) return *handled;
-    if (req.method != "GET" && req.method != "HEAD") {
-      return web::json_error(405, "method_not_allowed", "only GET is served for now");
-    }
-    if (req.path == "/healthz") {
-      int online = 0;
-      for (const auto& c : cameras) online += c->status().state == StreamState::online ? 1 : 0;
-      const auto people = engine.people_stats();
-      json j{{"status", "ok"},
-             {"node_id", config.node_id},
-             {"run_id", run_id},
-             {"started", format_iso8601_us(start_us)},
-             {"uptime_s", (clock.now_us() - start_us) / 1'000'000},
-             {"cameras_total", cameras.size()},
-             {"cameras_online", online},
-             {"ntp_synchronised", ntp_synchronised()},
-             {"db_write_failures", (*db)->write_failures()},
-             {"storage_alarm", storage_json().value("alarm", json())},
-             {"people_classifier",
-              {{"runs", people.runs},
-               {"people", people.people},
-               {"dropped", people.dropped},
-               {"backlog", people.backlog},
-               {"ms_avg", people.ms_avg}}}};
-      json channels = json::array();
-      if (alert_dispatcher) {
-        for (const auto& a : alert_dispatcher->stats()) {
-          channels.push_back(
-              {{"name", a.name},
-               {"kind", a.kind},
-               {"sent", a.sent},
-               {"failed_attempts", a.failed_attempts},
-               {"dropped", a.dropped},
-               {"queued", a.queued},
-               {"last_error", a.last_error},
-               {"last_success",
-                a.last_success_us ? json(format_iso8601_us(a.last_success_us)) : json()}});
-        }
+  // Live view: one muxer per camera stream, fed by its fan-out, shared by its viewers.
+  std::map<std::pair<std::string, StreamKind>, std::unique_ptr<app::LiveStream>> live;
+  for (auto& c : cameras) {
+    for (const auto kind : {StreamKind::main, StreamKind::sub}) {
+      if (auto* session = c->session(kind)) {
+        auto ls = std::make_unique<app::LiveStream>(c->id(), kind);
+        ls->attach(session->packets());
+        live[{c->id(), kind}] = std::move(ls);
       }
-      j["alert_channels"] = channels;
-      return {200, "application/json", j.dump()};
     }
-    if (req.path == "/metrics") {
-      // Prometheus text format (0.0.4): per camera and stream, recorder, storage, database.
-      std::string out;
-      auto esc = [](const std::string& v) {
-        std::string o;
-        for (const char ch : v) {
-          if (ch == '\\' || ch == '"') o += '\\';
-          if (ch == '\n') {
-            o += "\\n";
-            continue;
+  }
+  app::EventApiContext event_ctx{config, **db, app::camera_places(config)};
+  const auto& places = event_ctx.places;
+  // Every route the server answers, with the least role it needs (docs/ref/api.md,
+  // docs/ref/openapi.json; tests check both against GET /api/routes).
+  web::Router router;
+  using web::Role;
+  using web::RouteKind;
+  app::add_account_routes(router, auth, **db, config.node_id);
+  app::add_event_routes(router, event_ctx);
+  router.add({"GET", "/healthz", std::nullopt, RouteKind::json, "server health"},
+             [&](const web::HttpRequest&) -> web::HttpResponse {
+               int online = 0;
+               for (const auto& c : cameras)
+                 online += c->status().state == StreamState::online ? 1 : 0;
+               const auto people = engine.people_stats();
+               json j{{"status", "ok"},
+                      {"node_id", config.node_id},
+                      {"run_id", run_id},
+                      {"started", format_iso8601_us(start_us)},
+                      {"uptime_s", (clock.now_us() - start_us) / 1'000'000},
+                      {"cameras_total", cameras.size()},
+                      {"cameras_online", online},
+                      {"ntp_synchronised", ntp_synchronised()},
+                      {"db_write_failures", (*db)->write_failures()},
+                      {"storage_alarm", storage_json().value("alarm", json())},
+                      {"people_classifier",
+                       {{"runs", people.runs},
+                        {"people", people.people},
+                        {"dropped", people.dropped},
+                        {"backlog", people.backlog},
+                        {"ms_avg", people.ms_avg}}}};
+               json channels = json::array();
+               if (alert_dispatcher) {
+                 for (const auto& a : alert_dispatcher->stats()) {
+                   channels.push_back(
+                       {{"name", a.name},
+                        {"kind", a.kind},
+                        {"sent", a.sent},
+                        {"failed_attempts", a.failed_attempts},
+                        {"dropped", a.dropped},
+                        {"queued", a.queued},
+                        {"last_error", a.last_error},
+                        {"last_success",
+                         a.last_success_us ? json(format_iso8601_us(a.last_success_us)) : json()}});
+                 }
+               }
+               j["alert_channels"] = channels;
+               return {200, "application/json", j.dump()};
+             });
+  router.add(
+      {"GET", "/metrics", Role::viewer, RouteKind::text,
+       "Prometheus metrics (scrapers use an API token)"},
+      [&](const web::HttpRequest&) -> web::HttpResponse {
+        // Prometheus text format (0.0.4): per camera and stream, recorder, storage, database.
+        std::string out;
+        auto esc = [](const std::string& v) {
+          std::string o;
+          for (const char ch : v) {
+            if (ch == '\\' || ch == '"') o += '\\';
+            if (ch == '\n') {
+              o += "\\n";
+              continue;
+            }
+            o += ch;
           }
-          o += ch;
+          return o;
+        };
+        std::map<std::string, std::vector<std::string>> series;             // family → lines
+        std::map<std::string, std::pair<std::string, std::string>> family;  // → type, help
+        auto put = [&](const std::string& name, const char* type, const char* help,
+                       const std::string& labels, double value) {
+          family[name] = {type, help};
+          char num[64];
+          std::snprintf(num, sizeof num, "%.6g", value);
+          series[name].push_back(name + (labels.empty() ? "" : "{" + labels + "}") + " " + num);
+        };
+        for (const auto& c : cameras) {
+          const auto st = c->status();
+          const std::string cam =
+              "camera=\"" + esc(st.id) + "\",commune=\"" + esc(st.commune) + "\"";
+          put("matthan_camera_up", "gauge", "1 when the camera is online", cam,
+              st.state == StreamState::online ? 1 : 0);
+          const auto a = analysis.stats(st.id);
+          put("matthan_analysis_fps", "gauge", "frames analysed per second", cam, a.fps_analysed);
+          put("matthan_analysis_dropped_total", "counter", "frames the analysis could not take",
+              cam, static_cast<double>(a.frames_dropped));
+          for (const auto& ss : st.streams) {
+            const std::string sl = cam + ",stream=\"" + std::string(to_string(ss.kind)) + "\"";
+            put("matthan_stream_fps", "gauge", "frames received per second", sl, ss.fps_in);
+            put("matthan_stream_bitrate_bps", "gauge", "received bitrate", sl, ss.bitrate_bps);
+            put("matthan_stream_reconnects_total", "counter", "reconnections", sl,
+                static_cast<double>(ss.reconnects));
+            put("matthan_stream_decode_errors_total", "counter", "frames that failed to decode", sl,
+                static_cast<double>(ss.decode_errors));
+          }
+          if (const auto it = recorder_of.find(st.id); it != recorder_of.end()) {
+            const auto r = it->second->stats();
+            put("matthan_recorder_packets_total", "counter", "packets recorded", cam,
+                static_cast<double>(r.packets));
+            put("matthan_recorder_segments_total", "counter", "segments closed", cam,
+                static_cast<double>(r.segments));
+            put("matthan_recorder_errors_total", "counter", "write errors", cam,
+                static_cast<double>(r.errors));
+            put("matthan_recorder_paused", "gauge", "1 while a storage alarm pauses recording", cam,
+                r.paused ? 1 : 0);
+          }
         }
-        return o;
-      };
-      std::map<std::string, std::vector<std::string>> series;             // family → lines
-      std::map<std::string, std::pair<std::string, std::string>> family;  // → type, help
-      auto put = [&](const std::string& name, const char* type, const char* help,
-                     const std::string& labels, double value) {
-        family[name] = {type, help};
-        char num[64];
-        std::snprintf(num, sizeof num, "%.6g", value);
-        series[name].push_back(name + (labels.empty() ? "" : "{" + labels + "}") + " " + num);
-      };
-      for (const auto& c : cameras) {
-        const auto st = c->status();
-        const std::string cam = "camera=\"" + esc(st.id) + "\",commune=\"" + esc(st.commune) + "\"";
-        put("matthan_camera_up", "gauge", "1 when the camera is online", cam,
-            st.state == StreamState::online ? 1 : 0);
-        const auto a = analysis.stats(st.id);
-        put("matthan_analysis_fps", "gauge", "frames analysed per second", cam, a.fps_analysed);
-        put("matthan_analysis_dropped_total", "counter", "frames the analysis could not take", cam,
-            static_cast<double>(a.frames_dropped));
-        for (const auto& ss : st.streams) {
-          const std::string sl = cam + ",stream=\"" + std::string(to_string(ss.kind)) + "\"";
-          put("matthan_stream_fps", "gauge", "frames received per second", sl, ss.fps_in);
-          put("matthan_stream_bitrate_bps", "gauge", "received bitrate", sl, ss.bitrate_bps);
-          put("matthan_stream_reconnects_total", "counter", "reconnections", sl,
-              static_cast<double>(ss.reconnects));
-          put("matthan_stream_decode_errors_total", "counter", "frames that failed to decode", sl,
-              static_cast<double>(ss.decode_errors));
+        const json storage = storage_json();
+        for (const char* k : {"used_bytes", "free_bytes", "held_bytes"}) {
+          if (storage.contains(k))
+            put(std::string("matthan_storage_") + k, "gauge",
+                "recordings volume (last retention pass)", "", storage[k].get<double>());
         }
-        if (const auto it = recorder_of.find(st.id); it != recorder_of.end()) {
-          const auto r = it->second->stats();
-          put("matthan_recorder_packets_total", "counter", "packets recorded", cam,
-              static_cast<double>(r.packets));
-          put("matthan_recorder_segments_total", "counter", "segments closed", cam,
-              static_cast<double>(r.segments));
-          put("matthan_recorder_errors_total", "counter", "write errors", cam,
-              static_cast<double>(r.errors));
-          put("matthan_recorder_paused", "gauge", "1 while a storage alarm pauses recording", cam,
-              r.paused ? 1 : 0);
+        put("matthan_db_write_failures_total", "counter", "database writes that failed", "",
+            static_cast<double>((*db)->write_failures()));
+        const auto people = engine.people_stats();
+        put("matthan_people_backlog", "gauge", "HOG jobs queued", "",
+            static_cast<double>(people.backlog));
+        put("matthan_uptime_seconds", "gauge", "since this run started", "",
+            static_cast<double>(clock.now_us() - start_us) / 1e6);
+        for (const auto& [name, lines] : series) {
+          out += "# HELP " + name + " " + family[name].second + "\n# TYPE " + name + " " +
+                 family[name].first + "\n";
+          for (const auto& l : lines) out += l + "\n";
         }
-      }
-      const json storage = storage_json();
-      for (const char* k : {"used_bytes", "free_bytes", "held_bytes"}) {
-        if (storage.contains(k))
-          put(std::string("matthan_storage_") + k, "gauge",
-              "recordings volume (last retention pass)", "", storage[k].get<double>());
-      }
-      put("matthan_db_write_failures_total", "counter", "database writes that failed", "",
-          static_cast<double>((*db)->write_failures()));
-      const auto people = engine.people_stats();
-      put("matthan_people_backlog", "gauge", "HOG jobs queued", "",
-          static_cast<double>(people.backlog));
-      put("matthan_uptime_seconds", "gauge", "since this run started", "",
-          static_cast<double>(clock.now_us() - start_us) / 1e6);
-      for (const auto& [name, lines] : series) {
-        out += "# HELP " + name + " " + family[name].second + "\n# TYPE " + name + " " +
-               family[name].first + "\n";
-        for (const auto& l : lines) out += l + "\n";
-      }
-      return {200, "text/plain; version=0.0.4; charset=utf-8", out};
+        return {200, "text/plain; version=0.0.4; charset=utf-8", out};
+      });
+  router.add({"GET", "/api/routes", Role::admin, RouteKind::json, "this route table"},
+             [&router](const web::HttpRequest&) {
+               json list = json::array();
+               for (const auto& r : router.routes()) {
+                 list.push_back({{"method", r.method},
+                                 {"path", r.pattern},
+                                 {"role", r.role ? json(std::string(web::to_string(*r.role)))
+                                                 : json("public")},
+                                 {"kind", std::string(web::to_string(r.kind))},
+                                 {"summary", r.summary}});
+               }
+               return web::HttpResponse{200, "application/json", json{{"routes", list}}.dump()};
+             });
+  router.add({"GET", "/api/cameras", Role::viewer, RouteKind::json,
+              "cameras in the caller's scope and their status"},
+             [&](const web::HttpRequest& req) {
+               json list = json::array();
+               for (auto& item : cameras_json()) {
+                 if (app::in_scope(req, places, item["id"])) list.push_back(std::move(item));
+               }
+               json j{{"node_id", config.node_id}, {"cameras", list}};
+               return web::HttpResponse{200, "application/json", j.dump()};
+             });
+  router.add({"GET", "/api/cameras/{id}", Role::viewer, RouteKind::json, "one camera's status"},
+             [&](const web::HttpRequest& req) {
+               const auto& id = req.params.at("id");
+               for (auto& item : cameras_json()) {
+                 if (item["id"] == id)
+                   return web::HttpResponse{200, "application/json", item.dump()};
+               }
+               return web::json_error(404, "not_found", "no camera '" + id + "'");
+             });
+  router.add({"GET", "/api/cameras/{id}/tune", Role::reviewer, RouteKind::json,
+              "replay a stored clip with candidate analytics settings"},
+             [&](const web::HttpRequest& req) { return tune_api(req, config); });
+  // The evidence routes (app/evidence.cpp) parse their own paths; the table names them.
+  auto evidence = [&](const web::HttpRequest& req) {
+    auto handled = app::evidence_route(req, evidence_ctx);
+    return handled ? *handled : web::json_error(404, "not_found", "no such route: " + req.path);
+  };
+  for (const auto& [method, pattern, role, kind, summary] : std::vector<web::Route>{
+           {"GET", "/api/node/key", Role::reviewer, RouteKind::json, "the node's public key"},
+           {"GET", "/api/storage", Role::reviewer, RouteKind::json, "storage, retention forecast"},
+           {"GET", "/api/audit", Role::admin, RouteKind::json, "the audit log and its chain"},
+           {"GET", "/api/holds", Role::reviewer, RouteKind::json, "evidence holds"},
+           {"POST", "/api/holds", Role::reviewer, RouteKind::json, "hold a range (audited)"},
+           {"POST", "/api/holds/{id}/release", Role::admin, RouteKind::json, "release a hold"},
+           {"GET", "/api/exports", Role::reviewer, RouteKind::json, "export jobs"},
+           {"POST", "/api/exports", Role::reviewer, RouteKind::json, "start an export"},
+           {"GET", "/api/exports/{id}", Role::reviewer, RouteKind::json, "an export's progress"},
+           {"GET", "/api/exports/{id}/files/{name}", Role::reviewer, RouteKind::file,
+            "a file of a finished export (audited)"},
+           {"GET", "/api/events/{id}/clip.mp4", Role::reviewer, RouteKind::file,
+            "the event's clip with pre/post capture (audited)"},
+           {"GET", "/api/cameras/{id}/clip.mp4", Role::reviewer, RouteKind::file,
+            "a range clip (audited)"},
+           {"GET", "/api/cameras/{id}/recordings", Role::reviewer, RouteKind::json,
+            "segments and gaps over a range"},
+           {"GET", "/api/cameras/{id}/rollups", Role::reviewer, RouteKind::json,
+            "daily recording figures"}}) {
+    router.add({method, pattern, role, kind, summary}, evidence);
+  }
+  router.add_websocket(
+      {"GET", "/api/ws", Role::viewer, RouteKind::websocket,
+       "pushes new events and camera state changes"},
+      [&](const web::HttpRequest& req) -> std::variant<web::HttpResponse, web::WsAccept> {
+        return push.accept(req);
+      });
+  router.add_websocket(
+      {"GET", "/api/cameras/{id}/live", Role::viewer, RouteKind::websocket,
+       "live view: fragmented MP4 for Media Source Extensions (audited)"},
+      [&](const web::HttpRequest& req) -> std::variant<web::HttpResponse, web::WsAccept> {
+        const auto& id = req.params.at("id");
+        const auto stream_name = req.query.contains("stream") ? req.query.at("stream") : "sub";
+        if (stream_name != "main" && stream_name != "sub")
+          return web::json_error(400, "bad_stream", "stream is main or sub");
+        auto it = live.find({id, stream_name == "main" ? StreamKind::main : StreamKind::sub});
+        if (it == live.end() && stream_name == "sub") it = live.find({id, StreamKind::main});
+        if (it == live.end()) return web::json_error(404, "not_found", "no camera '" + id + "'");
+        // A per-client cap: what may wait in its socket before it is skipped ahead.
+        std::size_t cap = 512 * 1024;
+        if (req.query.contains("cap_kb")) {
+          const auto& v = req.query.at("cap_kb");
+          if (v.empty() || v.size() > 6 || !std::all_of(v.begin(), v.end(), ::isdigit))
+            return web::json_error(400, "bad_cap", "cap_kb is a number of kilobytes");
+          cap = std::clamp<std::size_t>(std::stoul(v), 16, 8192) * 1024;
+        }
+        evidence::append_audit(
+            **db, config.node_id, clock.now_us(), req.user, "live_view", id,
+            json{{"stream", std::string(to_string(it->second->kind()))}, {"source", req.remote}}
+                .dump());
+        auto* ls = it->second.get();
+        auto viewer = std::make_shared<std::uint64_t>(0);
+        web::WsAccept a;
+        a.on_open = [ls, viewer, cap](const std::shared_ptr<web::WsChannel>& ch) {
+          *viewer = ls->add_viewer(ch, cap);
+        };
+        a.on_close = [ls, viewer] { ls->remove_viewer(*viewer); };
+        return a;
+      });
+  auto page = [](const web::HttpRequest& req) -> web::HttpResponse {
+    const auto file = web::asset(req.path);
+    if (!file) return web::json_error(404, "not_found", "no such page: " + req.path);
+    const auto& p = req.path;
+    const char* type = p == "/" || p.ends_with(".html") ? "text/html; charset=utf-8"
+                       : p.ends_with(".js")             ? "text/javascript; charset=utf-8"
+                       : p.ends_with(".css")            ? "text/css; charset=utf-8"
+                       : p.ends_with(".json")           ? "application/json"
+                       : p.ends_with(".svg")            ? "image/svg+xml"
+                                                        : "application/octet-stream";
+    return {200, type, std::string(*file)};
+  };
+  router.add({"GET", "/", std::nullopt, RouteKind::page, "the browser UI"}, page);
+  router.add({"GET", "/{file}", std::nullopt, RouteKind::page, "the browser UI's files"}, page);
+
+  // One gate for HTTP and WebSocket: the route, then its role and CSRF, then object scope.
+  auto route_of = [&](web::HttpRequest& req) -> std::variant<std::size_t, web::HttpResponse> {
+    auto m = router.match(req.method, req.path);
+    if (auto* answer = std::get_if<web::HttpResponse>(&m)) return *answer;
+    auto& match = std::get<web::RouteMatch>(m);
+    const auto& route = router.routes()[match.index];
+    req.params = std::move(match.params);
+    if (auto answer = app::check_access(req, route, auth, clock.now_us())) return *answer;
+    if (route.pattern.starts_with("/api/cameras/{id}")) {
+      const auto& id = req.params.at("id");
+      if (!places.contains(id)) return web::json_error(404, "not_found", "no camera '" + id + "'");
+      if (!app::in_scope(req, places, id))
+        return web::json_error(403, "out_of_scope", "camera '" + id + "' is outside your communes");
     }
-    if (req.path == "/api/cameras") {
-      json j{{"node_id", config.node_id}, {"cameras", cameras_json()}};
-      return {200, "application/json", j.dump()};
-    }
-    if (req.path == "/api/events") {
-      const auto cam = req.query.contains("camera") ? req.query.at("camera") : std::string();
-      int limit = 100;
-      if (req.query.contains("limit"))
-        limit = std::clamp(std::atoi(req.query.at("limit").c_str()), 1, 1000);
-      json list = json::array();
-      for (const auto& e : event_repo.list(cam, 0, INT64_MAX, limit))
-        list.push_back(event_to_json(e));
-      return {200, "application/json", json{{"events", list}}.dump()};
-    }
-    if (req.path.starts_with("/api/cameras/") && req.path.ends_with("/tune")) {
-      return tune_api(req, config);
-    }
-    if (req.path.starts_with("/api/cameras/")) {
-      const auto id = req.path.substr(std::string("/api/cameras/").size());
-      for (auto& item : cameras_json()) {
-        if (item["id"] == id) return {200, "application/json", item.dump()};
-      }
-      return web::json_error(404, "not_found", "no camera '" + id + "'");
-    }
-    if (auto page = web::asset(req.path)) {
-      const bool html = req.path == "/" || req.path.ends_with(".html");
-      return {200, html ? "text/html; charset=utf-8" : "application/octet-stream",
-              std::string(*page)};
-    }
-    return web::json_error(404, "not_found", "no such route: " + req.path);
-  });
+    return match.index;
+  };
+  web::HttpServer http(
+      io,
+      [&](const web::HttpRequest& incoming) -> web::HttpResponse {
+        web::HttpRequest req = incoming;
+        auto r = route_of(req);
+        if (auto* answer = std::get_if<web::HttpResponse>(&r)) return *answer;
+        const auto index = std::get<std::size_t>(r);
+        if (router.routes()[index].kind == RouteKind::websocket)
+          return web::json_error(426, "upgrade_required", req.path + " is a WebSocket");
+        return router.handler(index)(req);
+      },
+      [&](const web::HttpRequest& incoming) -> std::variant<web::HttpResponse, web::WsAccept> {
+        web::HttpRequest req = incoming;
+        auto r = route_of(req);
+        if (auto* answer = std::get_if<web::HttpResponse>(&r)) return *answer;
+        const auto index = std::get<std::size_t>(r);
+        if (router.routes()[index].kind != RouteKind::websocket)
+          return web::json_error(400, "not_websocket", req.path + " is not a WebSocket");
+        return router.ws_handler(index)(req);
+      });
   auto bound = http.start(config.server.listen_address, config.server.listen_port);
   if (!bound) {
     spdlog::error("{}", bound.error());

@@ -105,9 +105,41 @@ std::expected<void, std::string> Auth::check_password_policy(const std::string& 
   return {};
 }
 
+namespace {
+
+std::string join_communes(const std::vector<std::string>& communes) {
+  std::string out;
+  for (const auto& c : communes) out += (out.empty() ? "" : ",") + c;
+  return out;
+}
+
+std::vector<std::string> split_communes(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto comma = text.find(',', at);
+    auto item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Principal::sees(const std::string& commune) const {
+  return communes.empty() || std::find(communes.begin(), communes.end(), commune) != communes.end();
+}
+
 std::expected<void, std::string> Auth::add_user(const std::string& username,
                                                 const std::string& password, Role role,
-                                                std::int64_t now_us) {
+                                                std::int64_t now_us,
+                                                const std::vector<std::string>& communes) {
+  for (const auto& c : communes) {
+    if (c.empty() || c.find(',') != std::string::npos)
+      return std::unexpected("a commune code is not empty and has no comma");
+  }
   static const auto valid = [](const std::string& u) {
     return !u.empty() && u.size() <= 64 && std::all_of(u.begin(), u.end(), [](unsigned char c) {
       return std::isalnum(c) || c == '.' || c == '_' || c == '-';
@@ -123,9 +155,10 @@ std::expected<void, std::string> Auth::add_user(const std::string& username,
   db_.write([&](sqlite3* conn) {
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(conn,
-                       "INSERT INTO user (username, password_hash, role, created_us)"
-                       " VALUES (?1, ?2, ?3, ?4)",
+                       "INSERT INTO user (username, password_hash, role, created_us, communes)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)",
                        -1, &st, nullptr);
+    sqlite3_bind_text(st, 5, join_communes(communes).c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 1, username.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, hash.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, std::string(to_string(role)).c_str(), -1, SQLITE_TRANSIENT);
@@ -193,13 +226,15 @@ std::expected<std::string, std::string> Auth::new_api_token(const std::string& u
   return token;
 }
 
-std::vector<std::pair<std::string, Role>> Auth::users() const {
+std::vector<Auth::UserRow> Auth::users() const {
   return db_.read([](sqlite3* conn) {
-    std::vector<std::pair<std::string, Role>> out;
+    std::vector<UserRow> out;
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(conn, "SELECT username, role FROM user ORDER BY username", -1, &st, nullptr);
+    sqlite3_prepare_v2(conn, "SELECT username, role, communes FROM user ORDER BY username", -1, &st,
+                       nullptr);
     while (sqlite3_step(st) == SQLITE_ROW) {
-      out.emplace_back(col(st, 0), role_from_string(col(st, 1)).value_or(Role::viewer));
+      out.push_back({col(st, 0), role_from_string(col(st, 1)).value_or(Role::viewer),
+                     split_communes(col(st, 2))});
     }
     sqlite3_finalize(st);
     return out;
@@ -225,18 +260,19 @@ std::expected<LoginOk, LoginError> Auth::login(const std::string& username,
     std::int64_t id = 0;
     std::string hash;
     Role role = Role::viewer;
+    std::string communes;
   };
   const auto row = db_.read([&](sqlite3* conn) -> std::optional<Row> {
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(conn,
-                       "SELECT id, password_hash, role FROM user WHERE username = ?1 AND"
+                       "SELECT id, password_hash, role, communes FROM user WHERE username = ?1 AND"
                        " disabled = 0",
                        -1, &st, nullptr);
     sqlite3_bind_text(st, 1, username.c_str(), -1, SQLITE_TRANSIENT);
     std::optional<Row> r;
     if (sqlite3_step(st) == SQLITE_ROW) {
       r = Row{sqlite3_column_int64(st, 0), col(st, 1),
-              role_from_string(col(st, 2)).value_or(Role::viewer)};
+              role_from_string(col(st, 2)).value_or(Role::viewer), col(st, 3)};
     }
     sqlite3_finalize(st);
     return r;
@@ -263,7 +299,9 @@ std::expected<LoginOk, LoginError> Auth::login(const std::string& username,
     std::lock_guard lock(mutex_);
     failures_.erase(key);
   }
-  LoginOk ok{random_token(), random_token(), {row->id, username, row->role, false, ""}};
+  LoginOk ok{random_token(),
+             random_token(),
+             {row->id, username, row->role, false, "", split_communes(row->communes)}};
   ok.who.csrf = ok.csrf;
   db_.write(
       [id = row->id, th = token_hash(ok.token), csrf = ok.csrf, source, now_us](sqlite3* conn) {
@@ -312,16 +350,21 @@ std::optional<Principal> Auth::authenticate(const HttpRequest& req, std::int64_t
     const std::string th = token_hash(auth.substr(7));
     return db_.read([&](sqlite3* conn) -> std::optional<Principal> {
       sqlite3_stmt* st = nullptr;
-      sqlite3_prepare_v2(conn,
-                         "SELECT u.id, u.username, u.role FROM api_token t JOIN user u ON"
-                         " u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_us IS NULL AND"
-                         " u.disabled = 0",
-                         -1, &st, nullptr);
+      sqlite3_prepare_v2(
+          conn,
+          "SELECT u.id, u.username, u.role, u.communes FROM api_token t JOIN user u ON"
+          " u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_us IS NULL AND"
+          " u.disabled = 0",
+          -1, &st, nullptr);
       sqlite3_bind_text(st, 1, th.c_str(), -1, SQLITE_TRANSIENT);
       std::optional<Principal> p;
       if (sqlite3_step(st) == SQLITE_ROW) {
-        p = Principal{sqlite3_column_int64(st, 0), col(st, 1),
-                      role_from_string(col(st, 2)).value_or(Role::viewer), true, ""};
+        p = Principal{sqlite3_column_int64(st, 0),
+                      col(st, 1),
+                      role_from_string(col(st, 2)).value_or(Role::viewer),
+                      true,
+                      "",
+                      split_communes(col(st, 3))};
       }
       sqlite3_finalize(st);
       return p;
@@ -332,17 +375,22 @@ std::optional<Principal> Auth::authenticate(const HttpRequest& req, std::int64_t
   const std::string th = token_hash(token);
   return db_.read([&](sqlite3* conn) -> std::optional<Principal> {
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(conn,
-                       "SELECT u.id, u.username, u.role, s.csrf FROM session s JOIN user u ON"
-                       " u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_us > ?2 AND"
-                       " u.disabled = 0",
-                       -1, &st, nullptr);
+    sqlite3_prepare_v2(
+        conn,
+        "SELECT u.id, u.username, u.role, s.csrf, u.communes FROM session s JOIN user u ON"
+        " u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_us > ?2 AND"
+        " u.disabled = 0",
+        -1, &st, nullptr);
     sqlite3_bind_text(st, 1, th.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, now_us);
     std::optional<Principal> p;
     if (sqlite3_step(st) == SQLITE_ROW) {
-      p = Principal{sqlite3_column_int64(st, 0), col(st, 1),
-                    role_from_string(col(st, 2)).value_or(Role::viewer), false, col(st, 3)};
+      p = Principal{sqlite3_column_int64(st, 0),
+                    col(st, 1),
+                    role_from_string(col(st, 2)).value_or(Role::viewer),
+                    false,
+                    col(st, 3),
+                    split_communes(col(st, 4))};
     }
     sqlite3_finalize(st);
     return p;

@@ -7,15 +7,18 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <deque>
 
 namespace matthan::web {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
 HttpResponse json_error(int status, const std::string& code, const std::string& message) {
@@ -75,10 +78,103 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
   return out;
 }
 
+// An accepted WebSocket: its own strand (the HTTP session's), a write queue, a read loop for the
+// client's text messages. Lives as long as the socket or a holder of its channel.
+class WsSession : public WsChannel, public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(beast::tcp_stream stream, WsAccept accept)
+      : ws_(std::move(stream)), accept_(std::move(accept)) {}
+
+  void start(http::request<http::string_body> req) {
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "matthan"); }));
+    ws_.read_message_max(64 << 10);
+    ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        self->finish();
+        return;
+      }
+      self->open_ = true;
+      if (self->accept_.on_open) self->accept_.on_open(self);
+      self->read();
+    });
+  }
+
+  void send(std::shared_ptr<const std::string> message, bool binary) override {
+    queued_ += message->size();
+    asio::post(ws_.get_executor(), [self = shared_from_this(), message, binary] {
+      if (self->closed_) {
+        self->queued_ -= message->size();
+        return;
+      }
+      self->out_.emplace_back(message, binary);
+      if (self->out_.size() == 1) self->write_next();
+    });
+  }
+  std::size_t queued_bytes() const override { return queued_.load(); }
+  void close() override {
+    asio::post(ws_.get_executor(), [self = shared_from_this()] {
+      if (self->closed_ || !self->open_) return;
+      self->ws_.async_close(websocket::close_code::normal,
+                            [self](beast::error_code) { self->finish(); });
+    });
+  }
+
+ private:
+  void read() {
+    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) {
+        self->finish();
+        return;
+      }
+      if (self->ws_.got_text() && self->accept_.on_message)
+        self->accept_.on_message(beast::buffers_to_string(self->in_.data()));
+      self->in_.consume(self->in_.size());
+      self->read();
+    });
+  }
+  void write_next() {
+    auto& [message, binary] = out_.front();
+    ws_.binary(binary);
+    ws_.async_write(asio::buffer(*message),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      self->queued_ -= self->out_.front().first->size();
+                      self->out_.pop_front();
+                      if (ec) {
+                        self->finish();
+                        return;
+                      }
+                      if (!self->out_.empty()) self->write_next();
+                    });
+  }
+  void finish() {
+    if (closed_) return;
+    closed_ = true;
+    for (const auto& m : out_) queued_ -= m.first->size();
+    out_.clear();
+    if (accept_.on_close) accept_.on_close();
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  WsAccept accept_;
+  beast::flat_buffer in_;
+  std::deque<std::pair<std::shared_ptr<const std::string>, bool>> out_;  // strand only
+  std::atomic<std::size_t> queued_{0};
+  bool open_ = false;    // strand only
+  bool closed_ = false;  // strand only
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<const Handler> handler)
-      : stream_(std::move(socket)), handler_(std::move(handler)) {}
+  Session(tcp::socket socket, std::shared_ptr<const Handler> handler,
+          std::shared_ptr<const WsHandler> ws_handler)
+      : stream_(std::move(socket)),
+        handler_(std::move(handler)),
+        ws_handler_(std::move(ws_handler)) {}
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
@@ -118,7 +214,21 @@ class Session : public std::enable_shared_from_this<Session> {
       beast::error_code ep_ec;
       const auto ep = stream_.socket().remote_endpoint(ep_ec);
       if (!ep_ec) request.remote = ep.address().to_string();
-      out = (*handler_)(request);
+      if (websocket::is_upgrade(req)) {
+        if (!*ws_handler_) {
+          out = json_error(404, "not_found", "no WebSocket here");
+        } else {
+          auto answer = (*ws_handler_)(request);
+          if (auto* accept = std::get_if<WsAccept>(&answer)) {
+            std::make_shared<WsSession>(std::move(stream_), std::move(*accept))
+                ->start(parser_->release());
+            return;
+          }
+          out = std::get<HttpResponse>(std::move(answer));
+        }
+      } else {
+        out = (*handler_)(request);
+      }
     } catch (const std::exception& e) {
       spdlog::error("http: handler for {} failed: {}", std::string(req.target()), e.what());
       out = json_error(500, "internal", "internal error");
@@ -131,8 +241,12 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set("X-Content-Type-Options", "nosniff");
     for (const auto& [name, value] : out.headers) res->set(name, value);
     res->keep_alive(req.keep_alive());
-    res->body() = std::move(out.body);
-    res->prepare_payload();
+    if (req.method() == http::verb::head) {
+      res->content_length(out.body.size());  // the size a GET would send, and no body
+    } else {
+      res->body() = std::move(out.body);
+      res->prepare_payload();
+    }
     write(res);
   }
 
@@ -156,38 +270,40 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<const Handler> handler_;
+  std::shared_ptr<const WsHandler> ws_handler_;
 };
 
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io_ctx, Handler h)
+  Impl(asio::io_context& io_ctx, Handler h, WsHandler ws)
       : io(io_ctx),
         acceptor(asio::make_strand(io_ctx)),
-        handler(std::make_shared<const Handler>(std::move(h))) {}
+        handler(std::make_shared<const Handler>(std::move(h))),
+        ws_handler(std::make_shared<const WsHandler>(std::move(ws))) {}
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io),
-                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-                            if (ec) {
-                              if (!self->stopped)
-                                spdlog::warn("http: accept failed: {}", ec.message());
-                              if (ec == asio::error::operation_aborted || self->stopped) return;
-                            } else {
-                              std::make_shared<Session>(std::move(socket), self->handler)->run();
-                            }
-                            self->accept();
-                          });
+    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
+                                                                             tcp::socket socket) {
+      if (ec) {
+        if (!self->stopped) spdlog::warn("http: accept failed: {}", ec.message());
+        if (ec == asio::error::operation_aborted || self->stopped) return;
+      } else {
+        std::make_shared<Session>(std::move(socket), self->handler, self->ws_handler)->run();
+      }
+      self->accept();
+    });
   }
 
   asio::io_context& io;
   tcp::acceptor acceptor;
   std::shared_ptr<const Handler> handler;
+  std::shared_ptr<const WsHandler> ws_handler;
   std::atomic<bool> stopped{false};
 };
 
-HttpServer::HttpServer(asio::io_context& io, Handler handler)
-    : impl_(std::make_shared<Impl>(io, std::move(handler))) {}
+HttpServer::HttpServer(asio::io_context& io, Handler handler, WsHandler ws_handler)
+    : impl_(std::make_shared<Impl>(io, std::move(handler), std::move(ws_handler))) {}
 
 HttpServer::~HttpServer() {
   stop();

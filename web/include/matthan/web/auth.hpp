@@ -30,6 +30,8 @@ struct Principal {
   Role role = Role::viewer;
   bool bearer = false;  // an API token: no cookie, so no CSRF check
   std::string csrf;
+  std::vector<std::string> communes;  // a viewer's scope; empty: every commune
+  bool sees(const std::string& commune) const;
 };
 
 struct LoginOk {
@@ -50,14 +52,20 @@ class Auth {
                                                                 const std::string& password);
   std::expected<void, std::string> add_user(const std::string& username,
                                             const std::string& password, Role role,
-                                            std::int64_t now_us);
+                                            std::int64_t now_us,
+                                            const std::vector<std::string>& communes = {});
   std::expected<void, std::string> set_password(const std::string& username,
                                                 const std::string& password);
   // A new API token for the user (shown once; only its hash is stored).
   std::expected<std::string, std::string> new_api_token(const std::string& username,
                                                         const std::string& label,
                                                         std::int64_t now_us);
-  std::vector<std::pair<std::string, Role>> users() const;
+  struct UserRow {
+    std::string username;
+    Role role = Role::viewer;
+    std::vector<std::string> communes;
+  };
+  std::vector<UserRow> users() const;
 
   // Runs Argon2id (~0.1 s, 64 MiB): the caller's thread is busy meanwhile.
   std::expected<LoginOk, LoginError> login(const std::string& username, const std::string& password,

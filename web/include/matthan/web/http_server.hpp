@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace boost::asio {
@@ -22,10 +23,14 @@ struct HttpRequest {
   std::string target;  // path and query, as sent
   std::string path;    // decoded path without the query
   std::map<std::string, std::string> query;
+  std::map<std::string, std::string> params;   // the route pattern's {name} segments
   std::map<std::string, std::string> headers;  // lower-case names (only those handlers use)
   std::string body;
   std::string remote;  // the peer's address
   std::string user;    // set by the server's auth gate: who is asking (for the audit log)
+  std::string role;    // set by the auth gate: viewer, reviewer or admin
+  std::string csrf;    // set by the auth gate for cookie sessions
+  std::vector<std::string> communes;  // set by the auth gate: the scope; empty means all
 };
 
 struct HttpResponse {
@@ -45,10 +50,31 @@ struct HttpResponse {
 // Called on the connection's strand; must not block.
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
+// A WebSocket the server accepted. Thread-safe: send() may be called from any thread; messages
+// go out in order on the connection's strand.
+class WsChannel {
+ public:
+  virtual ~WsChannel() = default;
+  virtual void send(std::shared_ptr<const std::string> message, bool binary) = 0;
+  // Bytes handed to send() and not yet written to the socket: a slow client shows here.
+  virtual std::size_t queued_bytes() const = 0;
+  virtual void close() = 0;
+};
+
+// What to do with an accepted WebSocket; each callback runs on the connection's strand.
+struct WsAccept {
+  std::function<void(const std::shared_ptr<WsChannel>&)> on_open;
+  std::function<void(const std::string&)> on_message;  // text from the client
+  std::function<void()> on_close;                      // once, however it ends
+};
+
+// For upgrade requests: an HTTP answer (refused) or the callbacks of the accepted socket.
+using WsHandler = std::function<std::variant<HttpResponse, WsAccept>(const HttpRequest&)>;
+
 // Thread-safe start/stop; connections live on strands of the io_context.
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, Handler handler);
+  HttpServer(boost::asio::io_context& io, Handler handler, WsHandler ws_handler = {});
   ~HttpServer();
   // Binds and listens; returns the bound port (port 0 picks a free one).
   std::expected<int, std::string> start(const std::string& address, int port);

@@ -1,0 +1,124 @@
+#include "live.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+namespace matthan::app {
+
+namespace {
+constexpr std::size_t kMaxGop = 600;  // a camera without keyframes must not grow this forever
+}
+
+LiveStream::LiveStream(std::string camera_id, StreamKind kind)
+    : camera_id_(std::move(camera_id)), kind_(kind) {}
+
+void LiveStream::attach(PacketFanout& fanout) {
+  fanout.subscribe("live", DropPolicy::until_keyframe, 250, 0,
+                   [this](const EncodedPacketPtr& p) { on_packet(p); });
+}
+
+std::uint64_t LiveStream::add_viewer(std::shared_ptr<web::WsChannel> channel,
+                                     std::size_t cap_bytes) {
+  std::lock_guard lock(mutex_);
+  Viewer v;
+  v.id = next_id_++;
+  v.channel = std::move(channel);
+  v.cap = cap_bytes;
+  // Running already: the init segment and this GOP's fragments now; else at the next packet.
+  if (muxer_.open() && !gop_fragments_.empty()) send_start(v);
+  viewers_.push_back(std::move(v));
+  stats_.viewers = static_cast<int>(viewers_.size());
+  return viewers_.back().id;
+}
+
+void LiveStream::remove_viewer(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(viewers_, [id](const Viewer& v) { return v.id == id; });
+  stats_.viewers = static_cast<int>(viewers_.size());
+}
+
+LiveStats LiveStream::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void LiveStream::send_start(Viewer& v) {
+  const nlohmann::json hello{{"type", "init"},
+                             {"camera", camera_id_},
+                             {"stream", std::string(to_string(kind_))},
+                             {"mime", muxer_.mime()}};
+  v.channel->send(std::make_shared<const std::string>(hello.dump()), false);
+  v.channel->send(muxer_.init(), true);
+  for (const auto& f : gop_fragments_) {
+    v.channel->send(f, true);
+    ++stats_.sent;
+    stats_.bytes_sent += f->size();
+  }
+  v.fresh = false;
+  v.skipping = false;
+}
+
+void LiveStream::on_packet(const EncodedPacketPtr& packet) {
+  if (!packet->params || !packet->params->is_video) return;
+  std::lock_guard lock(mutex_);
+  if (packet->keyframe) {
+    gop_.clear();
+    gop_fragments_.clear();
+  }
+  if (gop_.empty() && !packet->keyframe) return;  // nothing to start from yet
+  if (gop_.size() >= kMaxGop) {
+    gop_.clear();
+    gop_fragments_.clear();
+    return;
+  }
+  gop_.push_back(packet);
+  if (viewers_.empty()) {
+    if (muxer_.open()) muxer_.reset();  // nobody watches: no muxing
+    gop_fragments_.clear();
+    return;
+  }
+  // The muxer starts (or restarts on new parameters) from the kept GOP's keyframe.
+  const bool restart = !muxer_.open() || gop_fragments_.size() + 1 != gop_.size();
+  if (restart) {
+    muxer_.reset();
+    gop_fragments_.clear();
+  }
+  bool new_init = false;
+  std::shared_ptr<const std::string> latest;
+  bool latest_key = false;
+  for (std::size_t i = restart ? 0 : gop_.size() - 1; i < gop_.size(); ++i) {
+    auto out = muxer_.push(*gop_[i]);
+    if (!out) {
+      if (last_error_ != out.error()) spdlog::warn("camera {}: {}", camera_id_, out.error());
+      last_error_ = out.error();
+      gop_fragments_.clear();
+      return;
+    }
+    if (!*out) continue;
+    new_init = new_init || (*out)->new_init;
+    latest = std::make_shared<const std::string>(std::move((*out)->bytes));
+    latest_key = (*out)->keyframe;
+    gop_fragments_.push_back(latest);
+    ++stats_.fragments;
+  }
+  if (!latest) return;
+  for (auto& v : viewers_) {
+    if (v.fresh || new_init) {
+      send_start(v);
+      continue;
+    }
+    // Behind: skip to the next keyframe rather than queue latency.
+    if (v.channel->queued_bytes() > v.cap || (v.skipping && !latest_key)) {
+      v.skipping = true;
+      ++stats_.skipped;
+      continue;
+    }
+    v.skipping = false;
+    v.channel->send(latest, true);
+    ++stats_.sent;
+    stats_.bytes_sent += latest->size();
+  }
+}
+
+}  // namespace matthan::app

@@ -1,0 +1,157 @@
+#include "matthan/storage/live_muxer.hpp"
+
+extern "C" {
+#include <libavformat/avformat.h>
+}
+
+#include <cstdio>
+#include <cstring>
+
+namespace matthan::storage {
+
+namespace {
+
+std::string av_error(int code) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(code, buf, sizeof buf);
+  return buf;
+}
+
+}  // namespace
+
+struct FragmentMuxer::State {
+  AVFormatContext* fmt = nullptr;
+  AVIOContext* io = nullptr;
+  std::string pending;  // what the muxer wrote since the last take
+  std::int64_t generation = -1;
+  AVRational in_tb{1, 90000};
+  std::int64_t first_dts = AV_NOPTS_VALUE;
+  std::int64_t last_dts = AV_NOPTS_VALUE;
+  std::int64_t frame_ticks = 3600;  // 25 fps until two frames tell
+
+  static int write_cb(void* opaque, std::uint8_t* buf, int size) {
+    static_cast<State*>(opaque)->pending.append(reinterpret_cast<const char*>(buf),
+                                                static_cast<std::size_t>(size));
+    return size;
+  }
+  ~State() {
+    if (fmt != nullptr) avformat_free_context(fmt);
+    if (io != nullptr) {
+      av_freep(&io->buffer);
+      avio_context_free(&io);
+    }
+  }
+};
+
+FragmentMuxer::FragmentMuxer() = default;
+FragmentMuxer::~FragmentMuxer() = default;
+
+bool FragmentMuxer::open() const {
+  return state_ != nullptr;
+}
+
+void FragmentMuxer::reset() {
+  state_.reset();
+}
+
+std::string codec_string(const std::string& init) {
+  char out[32] = {};
+  if (const auto at = init.find("avcC"); at != std::string::npos && at + 8 <= init.size()) {
+    const auto* b = reinterpret_cast<const unsigned char*>(init.data() + at + 4);
+    std::snprintf(out, sizeof out, "avc1.%02x%02x%02x", b[1], b[2], b[3]);
+    return out;
+  }
+  if (init.find("hvcC") != std::string::npos) return "hvc1.1.6.L93.B0";
+  return "";
+}
+
+std::expected<std::optional<LiveFragment>, std::string> FragmentMuxer::push(
+    const EncodedPacket& packet) {
+  if (!packet.params || !packet.params->is_video) return std::optional<LiveFragment>();
+  const auto& p = *packet.params;
+  if (state_ && state_->generation != p.generation) state_.reset();
+  bool new_init = false;
+  if (!state_) {
+    if (!packet.keyframe) return std::optional<LiveFragment>();
+    if (p.codec != Codec::h264 && p.codec != Codec::h265)
+      return std::unexpected("live view: codec " + std::string(to_string(p.codec)));
+    auto s = std::make_unique<State>();
+    s->generation = p.generation;
+    s->in_tb = {p.time_base_num, p.time_base_den};
+    if (avformat_alloc_output_context2(&s->fmt, nullptr, "mp4", nullptr) < 0)
+      return std::unexpected("no mp4 muxer");
+    constexpr int kBuffer = 256 * 1024;
+    auto* buffer = static_cast<unsigned char*>(av_malloc(kBuffer));
+    s->io = avio_alloc_context(buffer, kBuffer, 1, s.get(), nullptr, &State::write_cb, nullptr);
+    s->fmt->pb = s->io;
+    s->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    AVStream* st = avformat_new_stream(s->fmt, nullptr);
+    st->time_base = {1, 90000};
+    st->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
+    st->codecpar->codec_id = p.codec == Codec::h264 ? AV_CODEC_ID_H264 : AV_CODEC_ID_HEVC;
+    st->codecpar->width = p.width;
+    st->codecpar->height = p.height;
+    if (!p.extradata.empty()) {
+      st->codecpar->extradata =
+          static_cast<std::uint8_t*>(av_mallocz(p.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
+      std::memcpy(st->codecpar->extradata, p.extradata.data(), p.extradata.size());
+      st->codecpar->extradata_size = static_cast<int>(p.extradata.size());
+    }
+    if (p.codec == Codec::h265) st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
+    AVDictionary* opts = nullptr;
+    // frag_custom: we cut a fragment after every frame (av_write_frame(fmt, nullptr)).
+    av_dict_set(&opts, "movflags", "empty_moov+default_base_moof+frag_custom", 0);
+    const int rc = avformat_write_header(s->fmt, &opts);
+    av_dict_free(&opts);
+    if (rc < 0) return std::unexpected("live view: cannot start the muxer: " + av_error(rc));
+    avio_flush(s->io);
+    init_ = std::make_shared<const std::string>(std::move(s->pending));
+    s->pending.clear();
+    const auto codec = codec_string(*init_);
+    mime_ = "video/mp4; codecs=\"" + (codec.empty() ? std::string("avc1.42e01e") : codec) + "\"";
+    state_ = std::move(s);
+    new_init = true;
+  }
+  auto& s = *state_;
+  if (s.first_dts == AV_NOPTS_VALUE) s.first_dts = packet.dts == AV_NOPTS_VALUE ? 0 : packet.dts;
+  AVPacket* pkt = av_packet_alloc();
+  pkt->data = const_cast<std::uint8_t*>(packet.data.data());
+  pkt->size = static_cast<int>(packet.data.size());
+  const AVRational out_tb{1, 90000};
+  pkt->dts = av_rescale_q(packet.dts - s.first_dts, s.in_tb, out_tb);
+  pkt->pts = av_rescale_q(packet.pts - s.first_dts, s.in_tb, out_tb);
+  // Repeated or backward timestamps (cameras, RTP at a start): one frame after the last.
+  if (packet.dts == AV_NOPTS_VALUE || packet.pts == AV_NOPTS_VALUE ||
+      (s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts)) {
+    const std::int64_t fixed = s.last_dts == AV_NOPTS_VALUE ? 0 : s.last_dts + s.frame_ticks;
+    pkt->pts = fixed + std::max<std::int64_t>(0, pkt->pts - pkt->dts);
+    pkt->dts = fixed;
+  } else if (s.last_dts != AV_NOPTS_VALUE) {
+    s.frame_ticks = pkt->dts - s.last_dts;
+  }
+  if (pkt->pts < pkt->dts) pkt->pts = pkt->dts;
+  // A fragment of one frame must say how long the frame lasts: its own duration, else the last
+  // interval (the next frame's time is not known yet, and waiting for it is a frame of latency).
+  pkt->duration =
+      packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : s.frame_ticks;
+  pkt->flags = packet.keyframe ? AV_PKT_FLAG_KEY : 0;
+  pkt->stream_index = 0;
+  const std::int64_t dts_out = pkt->dts;
+  int rc = av_write_frame(s.fmt, pkt);
+  av_packet_free(&pkt);
+  if (rc >= 0) rc = av_write_frame(s.fmt, nullptr);  // cut the fragment now
+  if (rc < 0) {
+    state_.reset();
+    return std::unexpected("live view: muxing failed: " + av_error(rc));
+  }
+  avio_flush(s.io);
+  s.last_dts = dts_out;
+  LiveFragment out;
+  out.bytes = std::move(s.pending);
+  s.pending.clear();
+  out.keyframe = packet.keyframe;
+  out.new_init = new_init;
+  return std::optional<LiveFragment>(std::move(out));
+}
+
+}  // namespace matthan::storage
