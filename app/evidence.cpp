@@ -5,6 +5,9 @@
 #include <sys/timex.h>
 #include <unistd.h>
 
+#include <algorithm>
+
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -53,6 +56,12 @@ const CameraConfig* find_camera(const Config& config, const std::string& id) {
     if (c.id == id) return &c;
   }
   return nullptr;
+}
+
+// A user with a commune scope acts only on those communes' cameras.
+bool in_communes(const web::HttpRequest& req, const std::string& commune) {
+  return req.communes.empty() ||
+         std::find(req.communes.begin(), req.communes.end(), commune) != req.communes.end();
 }
 
 std::string col(sqlite3_stmt* st, int c) {
@@ -336,6 +345,10 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
   }
   r.cameras = export_cameras(ctx.config, ids, &error);
   if (!error.empty()) return web::json_error(400, "bad_camera", error);
+  for (const auto& c : r.cameras) {
+    if (!in_communes(req, c.commune))
+      return web::json_error(403, "out_of_scope", "camera '" + c.id + "' is outside your communes");
+  }
   const auto now = wall_now_us();
   const auto from = parse_time_arg(body.value("from", ""), now);
   const auto to = parse_time_arg(body.value("to", ""), now);
@@ -468,6 +481,9 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
       for (const auto& c : body["cameras"]) {
         if (!c.is_string() || find_camera(config, c.get<std::string>()) == nullptr)
           return web::json_error(400, "bad_camera", "unknown camera " + c.dump());
+        if (!in_communes(req, find_camera(config, c.get<std::string>())->commune))
+          return web::json_error(403, "out_of_scope",
+                                 "camera " + c.dump() + " is outside your communes");
         h.cameras.push_back(c.get<std::string>());
       }
       const auto from = parse_time_arg(body.value("from", ""), now);

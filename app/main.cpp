@@ -814,6 +814,35 @@ int run(const std::string& config_path) {
                }
                return web::json_error(404, "not_found", "no camera '" + id + "'");
              });
+  router.add({"GET", "/api/cameras/{id}/uptime", Role::viewer, RouteKind::json,
+              "online share of the monitored time over 24 h and 7 days"},
+             [&](const web::HttpRequest& req) {
+               const auto changes = status_repo.state_changes(req.params.at("id"), "camera");
+               const auto now = clock.now_us();
+               // Time before the first recorded state is not monitored, so not counted.
+               auto share = [&](std::int64_t window_us) {
+                 const std::int64_t from = now - window_us;
+                 std::int64_t online = 0, monitored = 0;
+                 for (std::size_t i = 0; i < changes.size(); ++i) {
+                   const auto a = std::max(changes[i].start_us, from);
+                   const auto b =
+                       std::min(i + 1 < changes.size() ? changes[i + 1].start_us : now, now);
+                   if (b <= a) continue;
+                   monitored += b - a;
+                   if (changes[i].state == "online") online += b - a;
+                 }
+                 return json{{"uptime", monitored > 0 ? json(static_cast<double>(online) /
+                                                             static_cast<double>(monitored))
+                                                      : json()},
+                             {"online_s", online / 1'000'000},
+                             {"monitored_s", monitored / 1'000'000}};
+               };
+               return web::HttpResponse{200, "application/json",
+                                        json{{"camera", req.params.at("id")},
+                                             {"h24", share(86'400'000'000LL)},
+                                             {"d7", share(7 * 86'400'000'000LL)}}
+                                            .dump()};
+             });
   router.add({"GET", "/api/cameras/{id}/tune", Role::reviewer, RouteKind::json,
               "replay a stored clip with candidate analytics settings"},
              [&](const web::HttpRequest& req) { return tune_api(req, config); });
@@ -910,6 +939,13 @@ int run(const std::string& config_path) {
       if (!places.contains(id)) return web::json_error(404, "not_found", "no camera '" + id + "'");
       if (!app::in_scope(req, places, id))
         return web::json_error(403, "out_of_scope", "camera '" + id + "' is outside your communes");
+    }
+    if (route.pattern.starts_with("/api/events/{id}")) {
+      const auto& id = req.params.at("id");
+      const auto camera = app::event_camera(event_ctx, id);
+      if (!camera) return web::json_error(404, "not_found", "no event '" + id + "'");
+      if (!app::in_scope(req, places, *camera))
+        return web::json_error(403, "out_of_scope", "event '" + id + "' is outside your communes");
     }
     return match.index;
   };

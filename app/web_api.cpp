@@ -249,6 +249,20 @@ web::HttpResponse list_events(EventApiContext& ctx, const web::HttpRequest& req)
 
 }  // namespace
 
+std::optional<std::string> event_camera(EventApiContext& ctx, const std::string& event_id) {
+  return ctx.db.read([&](sqlite3* conn) -> std::optional<std::string> {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn, "SELECT camera_id FROM event WHERE node_id = ?1 AND id = ?2", -1, &st,
+                       nullptr);
+    sqlite3_bind_text(st, 1, ctx.config.node_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, event_id.c_str(), -1, SQLITE_TRANSIENT);
+    std::optional<std::string> out;
+    if (sqlite3_step(st) == SQLITE_ROW) out = text_col(st, 0);
+    sqlite3_finalize(st);
+    return out;
+  });
+}
+
 std::map<std::string, CameraPlace> camera_places(const Config& config) {
   std::map<std::string, CameraPlace> out;
   for (const auto& c : config.cameras) out[c.id] = {c.name, c.commune, c.hamlet};

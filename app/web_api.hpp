@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ struct EventApiContext {
 };
 
 void add_event_routes(web::Router& router, EventApiContext& ctx);
+// The camera of an event, nullopt when there is no such event.
+std::optional<std::string> event_camera(EventApiContext& ctx, const std::string& event_id);
 
 // Thread-safe: mutex_ guards the client list; publish() is called from event sinks and status
 // changes (any thread), clients join and leave on their connections' strands.

@@ -21,49 +21,17 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+using Reply = HttpReply;
 
-struct Reply {
-  int status = 0;
-  std::string head, body;
-};
-
+std::string login(int port, const std::string& user, const std::string& password, int* status) {
+  return session_login(port, user, password, status);
+}
 Reply request(int port, const std::string& method, const std::string& path,
               const std::string& headers, const std::string& body = "") {
-  const std::string raw = http_raw(
-      port,
-      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers +
-          (body.empty() ? "" : "Content-Type: application/json\r\n") +
-          "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body,
-      30s);
-  Reply r;
-  if (raw.size() < 12) return r;
-  r.status = std::atoi(raw.substr(9, 3).c_str());
-  const auto end = raw.find("\r\n\r\n");
-  r.head = raw.substr(0, end);
-  if (end != std::string::npos) r.body = raw.substr(end + 4);
-  return r;
+  return http_request(port, method, path, headers, body);
 }
-
 int run(const std::string& command, std::string* out = nullptr) {
-  std::FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  char buf[512];
-  std::string text;
-  while (std::fgets(buf, sizeof buf, p) != nullptr) text += buf;
-  const int status = ::pclose(p);
-  if (out != nullptr) *out = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A session's headers (cookie and CSRF token), or "" when the login failed.
-std::string login(int port, const std::string& user, const std::string& password, int* status) {
-  const auto r = request(port, "POST", "/api/login", "",
-                         json{{"username", user}, {"password", password}}.dump());
-  *status = r.status;
-  const auto at = r.head.find("Set-Cookie: ");
-  if (r.status != 200 || at == std::string::npos) return "";
-  const auto value = r.head.substr(at + 12, r.head.find(';', at) - at - 12);
-  return "Cookie: " + value +
-         "\r\nX-CSRF-Token: " + json::parse(r.body)["csrf"].get<std::string>() + "\r\n";
+  return run_command(command, out);
 }
 
 TEST(Auth, RolesSessionsCsrfLockoutAndTokens) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -166,6 +167,46 @@ void set_default_headers(const std::string& lines) {
 
 const std::string& default_headers() {
   return default_header_lines();
+}
+
+HttpReply http_request(int port, const std::string& method, const std::string& path,
+                       const std::string& headers, const std::string& body,
+                       std::chrono::milliseconds timeout) {
+  const std::string raw = http_raw(
+      port,
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers +
+          (body.empty() ? "" : "Content-Type: application/json\r\n") +
+          "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body,
+      timeout);
+  HttpReply r;
+  if (raw.size() < 12) return r;
+  r.status = std::atoi(raw.substr(9, 3).c_str());
+  const auto end = raw.find("\r\n\r\n");
+  r.head = raw.substr(0, end);
+  if (end != std::string::npos) r.body = raw.substr(end + 4);
+  return r;
+}
+
+std::string session_login(int port, const std::string& user, const std::string& password,
+                          int* status) {
+  const auto r = http_request(port, "POST", "/api/login", "",
+                              nlohmann::json{{"username", user}, {"password", password}}.dump());
+  *status = r.status;
+  const auto at = r.head.find("Set-Cookie: ");
+  if (r.status != 200 || at == std::string::npos) return "";
+  const auto value = r.head.substr(at + 12, r.head.find(';', at) - at - 12);
+  return "Cookie: " + value +
+         "\r\nX-CSRF-Token: " + nlohmann::json::parse(r.body)["csrf"].get<std::string>() + "\r\n";
+}
+
+int run_command(const std::string& command, std::string* out) {
+  std::FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  char buf[512];
+  std::string text;
+  while (std::fgets(buf, sizeof buf, p) != nullptr) text += buf;
+  const int status = ::pclose(p);
+  if (out != nullptr) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 HttpResult http_post(int port, const std::string& path, const std::string& json_body,

@@ -61,6 +61,21 @@ std::string login_admin(int port, const std::string& config_path);
 HttpResult http_post(int port, const std::string& path, const std::string& json_body,
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// Any request with extra header lines ("Name: value\r\n"); the status line's code, the head and
+// the body. The connection is closed after one answer.
+struct HttpReply {
+  int status = 0;
+  std::string head, body;
+};
+HttpReply http_request(int port, const std::string& method, const std::string& path,
+                       const std::string& headers, const std::string& body = "",
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// Logs in; the session's header lines (cookie and CSRF token), or "" (status says why).
+std::string session_login(int port, const std::string& user, const std::string& password,
+                          int* status);
+// Runs a shell command; its exit code, its output (stdout and stderr) in *out.
+int run_command(const std::string& command, std::string* out = nullptr);
+
 // The build tree's binaries (set by CMake).
 std::string binary_path(const std::string& name);
 std::string temp_dir(const std::string& prefix);

@@ -188,6 +188,7 @@ int main(int argc, char** argv) {
   std::FILE* frames = nullptr;
   if (!truth_file.empty()) truth = std::fopen(truth_file.c_str(), "w");
   if (!frame_log.empty()) frames = std::fopen(frame_log.c_str(), "w");
+  if (frames != nullptr) std::setvbuf(frames, nullptr, _IOLBF, 0);  // readers follow it live
   server.set_truth_log(truth);
   server.set_frame_log(frames);
   auto bound = server.start(address, port);

@@ -1,0 +1,441 @@
+// Mắt Thần browser UI: one page, hash routes, strings from i18n.<lang>.json (vi by default).
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const ROLES = { viewer: 1, reviewer: 2, admin: 3 };
+
+let lang = localStorage.getItem("lang") || "vi";
+let strings = {};
+let me = null;          // { username, role, csrf, communes }
+let cameras = [];       // from /api/cameras
+let pageCleanup = [];   // closes sockets and timers of the page being left
+let bytesUsed = 0;      // live-view bytes received by this page
+
+function t(key, vars = {}) {
+  let s = strings[key] ?? key;
+  for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, v);
+  return s;
+}
+const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString(lang === "vi" ? "vi-VN" : "en-GB") : "");
+const typeName = (type) => (strings[`type.${type}`] ? t(`type.${type}`) : type);
+
+async function loadStrings() {
+  strings = await (await fetch(`/i18n.${lang}.json`)).json();
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+}
+
+async function api(path, opts = {}) {
+  const headers = { ...(opts.headers || {}) };
+  if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+  if (opts.method && opts.method !== "GET") headers["X-CSRF-Token"] = me?.csrf || "";
+  const r = await fetch(path, { ...opts, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+  if (r.status === 401) { showLogin(); throw new Error("unauthenticated"); }
+  const data = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
+  if (!r.ok) throw new Error(data?.error?.message || `HTTP ${r.status}`);
+  return data;
+}
+
+function can(role) { return me && ROLES[me.role] >= ROLES[role]; }
+
+function showLogin() {
+  me = null;
+  cleanup();
+  $("#login").classList.remove("hidden");
+  $("#nav").classList.add("hidden");
+  $("#logout").classList.add("hidden");
+  $("#page").innerHTML = "";
+  $("#who").textContent = "";
+}
+
+function cleanup() {
+  for (const f of pageCleanup) try { f(); } catch (e) { /* already closed */ }
+  pageCleanup = [];
+}
+
+$("#login").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const r = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: $("#user").value, password: $("#pass").value }) });
+  if (!r.ok) { $("#login-err").textContent = r.status === 429 ? t("login.locked") : t("login.bad"); return; }
+  $("#pass").value = ""; $("#login-err").textContent = "";
+  await start();
+};
+$("#logout").onclick = async () => {
+  try { await api("/api/logout", { method: "POST" }); } catch (e) { /* gone already */ }
+  if (push) push.close();
+  showLogin();
+};
+$("#lang").onclick = async () => { lang = lang === "vi" ? "en" : "vi"; localStorage.setItem("lang", lang); await loadStrings(); route(); };
+$("#modal-close").onclick = () => closeModal();
+function openModal(html) { $("#modal-body").innerHTML = html; $("#modal").classList.remove("hidden"); }
+function closeModal() {
+  for (const v of document.querySelectorAll("#modal video")) { v.pause(); v.removeAttribute("src"); v.load(); }
+  $("#modal").classList.add("hidden"); $("#modal-body").innerHTML = "";
+}
+
+// ---- push: new events and camera states ----
+let push = null;
+function connectPush() {
+  if (push) push.close();
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`);
+  push = ws;
+  ws.onmessage = (ev) => {
+    const m = JSON.parse(ev.data);
+    if (m.type === "event_start") {
+      toast(t("toast.new_event", { type: typeName(m.event.type), camera: m.event.camera_name || m.event.camera }), m.event);
+      document.dispatchEvent(new CustomEvent("matthan-event", { detail: m.event }));
+    } else if (m.type === "camera_state") {
+      const c = cameras.find((x) => x.id === m.camera);
+      if (c) c.state = m.state;
+      document.dispatchEvent(new CustomEvent("matthan-camera", { detail: m }));
+    }
+  };
+  ws.onclose = () => { if (me && push === ws) setTimeout(connectPush, 3000); };
+}
+
+function beep() {
+  try {
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    const o = ctx.createOscillator(); const g = ctx.createGain();
+    o.frequency.value = 880; g.gain.value = 0.15; o.connect(g); g.connect(ctx.destination);
+    o.start(); o.stop(ctx.currentTime + 0.35);
+  } catch (e) { /* no audio device */ }
+}
+
+function toast(text, event) {
+  const el = document.createElement("div");
+  el.className = "toast"; el.textContent = text; el.dataset.event = event?.id || "";
+  el.onclick = () => { el.remove(); location.hash = "#/events"; };
+  $("#toasts").appendChild(el);
+  beep();
+  setTimeout(() => el.remove(), 15000);
+}
+
+// ---- live view: fragmented MP4 over a WebSocket into Media Source Extensions ----
+function playLive(video, camera, stream, onMessage) {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(camera)}/live?stream=${stream}`);
+  ws.binaryType = "arraybuffer";
+  let ms = null, sb = null, queue = [];
+  const pump = () => {
+    if (!sb || sb.updating || !queue.length || ms.readyState !== "open") return;
+    try { sb.appendBuffer(queue.shift()); } catch (e) { queue = []; }
+  };
+  const keepLive = () => {
+    const b = video.buffered;
+    if (!b.length) return;
+    const end = b.end(b.length - 1);
+    // Live, not a recording: jump to the newest frame when behind (the server skips a lagging
+    // socket ahead; this skips the player's own buffer ahead).
+    if (video.currentTime < b.start(0) || end - video.currentTime > 0.6) video.currentTime = Math.max(b.start(b.length - 1), end - 0.05);
+    if (!sb.updating && end - b.start(0) > 20) sb.remove(b.start(0), end - 5);
+    if (video.paused) video.play().catch(() => {});
+  };
+  ws.onmessage = (ev) => {
+    if (typeof ev.data === "string") {
+      const m = JSON.parse(ev.data);
+      if (m.type !== "init") return;
+      if (!window.MediaSource || !MediaSource.isTypeSupported(m.mime)) { onMessage?.(t("live.no_mse", { codec: m.mime })); return; }
+      queue = [];
+      ms = new MediaSource();
+      video.src = URL.createObjectURL(ms);
+      ms.addEventListener("sourceopen", () => {
+        sb = ms.addSourceBuffer(m.mime);
+        sb.mode = "segments";
+        sb.addEventListener("updateend", () => { keepLive(); pump(); });
+        pump();
+      }, { once: true });
+      return;
+    }
+    bytesUsed += ev.data.byteLength;
+    queue.push(ev.data);
+    if (queue.length > 150) queue.splice(0, queue.length - 150);
+    pump();
+  };
+  ws.onclose = () => onMessage?.("…");
+  return () => { ws.close(); if (video.src) { video.pause(); video.removeAttribute("src"); video.load(); } };
+}
+
+function updateDataUsed() { $("#data-used").textContent = t("live.data", { mb: (bytesUsed / 1048576).toFixed(1) }); }
+
+async function pageLive(main) {
+  const d = await api("/api/cameras");
+  cameras = d.cameras;
+  const online = cameras.filter((c) => c.state === "online").length;
+  const byHamlet = {};
+  for (const c of cameras) (byHamlet[c.hamlet || t("live.hamlet_none")] ||= []).push(c);
+  main.innerHTML = `<div class="summary" id="live-summary">${esc(t("live.summary", { on: online, all: cameras.length }))}</div>` +
+    Object.entries(byHamlet).map(([h, list]) => `<h2>${esc(h)}</h2><div class="grid">${list.map((c) =>
+      `<div class="tile" data-camera="${esc(c.id)}"><video muted playsinline></video>
+        <div class="cap"><b>${esc(c.name)}</b><span class="badge ${esc(c.state)}">${esc(t(`state.${c.state}`))}</span>
+        <button class="fs">${esc(t("live.full"))}</button></div><div class="msg"></div></div>`).join("")}</div>`).join("");
+  const players = new Map();
+  const startTile = (tile, stream) => {
+    players.get(tile)?.();
+    const msg = $(".msg", tile);
+    players.set(tile, playLive($("video", tile), tile.dataset.camera, stream, (m) => { msg.textContent = m; }));
+  };
+  const stopTile = (tile) => { players.get(tile)?.(); players.delete(tile); };
+  // Tiles out of view are paused: their sockets closed, nothing downloaded.
+  const io = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      if (e.target.classList.contains("full")) continue;
+      if (e.isIntersecting) startTile(e.target, "sub"); else stopTile(e.target);
+    }
+  });
+  for (const tile of main.querySelectorAll(".tile")) {
+    io.observe(tile);
+    $(".fs", tile).onclick = () => {
+      const full = !tile.classList.contains("full");
+      tile.classList.toggle("full", full);
+      startTile(tile, full ? "main" : "sub");   // main stream full screen, sub in the grid
+    };
+  }
+  const onCam = (ev) => {
+    const tile = main.querySelector(`.tile[data-camera="${CSS.escape(ev.detail.camera)}"] .badge`);
+    if (tile) { tile.className = `badge ${ev.detail.state}`; tile.textContent = t(`state.${ev.detail.state}`); }
+  };
+  document.addEventListener("matthan-camera", onCam);
+  const timer = setInterval(updateDataUsed, 1000);
+  pageCleanup.push(() => { io.disconnect(); for (const stop of players.values()) stop(); clearInterval(timer); document.removeEventListener("matthan-camera", onCam); });
+}
+
+function eventHtml(e) {
+  const review = e.review || { state: "new" };
+  return `<div class="event" data-id="${esc(e.id)}">
+    ${e.snapshot ? `<img loading="lazy" src="/api/events/${encodeURIComponent(e.id)}/snapshot.jpg" alt="">` : ""}
+    <div class="body"><b>${esc(typeName(e.type))}</b>${e.label ? ` (${esc(e.label)})` : ""} — ${esc(e.camera_name || e.camera)}
+      <span class="muted">${esc(e.hamlet || "")}</span><br>
+      <span class="num">${esc(fmtTime(e.start))}</span>
+      <span class="badge ${esc(review.state)}">${esc(t(`review.${review.state}`))}</span>
+      ${review.note ? `<div>${esc(t("events.note"))}: ${esc(review.note)}</div>` : ""}
+      ${e.ack ? `<div class="muted ack">${esc(t("events.acked", { who: e.ack.by }))}</div>` : ""}
+      <div class="actions">
+        ${e.ack ? "" : `<button data-act="ack">${esc(t("events.ack"))}</button>`}
+        ${can("reviewer") && e.camera !== "-" ? `<button data-act="play">${esc(t("events.play"))}</button>
+          <button data-act="confirmed">${esc(t("events.confirm"))}</button>
+          <button data-act="false_alarm">${esc(t("events.false_alarm"))}</button>
+          <button data-act="new">${esc(t("events.reset"))}</button>` : ""}
+      </div></div></div>`;
+}
+
+async function pageEvents(main) {
+  const d = await api("/api/cameras"); cameras = d.cameras;
+  const types = ["motion", "person", "tamper", "camera_offline", "storage_alarm"];
+  main.innerHTML = `<form class="filters" id="ev-filter">
+    <label>${esc(t("events.camera"))}<select name="camera"><option value="">${esc(t("events.all"))}</option>
+      ${cameras.map((c) => `<option value="${esc(c.id)}">${esc(c.name)}</option>`).join("")}</select></label>
+    <label>${esc(t("events.type"))}<select name="type"><option value="">${esc(t("events.all"))}</option>
+      ${types.map((x) => `<option value="${x}">${esc(typeName(x))}</option>`).join("")}</select></label>
+    <label>${esc(t("events.review"))}<select name="review"><option value="">${esc(t("events.all"))}</option>
+      ${["new", "confirmed", "false_alarm"].map((x) => `<option value="${x}">${esc(t(`review.${x}`))}</option>`).join("")}</select></label>
+    <label>${esc(t("events.from"))}<input type="datetime-local" name="from"></label>
+    <label>${esc(t("events.to"))}<input type="datetime-local" name="to"></label>
+    <button class="btn">${esc(t("events.filter"))}</button></form>
+    <div id="ev-list"></div><button class="btn hidden" id="ev-more">${esc(t("events.more"))}</button>`;
+  let cursor = null;
+  const params = () => {
+    const f = new FormData($("#ev-filter")); const p = new URLSearchParams();
+    for (const k of ["camera", "type", "review"]) if (f.get(k)) p.set(k, f.get(k));
+    for (const k of ["from", "to"]) if (f.get(k)) p.set(k, new Date(f.get(k)).toISOString());
+    return p;
+  };
+  const load = async (more) => {
+    const p = params(); p.set("limit", "30"); if (more && cursor) p.set("cursor", cursor);
+    const r = await api(`/api/events?${p}`);
+    cursor = r.next_cursor;
+    const list = $("#ev-list");
+    if (!more) list.innerHTML = r.events.length ? "" : `<p>${esc(t("events.none"))}</p>`;
+    list.insertAdjacentHTML("beforeend", r.events.map(eventHtml).join(""));
+    $("#ev-more").classList.toggle("hidden", !cursor);
+  };
+  $("#ev-filter").onsubmit = (ev) => { ev.preventDefault(); load(false); };
+  $("#ev-more").onclick = () => load(true);
+  $("#ev-list").onclick = async (ev) => {
+    const btn = ev.target.closest("button"); if (!btn) return;
+    const card = btn.closest(".event"); const id = card.dataset.id; const act = btn.dataset.act;
+    try {
+      if (act === "play") {
+        openModal(`<video id="clip" controls autoplay muted src="/api/events/${encodeURIComponent(id)}/clip.mp4"></video>`);
+        return;
+      }
+      let e;
+      if (act === "ack") e = await api(`/api/events/${encodeURIComponent(id)}/ack`, { method: "POST", body: {} });
+      else {
+        const note = act === "new" ? "" : (prompt(t("events.note")) ?? "");
+        e = await api(`/api/events/${encodeURIComponent(id)}/review`, { method: "POST", body: { state: act, note } });
+      }
+      card.outerHTML = eventHtml(e);
+    } catch (err) { alert(t("common.error", { message: err.message })); }
+  };
+  const onEvent = (ev) => { if (!cursor || $("#ev-list .event")) load(false); void ev; };
+  document.addEventListener("matthan-event", onEvent);
+  pageCleanup.push(() => document.removeEventListener("matthan-event", onEvent));
+  await load(false);
+}
+
+async function pagePlayback(main) {
+  const d = await api("/api/cameras"); cameras = d.cameras;
+  const today = new Date(); const pad = (n) => String(n).padStart(2, "0");
+  const dayText = `${today.getFullYear()}-${pad(today.getMonth() + 1)}-${pad(today.getDate())}`;
+  main.innerHTML = `<form class="filters" id="pb-form">
+    <label>${esc(t("playback.camera"))}<select name="camera">${cameras.map((c) => `<option value="${esc(c.id)}">${esc(c.name)}</option>`).join("")}</select></label>
+    <label>${esc(t("playback.day"))}<input type="date" name="day" value="${dayText}"></label>
+    <label>${esc(t("playback.span"))}<select name="span">${[1, 6, 24].map((h) => `<option value="${h}">${h} h</option>`).join("")}</select></label></form>
+    <div class="legend"><span style="background:#1f8a4c"></span>${esc(t("playback.recorded"))}<span style="background:#b42318"></span>${esc(t("playback.gap"))}<span style="background:#b54708"></span>${esc(t("playback.event"))}</div>
+    <div class="timeline" id="pb-line"><div class="cursor" id="pb-cursor"></div></div><div class="ticks" id="pb-ticks"></div>
+    <div id="pb-at"></div><video id="pb-video" controls muted playsinline style="width:100%;max-height:70vh;background:#000"></video>`;
+  let from = 0, to = 0, segments = [];
+  const line = $("#pb-line");
+  const pos = (ms) => `${(100 * (ms - from)) / (to - from)}%`;
+  const draw = async () => {
+    const f = new FormData($("#pb-form"));
+    // A window of the chosen span: ending now for today, else the day's end.
+    const dayStart = new Date(`${f.get("day")}T00:00:00`).getTime();
+    const span = Number(f.get("span")) * 3600000;
+    to = Math.min(dayStart + 86400000, Date.now() + 60000);
+    from = Math.max(dayStart, to - span);
+    const cam = f.get("camera");
+    const q = `from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}`;
+    const rec = await api(`/api/cameras/${encodeURIComponent(cam)}/recordings?${q}`);
+    const evs = await api(`/api/events?camera=${encodeURIComponent(cam)}&${q}&limit=500`);
+    segments = rec.segments.filter((s) => s.stream === "main").map((s) => [Date.parse(s.from), s.state === "open" ? Date.now() : Date.parse(s.to)]);
+    line.innerHTML = `<div class="cursor" id="pb-cursor"></div>` +
+      segments.map(([a, b]) => `<div class="seg" style="left:${pos(Math.max(a, from))};width:${pos(from + Math.min(b, to) - Math.max(a, from))}"></div>`).join("") +
+      rec.gaps.filter((g) => g.stream === "main").map((g) => `<div class="gap" title="${esc(g.reason)}" style="left:${pos(Math.max(Date.parse(g.from), from))};width:${pos(from + Math.min(Date.parse(g.to), to) - Math.max(Date.parse(g.from), from))}"></div>`).join("") +
+      evs.events.map((e) => `<div class="ev" title="${esc(typeName(e.type))}" style="left:${pos(Date.parse(e.start))}"></div>`).join("");
+    const hhmm = (ms) => new Date(ms).toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+    $("#pb-ticks").innerHTML = [0, 0.25, 0.5, 0.75, 1].map((x) => `<span style="left:${100 * x}%">${hhmm(from + x * (to - from))}</span>`).join("");
+  };
+  // Click or drag on the timeline: play ten minutes of recording from there.
+  const play = (ms) => {
+    $("#pb-cursor").style.left = pos(ms);
+    const cam = new FormData($("#pb-form")).get("camera");
+    if (!segments.some(([a, b]) => ms >= a - 1000 && ms < b)) { $("#pb-at").textContent = t("playback.nothing"); return; }
+    $("#pb-at").textContent = t("playback.at", { time: fmtTime(new Date(ms).toISOString()) });
+    const v = $("#pb-video");
+    v.src = `/api/cameras/${encodeURIComponent(cam)}/clip.mp4?from=${encodeURIComponent(new Date(ms).toISOString())}&to=${encodeURIComponent(new Date(Math.min(ms + 600000, Date.now())).toISOString())}&stream=auto`;
+    v.play().catch(() => {});
+  };
+  let dragging = false;
+  const at = (ev) => from + ((ev.clientX - line.getBoundingClientRect().left) / line.clientWidth) * (to - from);
+  line.onpointerdown = (ev) => { dragging = true; $("#pb-cursor").style.left = pos(at(ev)); };
+  line.onpointermove = (ev) => { if (dragging) $("#pb-cursor").style.left = pos(at(ev)); };
+  line.onpointerup = (ev) => { dragging = false; play(at(ev)); };
+  $("#pb-form").onchange = draw;
+  await draw();
+}
+
+async function pageCameras(main) {
+  const d = await api("/api/cameras"); cameras = d.cameras;
+  main.innerHTML = `<table><thead><tr><th>${esc(t("cameras.name"))}</th><th class="wide">${esc(t("cameras.hamlet"))}</th>
+    <th>${esc(t("cameras.state"))}</th><th class="num">${esc(t("cameras.uptime24"))}</th><th class="num wide">${esc(t("cameras.uptime7"))}</th>
+    <th class="num wide">${esc(t("cameras.fps"))}</th></tr></thead><tbody>${cameras.map((c) => `<tr data-camera="${esc(c.id)}">
+    <td><b>${esc(c.name)}</b><br><small>${esc(c.id)}</small></td><td class="wide">${esc(c.hamlet)}</td>
+    <td><span class="badge ${esc(c.state)}">${esc(t(`state.${c.state}`))}</span>${c.last_error ? `<div class="err">${esc(c.last_error)}</div>` : ""}</td>
+    <td class="num up24">…</td><td class="num wide up7">…</td><td class="num wide">${(c.fps_analysed || 0).toFixed(1)}</td></tr>`).join("")}</tbody></table>`;
+  for (const c of cameras) {
+    api(`/api/cameras/${encodeURIComponent(c.id)}/uptime`).then((u) => {
+      const row = main.querySelector(`tr[data-camera="${CSS.escape(c.id)}"]`);
+      const f = (x) => (x == null ? "—" : `${(100 * x).toFixed(1)} %`);
+      $(".up24", row).textContent = f(u.h24.uptime); $(".up7", row).textContent = f(u.d7.uptime);
+    }).catch(() => {});
+  }
+}
+
+async function pageExports(main) {
+  const d = await api("/api/cameras"); cameras = d.cameras;
+  const local = (ms) => { const x = new Date(ms - new Date().getTimezoneOffset() * 60000); return x.toISOString().slice(0, 19); };
+  main.innerHTML = `<h2>${esc(t("exports.new"))}</h2><form class="filters" id="ex-form">
+    <label>${esc(t("exports.cameras"))}<select name="camera" multiple size="3">${cameras.map((c) => `<option value="${esc(c.id)}">${esc(c.name)}</option>`).join("")}</select></label>
+    <label>${esc(t("exports.from"))}<input type="datetime-local" step="1" name="from" value="${local(Date.now() - 600000)}"></label>
+    <label>${esc(t("exports.to"))}<input type="datetime-local" step="1" name="to" value="${local(Date.now())}"></label>
+    <label>${esc(t("exports.reason"))}<input name="reason" required></label>
+    <label>${esc(t("exports.unit"))}<input name="requesting_unit"></label>
+    <label>${esc(t("exports.officer"))}<input name="officer"></label>
+    <button class="btn" id="ex-go">${esc(t("exports.start"))}</button></form><div class="err" id="ex-err"></div>
+    <table><thead><tr><th>ID</th><th>${esc(t("exports.created"))}</th><th>${esc(t("exports.cameras"))}</th><th>${esc(t("exports.state"))}</th>
+    <th>${esc(t("exports.progress"))}</th><th>${esc(t("exports.files"))}</th></tr></thead><tbody id="ex-rows"></tbody></table>`;
+  const refresh = async () => {
+    const r = await api("/api/exports");
+    $("#ex-rows").innerHTML = r.exports.map((x) => `<tr data-export="${esc(x.id)}" data-state="${esc(x.state)}"><td><small>${esc(x.id)}</small></td><td>${esc(fmtTime(x.created))}</td>
+      <td>${esc((x.cameras || []).join(", "))}</td><td>${esc(strings[`exports.state.${x.state}`] ? t(`exports.state.${x.state}`) : x.state)}${x.error ? `<div class="err">${esc(x.error)}</div>` : ""}</td>
+      <td><progress max="1" value="${x.progress}"></progress> ${(100 * x.progress).toFixed(0)} %</td>
+      <td>${x.state === "done" ? [...(x.cameras || []).map((c) => `${c}.mp4`), "manifest.json", "manifest.json.sig", "SHA256SUMS"].map((f) =>
+        `<a href="/api/exports/${encodeURIComponent(x.id)}/files/${encodeURIComponent(f)}" download>${esc(f)}</a>`).join("<br>") : ""}</td></tr>`).join("");
+  };
+  $("#ex-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    try {
+      await api("/api/exports", { method: "POST", body: { cameras: f.getAll("camera"), from: new Date(f.get("from")).toISOString(),
+        to: new Date(f.get("to")).toISOString(), reason: f.get("reason"), requesting_unit: f.get("requesting_unit"), officer: f.get("officer") } });
+      $("#ex-err").textContent = "";
+      refresh();
+    } catch (err) { $("#ex-err").textContent = t("common.error", { message: err.message }); }
+  };
+  await refresh();
+  const timer = setInterval(refresh, 1500);
+  pageCleanup.push(() => clearInterval(timer));
+}
+
+async function pageAdmin(main) {
+  const [users, audit] = await Promise.all([api("/api/users"), api("/api/audit?limit=200")]);
+  main.innerHTML = `<h2>${esc(t("admin.users"))}</h2><table><thead><tr><th>${esc(t("login.user"))}</th><th>${esc(t("admin.role"))}</th><th>${esc(t("admin.communes"))}</th><th></th></tr></thead>
+    <tbody>${users.users.map((u) => `<tr><td>${esc(u.username)}</td><td>${esc(t(`role.${u.role}`))}</td><td>${esc((u.communes || []).join(", ") || "*")}</td>
+    <td><button class="btn" data-unlock="${esc(u.username)}">${esc(t("admin.unlock"))}</button></td></tr>`).join("")}</tbody></table>
+    <h2>${esc(t("admin.add"))}</h2><form class="filters" id="user-form">
+    <label>${esc(t("login.user"))}<input name="username" required></label><label>${esc(t("login.pass"))}<input name="password" type="password" required></label>
+    <label>${esc(t("admin.role"))}<select name="role">${["viewer", "reviewer", "admin"].map((r) => `<option value="${r}">${esc(t(`role.${r}`))}</option>`).join("")}</select></label>
+    <label>${esc(t("admin.communes"))}<input name="communes"></label><button class="btn">${esc(t("common.save"))}</button></form><div class="err" id="user-err"></div>
+    <h2>${esc(t("admin.audit"))}</h2><p>${audit.chain_ok ? esc(t("admin.chain_ok")) : `<span class="err">${esc(t("admin.chain_bad", { error: audit.chain_error }))}</span>`}</p>
+    <table><thead><tr><th>#</th><th>${esc(t("admin.at"))}</th><th>${esc(t("admin.actor"))}</th><th>${esc(t("admin.action"))}</th><th>${esc(t("admin.target"))}</th></tr></thead>
+    <tbody>${audit.entries.map((a) => `<tr><td>${a.seq}</td><td>${esc(fmtTime(a.at))}</td><td>${esc(a.actor)}</td><td>${esc(a.action)}</td><td>${esc(a.target)}</td></tr>`).join("")}</tbody></table>`;
+  main.onclick = async (ev) => {
+    const name = ev.target.dataset?.unlock; if (!name) return;
+    await api(`/api/users/${encodeURIComponent(name)}/unlock`, { method: "POST", body: {} });
+  };
+  $("#user-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    try {
+      await api("/api/users", { method: "POST", body: { username: f.get("username"), password: f.get("password"), role: f.get("role"),
+        communes: String(f.get("communes") || "").split(",").map((s) => s.trim()).filter(Boolean) } });
+      route();
+    } catch (err) { $("#user-err").textContent = t("common.error", { message: err.message }); }
+  };
+}
+
+const PAGES = { live: [pageLive, "viewer"], events: [pageEvents, "viewer"], playback: [pagePlayback, "reviewer"],
+  cameras: [pageCameras, "viewer"], exports: [pageExports, "reviewer"], admin: [pageAdmin, "admin"] };
+
+async function route() {
+  if (!me) return;
+  cleanup();
+  let name = location.hash.replace(/^#\//, "") || "live";
+  if (!PAGES[name] || !can(PAGES[name][1])) name = "live";
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
+    a.classList.toggle("hidden", !can(a.dataset.role));
+  }
+  const main = $("#page");
+  main.dataset.page = name;
+  main.innerHTML = "";
+  try { await PAGES[name][0](main); } catch (err) { if (me) main.innerHTML = `<p class="err">${esc(t("common.error", { message: err.message }))}</p>`; }
+}
+window.addEventListener("hashchange", route);
+
+async function start() {
+  const r = await fetch("/api/me");
+  if (!r.ok) { showLogin(); return; }
+  me = await r.json();
+  $("#login").classList.add("hidden");
+  $("#nav").classList.remove("hidden");
+  $("#logout").classList.remove("hidden");
+  $("#who").textContent = me.username;
+  connectPush();
+  route();
+}
+
+loadStrings().then(start);
