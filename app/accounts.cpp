@@ -61,48 +61,48 @@ std::optional<web::HttpResponse> check_access(web::HttpRequest& req, const web::
 void add_account_routes(web::Router& router, web::Auth& auth, storage::Database& db,
                         const std::string& node_id) {
   using web::RouteKind;
-  router.add({"POST", "/api/login", std::nullopt, RouteKind::json, "log in: a session cookie"},
-             [&auth, &db, node_id](const web::HttpRequest& req) -> web::HttpResponse {
-               const auto now_us = wall_now_us();
-               const json body = json::parse(req.body, nullptr, false);
-               if (!body.is_object() || !body.contains("username") || !body.contains("password") ||
-                   !body["username"].is_string() || !body["password"].is_string()) {
-                 return web::json_error(400, "bad_request",
-                                        "send {\"username\": …, \"password\": …}");
-               }
-               const std::string user = body["username"];
-               // Only names an account could have reach the lockout maps and the audit log.
-               const bool plausible = !user.empty() && user.size() <= 64 &&
-                                      std::all_of(user.begin(), user.end(), [](char ch) {
-                                        const auto c = static_cast<unsigned char>(ch);
-                                        return std::isalnum(c) || c == '.' || c == '_' || c == '-';
-                                      });
-               if (!plausible || body["password"].get<std::string>().size() > 1024) {
-                 return web::json_error(401, "bad_credentials", "wrong user name or password");
-               }
-               auto ok = auth.login(user, body["password"], req.remote, now_us);
-               if (!ok) {
-                 const bool locked = ok.error() == web::LoginError::locked;
-                 evidence::append_audit(db, node_id, now_us, user,
-                                        locked ? "login_locked" : "login_failed", user,
-                                        json{{"source", req.remote}}.dump());
-                 if (locked) {
-                   return web::json_error(
-                       429, "locked",
-                       "too many failed logins from this address: try again in 5 minutes "
-                       "or ask an admin to unlock the account");
-                 }
-                 return web::json_error(401, "bad_credentials", "wrong user name or password");
-               }
-               evidence::append_audit(db, node_id, now_us, user, "login", user,
-                                      json{{"source", req.remote}}.dump());
-               auto res = ok_json(200, {{"username", user},
-                                        {"role", std::string(web::to_string(ok->who.role))},
-                                        {"communes", ok->who.communes},
-                                        {"csrf", ok->csrf}});
-               res.headers.emplace_back("Set-Cookie", web::Auth::session_cookie(ok->token, false));
-               return res;
-             });
+  router.add(
+      {"POST", "/api/login", std::nullopt, RouteKind::json, "log in: a session cookie"},
+      [&auth, &db, node_id](const web::HttpRequest& req) -> web::HttpResponse {
+        const auto now_us = wall_now_us();
+        const json body = json::parse(req.body, nullptr, false);
+        if (!body.is_object() || !body.contains("username") || !body.contains("password") ||
+            !body["username"].is_string() || !body["password"].is_string()) {
+          return web::json_error(400, "bad_request", "send {\"username\": …, \"password\": …}");
+        }
+        const std::string user = body["username"];
+        // Only names an account could have reach the lockout maps and the audit log.
+        const bool plausible = !user.empty() && user.size() <= 64 &&
+                               std::all_of(user.begin(), user.end(), [](char ch) {
+                                 const auto c = static_cast<unsigned char>(ch);
+                                 return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+                               });
+        if (!plausible || body["password"].get<std::string>().size() > 1024) {
+          return web::json_error(401, "bad_credentials", "wrong user name or password");
+        }
+        auto ok = auth.login(user, body["password"], req.remote, now_us);
+        if (!ok) {
+          const bool locked = ok.error() == web::LoginError::locked;
+          evidence::append_audit(db, node_id, now_us, user,
+                                 locked ? "login_locked" : "login_failed", user,
+                                 json{{"source", req.remote}}.dump());
+          if (locked) {
+            return web::json_error(
+                429, "locked",
+                "too many failed logins from this address: try again in 5 minutes "
+                "or ask an admin to unlock the account");
+          }
+          return web::json_error(401, "bad_credentials", "wrong user name or password");
+        }
+        evidence::append_audit(db, node_id, now_us, user, "login", user,
+                               json{{"source", req.remote}}.dump());
+        auto res = ok_json(200, {{"username", user},
+                                 {"role", std::string(web::to_string(ok->who.role))},
+                                 {"communes", ok->who.communes},
+                                 {"csrf", ok->csrf}});
+        res.headers.emplace_back("Set-Cookie", web::Auth::session_cookie(ok->token, req.secure));
+        return res;
+      });
   router.add({"GET", "/api/me", web::Role::viewer, RouteKind::json, "who is logged in"},
              [](const web::HttpRequest& req) {
                return ok_json(200, {{"username", req.user},
@@ -116,7 +116,7 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
                  auth.logout(token);
                evidence::append_audit(db, node_id, wall_now_us(), req.user, "logout", req.user);
                auto res = ok_json(200, {{"logged_out", true}});
-               res.headers.emplace_back("Set-Cookie", web::Auth::cleared_cookie(false));
+               res.headers.emplace_back("Set-Cookie", web::Auth::cleared_cookie(req.secure));
                return res;
              });
   router.add({"GET", "/api/users", web::Role::admin, RouteKind::json, "accounts"},

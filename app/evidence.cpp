@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-
-#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -62,6 +60,15 @@ const CameraConfig* find_camera(const Config& config, const std::string& id) {
 bool in_communes(const web::HttpRequest& req, const std::string& commune) {
   return req.communes.empty() ||
          std::find(req.communes.begin(), req.communes.end(), commune) != req.communes.end();
+}
+
+bool cameras_in_scope(const Config& config, const web::HttpRequest& req, const json& ids) {
+  if (req.communes.empty()) return true;
+  for (const auto& id : ids) {
+    const auto* c = id.is_string() ? find_camera(config, id.get<std::string>()) : nullptr;
+    if (c == nullptr || !in_communes(req, c->commune)) return false;
+  }
+  return true;
 }
 
 std::string col(sqlite3_stmt* st, int c) {
@@ -467,8 +474,9 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
   if (p == "/api/holds") {
     if (req.method == "GET") {
       json list = json::array();
-      for (const auto& h : evidence::list_holds(ctx.db, node, query(req, "all") != "1", now))
-        list.push_back(hold_json(h));
+      for (const auto& h : evidence::list_holds(ctx.db, node, query(req, "all") != "1", now)) {
+        if (cameras_in_scope(config, req, json(h.cameras))) list.push_back(hold_json(h));
+      }
       return web::HttpResponse{200, "application/json", json{{"holds", list}}.dump(), {}};
     }
     if (req.method == "POST") {
@@ -514,9 +522,13 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
         200, "application/json", json{{"id", id}, {"released", true}}.dump(), {}};
   }
   if (p == "/api/exports") {
-    if (req.method == "GET")
-      return web::HttpResponse{
-          200, "application/json", json{{"exports", list_exports(ctx.db, node, "")}}.dump(), {}};
+    if (req.method == "GET") {
+      json rows = json::array();
+      for (auto& row : list_exports(ctx.db, node, "")) {
+        if (cameras_in_scope(config, req, row["cameras"])) rows.push_back(std::move(row));
+      }
+      return web::HttpResponse{200, "application/json", json{{"exports", rows}}.dump(), {}};
+    }
     if (req.method == "POST") return post_export(req, ctx);
   }
   if (p.starts_with("/api/exports/") && req.method == "GET") {
@@ -526,6 +538,8 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
     if (id.empty()) return web::json_error(404, "not_found", "no export ''");
     auto rows = list_exports(ctx.db, node, id);
     if (rows.empty()) return web::json_error(404, "not_found", "no export '" + id + "'");
+    if (!cameras_in_scope(config, req, rows[0]["cameras"]))
+      return web::json_error(403, "out_of_scope", "export '" + id + "' is outside your communes");
     if (slash == std::string::npos)
       return web::HttpResponse{200, "application/json", rows[0].dump(), {}};
     // /api/exports/{id}/files/{name}: a file of a finished export.

@@ -3,6 +3,7 @@
 //   matthan check-config FILE          report every config error with file, line and key
 //   matthan probe URL [--json]         codec, resolution, fps, bitrate and GOP of a stream
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <unistd.h>
 
@@ -458,13 +459,20 @@ int run(const std::string& config_path) {
   // Armed hours are local time: the process runs in the configured zone, not the machine's.
   ::setenv("TZ", (":" + config.server.time_zone).c_str(), 1);
   ::tzset();
-  if (!is_loopback(config.server.listen_address)) {
-    // Accounts and roles arrive with the web issue; until then nothing is served beyond this host.
-    spdlog::error(
-        "server.listen {} is not a loopback address: refusing to serve without "
-        "authentication (use 127.0.0.1)",
+  const bool tls = !config.server.tls_cert.empty();
+  if (!is_loopback(config.server.listen_address) && !tls) {
+    // Passwords and footage must not cross a network in clear text unless someone asked for it.
+    if (!config.server.insecure_listen) {
+      spdlog::error(
+          "server.listen {} is not a loopback address: configure server.tls_cert and "
+          "server.tls_key (HTTPS), or set server.insecure_listen: true to serve without TLS",
+          config.server.listen_address);
+      return 1;
+    }
+    spdlog::warn(
+        "server.insecure_listen: serving {} WITHOUT TLS: passwords and footage cross the network "
+        "in clear text",
         config.server.listen_address);
-    return 1;
   }
 
   SystemClock clock;
@@ -505,6 +513,42 @@ int run(const std::string& config_path) {
     alert_dispatcher = std::make_unique<alerts::AlertDispatcher>(config.alerts, config.node_id,
                                                                  config.server.public_url, names);
     events.add(alert_dispatcher.get());
+    // Escalation: asks the database whether someone acknowledged the alert; records and audits
+    // that it went on to the next contact.
+    alert_dispatcher->set_escalation_hooks(
+        [&db, node = config.node_id](const std::string& event_id) {
+          return (*db)->read([&](sqlite3* conn) {
+            sqlite3_stmt* st = nullptr;
+            sqlite3_prepare_v2(conn, "SELECT 1 FROM alert_ack WHERE node_id = ?1 AND event_id = ?2",
+                               -1, &st, nullptr);
+            sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 2, event_id.c_str(), -1, SQLITE_TRANSIENT);
+            const bool acked = sqlite3_step(st) == SQLITE_ROW;
+            sqlite3_finalize(st);
+            return acked;
+          });
+        },
+        [&db, node = config.node_id](const Event& e, const std::string& from, const std::string& to,
+                                     int waited_s) {
+          const auto now = SystemClock().now_us();
+          (*db)->write([=](sqlite3* conn) {
+            sqlite3_stmt* st = nullptr;
+            sqlite3_prepare_v2(conn,
+                               "INSERT INTO alert_escalation (event_id, node_id, from_channel,"
+                               " to_channel, after_s, at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                               -1, &st, nullptr);
+            sqlite3_bind_text(st, 1, e.id.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 2, node.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 3, from.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 4, to.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int(st, 5, waited_s);
+            sqlite3_bind_int64(st, 6, now);
+            sqlite3_step(st);
+            sqlite3_finalize(st);
+          });
+          evidence::append_audit(**db, node, now, "system", "alert_escalated", e.id,
+                                 json{{"from", from}, {"to", to}, {"after_s", waited_s}}.dump());
+        });
     for (const auto& a : config.alerts) {
       spdlog::info("alert channel {} ({}){}", a.name, to_string(a.kind),
                    a.armed_only ? ", armed hours only" : "");
@@ -958,6 +1002,7 @@ int run(const std::string& config_path) {
         const auto index = std::get<std::size_t>(r);
         if (router.routes()[index].kind == RouteKind::websocket)
           return web::json_error(426, "upgrade_required", req.path + " is a WebSocket");
+        if (req.method == "HEAD") req.method = "GET";  // the server sends the head only
         return router.handler(index)(req);
       },
       [&](const web::HttpRequest& incoming) -> std::variant<web::HttpResponse, web::WsAccept> {
@@ -969,7 +1014,8 @@ int run(const std::string& config_path) {
           return web::json_error(400, "not_websocket", req.path + " is not a WebSocket");
         return router.ws_handler(index)(req);
       });
-  auto bound = http.start(config.server.listen_address, config.server.listen_port);
+  auto bound = http.start(config.server.listen_address, config.server.listen_port,
+                          config.server.tls_cert, config.server.tls_key);
   if (!bound) {
     spdlog::error("{}", bound.error());
     return 1;
@@ -977,11 +1023,12 @@ int run(const std::string& config_path) {
 
   for (auto& c : cameras) c->start();
   runtime.start();
-  spdlog::info("matthan {} serving {} camera(s) on http://{}:{}/ (node {}, run {}, data {})",
-               "0.1.0", cameras.size(), config.server.listen_address, *bound, config.node_id,
-               run_id, config.server.data_dir);
+  spdlog::info("matthan {} serving {} camera(s) on {}://{}:{}/ (node {}, run {}, data {})", "0.1.0",
+               cameras.size(), tls ? "https" : "http", config.server.listen_address, *bound,
+               config.node_id, run_id, config.server.data_dir);
   if (zmq) std::printf("EVENTS %s\n", zmq->endpoint().c_str());
-  std::printf("LISTENING http://%s:%d/\n", config.server.listen_address.c_str(), *bound);
+  std::printf("LISTENING %s://%s:%d/\n", tls ? "https" : "http",
+              config.server.listen_address.c_str(), *bound);
   std::fflush(stdout);
 
   // Heartbeat: marks this run as monitored time and watches the clock for steps.

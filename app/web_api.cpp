@@ -53,7 +53,8 @@ constexpr const char* kEventColumns =
     "SELECT id, camera_id, type, label, zones, start_us, end_us, peak_score, box_x, box_y, box_w,"
     " box_h, snapshot_path, armed, review_state, review_note, reviewed_by, reviewed_us,"
     " (SELECT acked_by FROM alert_ack a WHERE a.event_id = event.id),"
-    " (SELECT acked_us FROM alert_ack a WHERE a.event_id = event.id) FROM event";
+    " (SELECT acked_us FROM alert_ack a WHERE a.event_id = event.id),"
+    " (SELECT COUNT(*) FROM alert_escalation x WHERE x.event_id = event.id) FROM event";
 
 json row_json(sqlite3_stmt* st, const std::map<std::string, CameraPlace>& places) {
   const std::string camera = text_col(st, 1);
@@ -88,7 +89,8 @@ json row_json(sqlite3_stmt* st, const std::map<std::string, CameraPlace>& places
          {"ack", sqlite3_column_type(st, 18) == SQLITE_NULL
                      ? json()
                      : json{{"by", text_col(st, 18)},
-                            {"at", format_iso8601_us(sqlite3_column_int64(st, 19))}}}};
+                            {"at", format_iso8601_us(sqlite3_column_int64(st, 19))}}},
+         {"escalations", sqlite3_column_int(st, 20)}};
   if (!j["zones"].is_array()) j["zones"] = json::array();
   return j;
 }

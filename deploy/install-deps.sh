@@ -14,7 +14,7 @@ packages=(
   libssl-dev libsodium-dev libcurl4-openssl-dev tzdata
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format curl procps util-linux
+  clang-format curl procps util-linux openssl
   chromium
 )
 

@@ -27,6 +27,7 @@ constexpr int kZaloRateLimited = -32;                // "request limit exceeded"
 struct Job {
   EventPhase phase = EventPhase::start;
   Event event;
+  int escalated_after_s = 0;  // > 0: nobody acknowledged it on the first channel in this time
 };
 
 // One request's outcome in plain words.
@@ -141,7 +142,7 @@ struct AlertDispatcher::Channel {
     stats.kind = std::string(to_string(config.kind));
   }
 
-  void enqueue(EventPhase phase, const Event& event);
+  void enqueue(EventPhase phase, const Event& event, int escalated_after_s = 0);
   void run();
   void deliver(HttpClient& http, Job job);
   Attempt attempt(HttpClient& http, Message& m);
@@ -180,7 +181,8 @@ struct AlertDispatcher::Channel {
   std::thread thread;
 };
 
-void AlertDispatcher::Channel::enqueue(EventPhase phase, const Event& event) {
+void AlertDispatcher::Channel::enqueue(EventPhase phase, const Event& event,
+                                       int escalated_after_s) {
   bool warn = false;
   {
     std::lock_guard lock(mutex);
@@ -191,7 +193,7 @@ void AlertDispatcher::Channel::enqueue(EventPhase phase, const Event& event) {
       warn = !overflow_warned;
       overflow_warned = true;
     }
-    queue.push_back(Job{phase, event});
+    queue.push_back(Job{phase, event, escalated_after_s});
   }
   cv.notify_one();
   if (warn) {
@@ -228,6 +230,10 @@ void AlertDispatcher::Channel::deliver(HttpClient& http, Job job) {
   const auto name = owner.camera_names_.find(job.event.camera_id);
   m.link = event_link(owner.public_base_url_, job.event);
   m.text = alert_text(job.event, name != owner.camera_names_.end() ? name->second : "", m.link);
+  if (job.escalated_after_s > 0) {
+    m.text = "⚠️ CHƯA AI NHẬN sau " + std::to_string(job.escalated_after_s) +
+             " giây — chuyển tiếp / not acknowledged, escalated\n" + m.text;
+  }
   if (config.snapshot) m.jpeg = read_snapshot(job.event.snapshot_path);
   m.job = std::move(job);
 
@@ -445,6 +451,57 @@ AlertDispatcher::AlertDispatcher(std::vector<AlertChannelConfig> channels, std::
   channels_.reserve(channels.size());
   for (auto& c : channels) channels_.push_back(std::make_unique<Channel>(std::move(c), *this));
   for (auto& c : channels_) c->thread = std::thread([ch = c.get()] { ch->run(); });
+  bool escalates = false;
+  for (const auto& c : channels_) escalates = escalates || c->config.escalate_after_s > 0;
+  if (escalates) esc_thread_ = std::thread([this] { run_escalations(); });
+}
+
+void AlertDispatcher::set_escalation_hooks(
+    std::function<bool(const std::string&)> acknowledged,
+    std::function<void(const Event&, const std::string&, const std::string&, int)> escalated) {
+  std::lock_guard lock(esc_mutex_);
+  acknowledged_ = std::move(acknowledged);
+  escalated_ = std::move(escalated);
+}
+
+void AlertDispatcher::schedule_escalation(const AlertChannelConfig& from, const Event& event) {
+  std::lock_guard lock(esc_mutex_);
+  if (esc_stop_ || !scheduled_.insert({event.id, from.name}).second) return;
+  while (scheduled_.size() > 4096) scheduled_.erase(scheduled_.begin());
+  pending_.emplace(steady_now_us() + static_cast<std::int64_t>(from.escalate_after_s) * 1'000'000,
+                   Pending{event, from.name, from.escalate_to, from.escalate_after_s});
+  esc_cv_.notify_one();
+}
+
+void AlertDispatcher::run_escalations() {
+  std::unique_lock lock(esc_mutex_);
+  while (!esc_stop_) {
+    if (pending_.empty()) {
+      esc_cv_.wait(lock);
+      continue;
+    }
+    const auto due = pending_.begin()->first;
+    const auto now = steady_now_us();
+    if (due > now) {
+      esc_cv_.wait_for(lock, std::chrono::microseconds(due - now));
+      continue;
+    }
+    Pending p = std::move(pending_.begin()->second);
+    pending_.erase(pending_.begin());
+    auto acknowledged = acknowledged_;
+    auto escalated = escalated_;
+    lock.unlock();  // the database and the queues are not ours to hold a lock over
+    const bool answered = acknowledged && acknowledged(p.event.id);
+    if (!answered) {
+      for (auto& c : channels_) {
+        if (c->config.name == p.to) c->enqueue(EventPhase::start, p.event, p.after_s);
+      }
+      spdlog::warn("alerts: event {} not acknowledged within {} s on '{}': escalated to '{}'",
+                   p.event.id, p.after_s, p.from, p.to);
+      if (escalated) escalated(p.event, p.from, p.to, p.after_s);
+    }
+    lock.lock();
+  }
 }
 
 AlertDispatcher::~AlertDispatcher() {
@@ -474,7 +531,9 @@ void AlertDispatcher::on_event(EventPhase phase, const Event& event) {
   }
   if (!send) return;
   for (auto& c : channels_) {
-    if (channel_accepts(c->config, event)) c->enqueue(phase, event);
+    if (c->config.escalation_only || !channel_accepts(c->config, event)) continue;
+    c->enqueue(phase, event);
+    if (c->config.escalate_after_s > 0) schedule_escalation(c->config, event);
   }
 }
 
@@ -491,6 +550,12 @@ std::vector<AlertChannelStats> AlertDispatcher::stats() const {
 
 void AlertDispatcher::close() {
   if (closed_.exchange(true)) return;
+  {
+    std::lock_guard lock(esc_mutex_);
+    esc_stop_ = true;
+  }
+  esc_cv_.notify_all();
+  if (esc_thread_.joinable()) esc_thread_.join();
   const std::int64_t deadline =
       steady_now_us() +
       std::chrono::duration_cast<std::chrono::microseconds>(settings_.close_grace).count();

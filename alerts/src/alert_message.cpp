@@ -73,9 +73,10 @@ std::string alert_text(const Event& e, std::string_view camera_name, std::string
 }
 
 std::string event_link(std::string_view base, const Event& e) {
-  if (base.empty() || e.snapshot_path.empty()) return {};
+  // The event's page: its snapshot, clip and the button that acknowledges the alert.
+  if (base.empty()) return {};
   while (!base.empty() && base.back() == '/') base.remove_suffix(1);
-  return std::string(base) + "/api/events/" + e.id + "/snapshot";
+  return std::string(base) + "/#/event/" + e.id;
 }
 
 std::string webhook_json(const std::string& node_id, EventPhase phase, const Event& e,

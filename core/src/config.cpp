@@ -140,9 +140,9 @@ class Parser {
       error(node, "server", "must be a mapping");
       return;
     }
-    check_keys(
-        node, "server",
-        {"listen", "data_dir", "time_zone", "log_file", "log_level", "heartbeat_s", "public_url"});
+    check_keys(node, "server",
+               {"listen", "data_dir", "time_zone", "log_file", "log_level", "heartbeat_s",
+                "public_url", "tls_cert", "tls_key", "insecure_listen"});
     if (auto listen = str(node, "server", "listen")) {
       const auto colon = listen->rfind(':');
       int port = -1;
@@ -188,6 +188,19 @@ class Parser {
         server.public_url = *v;
       }
     }
+    for (const char* key : {"tls_cert", "tls_key"}) {
+      auto v = str(node, "server", key);
+      if (!v) continue;
+      if (!std::ifstream(*v)) {
+        error(node[key], std::string("server.") + key, "cannot read '" + *v + "'");
+        continue;
+      }
+      (std::string(key) == "tls_cert" ? server.tls_cert : server.tls_key) = *v;
+    }
+    if (server.tls_cert.empty() != server.tls_key.empty()) {
+      error(node, "server", "tls_cert and tls_key go together");
+    }
+    if (auto v = boolean(node, "server", "insecure_listen")) server.insecure_listen = *v;
   }
 
   void parse_analytics(const YAML::Node& node, AnalyticsConfig& a) {
@@ -329,7 +342,8 @@ class Parser {
     }
     check_keys(node, path,
                {"name", "type", "url", "bot_token", "chat_id", "access_token", "user_id", "cameras",
-                "zones", "types", "armed_only", "snapshot", "timeout_ms", "max_attempts"});
+                "zones", "types", "armed_only", "snapshot", "timeout_ms", "max_attempts",
+                "escalate_after_s", "escalate_to", "escalation_only"});
     ch.name = str(node, path, "name").value_or("");
     if (ch.name.empty()) error(node, path + ".name", "is required");
     const auto type = str(node, path, "type");
@@ -373,6 +387,9 @@ class Parser {
     if (auto v = boolean(node, path, "snapshot")) ch.snapshot = *v;
     if (auto v = num<int>(node, path, "timeout_ms", 200, 120000)) ch.timeout_ms = *v;
     if (auto v = num<int>(node, path, "max_attempts", 1, 100)) ch.max_attempts = *v;
+    if (auto v = num<int>(node, path, "escalate_after_s", 0, 86400)) ch.escalate_after_s = *v;
+    if (auto v = str(node, path, "escalate_to")) ch.escalate_to = *v;
+    if (auto v = boolean(node, path, "escalation_only")) ch.escalation_only = *v;
   }
 
   void parse_recording(const YAML::Node& node, RecordingConfig& r) {
@@ -649,6 +666,17 @@ class Parser {
     // Alert filters must name cameras and zones that exist: a typo would silence an alert.
     for (std::size_t i = 0; i < config.alerts.size(); ++i) {
       const auto& ch = config.alerts[i];
+      const std::string at = "alerts[" + std::to_string(i) + "]";
+      if (ch.escalate_after_s > 0 || !ch.escalate_to.empty()) {
+        bool found = false;
+        for (const auto& other : config.alerts) found = found || other.name == ch.escalate_to;
+        if (ch.escalate_after_s <= 0 || ch.escalate_to.empty()) {
+          error(alerts[i], at, "escalate_after_s and escalate_to go together");
+        } else if (!found || ch.escalate_to == ch.name) {
+          error(alerts[i]["escalate_to"], at + ".escalate_to",
+                "no other alert channel named '" + ch.escalate_to + "'");
+        }
+      }
       for (const auto& id : ch.cameras) {
         bool found = false;
         for (const auto& c : config.cameras) found = found || c.id == id;

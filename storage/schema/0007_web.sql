@@ -11,3 +11,13 @@ CREATE TABLE alert_ack (
   acked_us INTEGER NOT NULL,
   via TEXT NOT NULL DEFAULT 'page'
 );
+CREATE TABLE alert_escalation (
+  id INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  from_channel TEXT NOT NULL,
+  to_channel TEXT NOT NULL,
+  after_s INTEGER NOT NULL,
+  at_us INTEGER NOT NULL
+);
+CREATE INDEX alert_escalation_by_event ON alert_escalation (event_id);

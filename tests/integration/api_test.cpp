@@ -384,3 +384,74 @@ TEST_F(Api, FileRoutesRefuseTraversalAndBadInputGetsAClearError) {
 
 }  // namespace
 }  // namespace matthan::test
+
+namespace matthan::test {
+namespace {
+
+// TLS when a certificate is configured (HTTPS, WSS, Secure cookies); beyond loopback only with
+// TLS or an explicit, logged override.
+TEST(ApiTls, HttpsWithSecureCookiesAndNoClearTextBeyondLoopback) {
+  const auto dir = temp_dir("matthan-tls");
+  std::string out;
+  ASSERT_EQ(run_command("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+                        "-keyout " +
+                            dir + "/key.pem -out " + dir + "/cert.pem",
+                        &out),
+            0)
+      << out;
+  const std::string bin = binary_path("matthan");
+  auto write = [&](const std::string& name, const std::string& listen, const std::string& extra) {
+    std::ofstream(dir + "/" + name)
+        << "node_id: tls-node\nserver: {listen: '" << listen << "', data_dir: '" << dir << "/var'"
+        << extra << "}\nanalytics: {zmq_endpoint: '', people: false}\n"
+        << "cameras:\n  - {id: gate, main_url: 'rtsp://127.0.0.1:9/x'}\n";
+    return dir + "/" + name;
+  };
+  const std::string tls = ", tls_cert: '" + dir + "/cert.pem', tls_key: '" + dir + "/key.pem'";
+  const auto cfg = write("tls.yaml", "127.0.0.1:0", tls);
+  ASSERT_EQ(
+      run_command(
+          "printf 'Mat-khau-2026\\n' | " + bin + " user add qt --role admin --config " + cfg, &out),
+      0)
+      << out;
+  {
+    ChildProcess server({bin, "run", "--config", cfg}, dir + "/tls.log");
+    const auto listening = server.wait_for_line("LISTENING ", 20s);
+    ASSERT_TRUE(listening.has_value()) << read_file(dir + "/tls.log");
+    ASSERT_NE(listening->find("https://"), std::string::npos) << *listening;
+    const std::string url = listening->substr(listening->find("https://"));
+    EXPECT_EQ(run_command("curl -sk -o /dev/null -w '%{http_code}' " + url + "healthz", &out), 0);
+    EXPECT_EQ(out, "200");
+    EXPECT_EQ(run_command("curl -sk -D - -o /dev/null -H 'Content-Type: application/json' -d "
+                          "'{\"username\":\"qt\",\"password\":\"Mat-khau-2026\"}' " +
+                              url + "api/login",
+                          &out),
+              0);
+    EXPECT_NE(out.find("HttpOnly; SameSite=Strict"), std::string::npos) << out;
+    EXPECT_NE(out.find("; Secure"), std::string::npos) << out;
+    // Clear text to the TLS port gets no HTTP answer.
+    const int port = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+    EXPECT_EQ(http_request(port, "GET", "/healthz", "", "", 3s).status, 0);
+    EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
+  }
+  // Beyond loopback: refused without TLS, served with TLS or with the logged override.
+  const auto open = write("open.yaml", "0.0.0.0:0", "");
+  EXPECT_EQ(run_command(bin + " run --config " + open, &out), 1);
+  EXPECT_NE(out.find("not a loopback address"), std::string::npos) << out;
+  EXPECT_NE(out.find("tls_cert"), std::string::npos) << out;
+  for (const auto& [name, extra, warn] : std::vector<std::tuple<std::string, std::string, bool>>{
+           {"open-tls.yaml", tls, false},
+           {"open-insecure.yaml", ", insecure_listen: true", true}}) {
+    const auto c = write(name, "0.0.0.0:0", extra);
+    ChildProcess server({bin, "run", "--config", c}, dir + "/" + name + ".log");
+    ASSERT_TRUE(server.wait_for_line("LISTENING ", 20s).has_value())
+        << read_file(dir + "/" + name + ".log");
+    EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
+    EXPECT_EQ(read_file(dir + "/" + name + ".log").find("WITHOUT TLS") != std::string::npos, warn)
+        << name;
+  }
+  if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace matthan::test

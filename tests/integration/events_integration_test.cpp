@@ -7,7 +7,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 #include <zmq.hpp>
 
@@ -57,8 +59,12 @@ class EventsIntegration : public ::testing::Test {
         cfg << ", zones: [{name: duong, polygon: [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}]";
       cfg << "}\n";
     }
+    // Unacknowledged alerts go on to the officer on duty after 3 s (the test acknowledges the
+    // tamper alerts at once, not the person ones).
     cfg << "alerts:\n  - {name: hook, type: webhook, url: '" << webhook_->url()
-        << "/matthan', types: [person, tamper], timeout_ms: 2000}\n";
+        << "/matthan', types: [person, tamper], timeout_ms: 2000, escalate_after_s: 3,"
+        << " escalate_to: officer}\n  - {name: officer, type: webhook, url: '" << webhook_->url()
+        << "/officer', escalation_only: true, timeout_ms: 2000}\n";
     cfg.close();
     server_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{binary_path("matthan"), "run", "--config", dir_ + "/matthan.yaml"},
@@ -95,6 +101,15 @@ class EventsIntegration : public ::testing::Test {
       if (!sub_->recv(topic)) continue;
       if (!sub_->recv(body)) continue;
       messages_.push_back({topic.to_string(), json::parse(body.to_string())});
+      // A guard acknowledges each tamper alert as it comes (through the API, as the page does).
+      const auto& m = messages_.back();
+      if (m.topic.starts_with("event.") && m.topic.ends_with(".tamper") &&
+          m.body.value("phase", "") == "start") {
+        const auto id = m.body["event"]["id"].get<std::string>();
+        const auto acked = http_post(port_, "/api/events/" + id + "/ack", "{}");
+        if (acked.status != 200) ack_failures_.push_back(id + ": " + acked.body);
+        acked_.insert(id);
+      }
     }
   }
 
@@ -137,6 +152,8 @@ class EventsIntegration : public ::testing::Test {
   static inline std::unique_ptr<ChildProcess> server_;
   static inline std::unique_ptr<HttpStub> webhook_;
   static inline std::vector<Message> messages_;
+  static inline std::set<std::string> acked_;
+  static inline std::vector<std::string> ack_failures_;
 };
 
 TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
@@ -237,8 +254,15 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
   // The webhook channel got each person (with its snapshot) and the tamper events, nothing
   // from the light switches and not the car (its event is motion, not person).
   int person_alerts = 0, tamper_alerts = 0;
+  std::map<std::string, std::chrono::steady_clock::time_point> first_sent;
+  std::vector<std::pair<json, std::chrono::steady_clock::time_point>> escalations;
   for (const auto& r : webhook_->requests()) {
+    if (r.target == "/officer") {
+      escalations.emplace_back(json::parse(r.body), r.at);
+      continue;
+    }
     EXPECT_EQ(r.target, "/matthan");
+    first_sent.emplace(json::parse(r.body)["event"]["id"].get<std::string>(), r.at);
     const auto body = json::parse(r.body);
     const auto& e = body["event"];
     EXPECT_EQ(r.header("X-Matthan-Event"), e["id"].get<std::string>());
@@ -253,8 +277,35 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
   }
   EXPECT_GE(person_alerts, 2);
   EXPECT_GE(tamper_alerts, 2);
+  // Escalation: every unacknowledged alert (the persons) reached the officer 3 s or more after
+  // the first message, saying nobody answered; no acknowledged one (the tampers) did.
+  EXPECT_TRUE(ack_failures_.empty()) << ack_failures_.front();
+  EXPECT_GE(acked_.size(), 2u);
+  std::set<std::string> escalated;
+  for (const auto& [body, at] : escalations) {
+    const std::string id = body["event"]["id"];
+    escalated.insert(id);
+    EXPECT_FALSE(acked_.contains(id)) << "an acknowledged alert was escalated: " << id;
+    EXPECT_NE(body["text"].get<std::string>().find("CHƯA AI NHẬN"), std::string::npos);
+    ASSERT_TRUE(first_sent.contains(id)) << id;
+    EXPECT_GE(at - first_sent[id], 2900ms) << id;
+  }
+  int person_events_alerted = 0;
+  for (const auto& [id, at] : first_sent) {
+    if (acked_.contains(id)) continue;
+    // Alerts of the last 4 s may not be due yet.
+    if (std::chrono::steady_clock::now() - at < 4s) continue;
+    ++person_events_alerted;
+    EXPECT_TRUE(escalated.contains(id)) << "unacknowledged alert " << id << " not escalated";
+  }
+  EXPECT_GE(person_events_alerted, 2);
+  const auto escalated_events = json::parse(http_get(port_, "/api/events?camera=walk").body);
+  int with_escalation = 0;
+  for (const auto& e : escalated_events["events"])
+    with_escalation += e["escalations"].get<int>() > 0;
+  EXPECT_GE(with_escalation, static_cast<int>(escalated.size()));
   const auto health = json::parse(http_get(port_, "/healthz").body);
-  ASSERT_EQ(health["alert_channels"].size(), 1u);
+  ASSERT_EQ(health["alert_channels"].size(), 2u);
   EXPECT_EQ(health["alert_channels"][0]["name"], "hook");
   EXPECT_GE(health["alert_channels"][0]["sent"].get<int>(), person_alerts + tamper_alerts);
 }

@@ -167,7 +167,7 @@ TEST(AlertMessage, VietnameseTextSaysWhatWhereAndWhen) {
 
   e.snapshot_path = "/var/snap.jpg";
   const std::string link = matthan::alerts::event_link("https://camera.xa-an-binh.vn/", e);
-  EXPECT_EQ(link, "https://camera.xa-an-binh.vn/api/events/01M8JV4RWZE4WHC0D7DA4EAB01/snapshot");
+  EXPECT_EQ(link, "https://camera.xa-an-binh.vn/#/event/01M8JV4RWZE4WHC0D7DA4EAB01");
   EXPECT_TRUE(matthan::alerts::alert_text(e, "Cổng ấp 1", link).ends_with("2026\n" + link));
   EXPECT_EQ(matthan::alerts::event_link("", e), "");
 }
@@ -245,7 +245,7 @@ TEST(AlertDispatcher, WebhookGetsTheEventJsonWithTheSnapshot) {
   EXPECT_DOUBLE_EQ(ev["peak_box"]["w"].get<double>(), 0.103);
   EXPECT_EQ(ev["snapshot"], true);
   EXPECT_EQ(base64_decode(j["snapshot_jpeg_base64"].get<std::string>()), kJpeg);
-  EXPECT_EQ(j["link"], "https://camera.xa-an-binh.vn/api/events/" + e.id + "/snapshot");
+  EXPECT_EQ(j["link"], "https://camera.xa-an-binh.vn/#/event/" + e.id);
   EXPECT_NE(j["text"].get<std::string>().find("Chuyển động — Cổng ấp 1"), std::string::npos);
 
   std::this_thread::sleep_for(100ms);

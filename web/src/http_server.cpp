@@ -4,10 +4,13 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -19,6 +22,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
+namespace ssl = asio::ssl;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using tcp = asio::ip::tcp;
 
 HttpResponse json_error(int status, const std::string& code, const std::string& message) {
@@ -80,10 +85,11 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
 
 // An accepted WebSocket: its own strand (the HTTP session's), a write queue, a read loop for the
 // client's text messages. Lives as long as the socket or a holder of its channel.
-class WsSession : public WsChannel, public std::enable_shared_from_this<WsSession> {
+template <class Stream>
+class WsSession : public WsChannel, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(beast::tcp_stream stream, WsAccept accept)
-      : ws_(std::move(stream)), accept_(std::move(accept)) {}
+  WsSession(Stream stream, WsAccept accept) : ws_(std::move(stream)), accept_(std::move(accept)) {}
+  using std::enable_shared_from_this<WsSession<Stream>>::shared_from_this;
 
   void start(http::request<http::string_body> req) {
     beast::get_lowest_layer(ws_).expires_never();
@@ -159,7 +165,7 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
     beast::get_lowest_layer(ws_).socket().close(ignored);
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   WsAccept accept_;
   beast::flat_buffer in_;
   std::deque<std::pair<std::shared_ptr<const std::string>, bool>> out_;  // strand only
@@ -168,16 +174,29 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
   bool closed_ = false;  // strand only
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection, plain TCP or TLS (Stream), on its own strand.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<const Handler> handler,
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  Session(Stream stream, std::shared_ptr<const Handler> handler,
           std::shared_ptr<const WsHandler> ws_handler)
-      : stream_(std::move(socket)),
+      : stream_(std::move(stream)),
         handler_(std::move(handler)),
         ws_handler_(std::move(ws_handler)) {}
 
   void run() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if constexpr (std::is_same_v<Stream, TlsStream>) {
+        beast::get_lowest_layer(self->stream_).expires_after(std::chrono::seconds(15));
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return;  // a scanner or a plain-HTTP client: nothing to answer
+          self->read();
+        });
+      } else {
+        self->read();
+      }
+    });
   }
 
  private:
@@ -185,7 +204,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(1 << 20);
     parser_->header_limit(16 << 10);
-    stream_.expires_after(std::chrono::seconds(30));
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -212,15 +231,17 @@ class Session : public std::enable_shared_from_this<Session> {
     try {
       auto request = to_request(req);
       beast::error_code ep_ec;
-      const auto ep = stream_.socket().remote_endpoint(ep_ec);
+      const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ep_ec);
       if (!ep_ec) request.remote = ep.address().to_string();
+      request.secure = std::is_same_v<Stream, TlsStream>;
       if (websocket::is_upgrade(req)) {
         if (!*ws_handler_) {
           out = json_error(404, "not_found", "no WebSocket here");
         } else {
           auto answer = (*ws_handler_)(request);
           if (auto* accept = std::get_if<WsAccept>(&answer)) {
-            std::make_shared<WsSession>(std::move(stream_), std::move(*accept))
+            beast::get_lowest_layer(stream_).expires_never();
+            std::make_shared<WsSession<Stream>>(std::move(stream_), std::move(*accept))
                 ->start(parser_->release());
             return;
           }
@@ -262,11 +283,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+        beast::error_code ignored;
+        beast::get_lowest_layer(self->stream_).socket().close(ignored);
+      });
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<const Handler> handler_;
@@ -288,8 +317,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (ec) {
         if (!self->stopped) spdlog::warn("http: accept failed: {}", ec.message());
         if (ec == asio::error::operation_aborted || self->stopped) return;
+      } else if (self->tls) {
+        std::make_shared<Session<TlsStream>>(TlsStream(std::move(socket), *self->tls),
+                                             self->handler, self->ws_handler)
+            ->run();
       } else {
-        std::make_shared<Session>(std::move(socket), self->handler, self->ws_handler)->run();
+        std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
+                                                     self->handler, self->ws_handler)
+            ->run();
       }
       self->accept();
     });
@@ -299,6 +334,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   tcp::acceptor acceptor;
   std::shared_ptr<const Handler> handler;
   std::shared_ptr<const WsHandler> ws_handler;
+  std::optional<ssl::context> tls;  // set before the first accept, then read-only
   std::atomic<bool> stopped{false};
 };
 
@@ -309,8 +345,21 @@ HttpServer::~HttpServer() {
   stop();
 }
 
-std::expected<int, std::string> HttpServer::start(const std::string& address, int port) {
+std::expected<int, std::string> HttpServer::start(const std::string& address, int port,
+                                                  const std::string& tls_cert,
+                                                  const std::string& tls_key) {
   beast::error_code ec;
+  if (!tls_cert.empty()) {
+    auto& ctx = impl_->tls.emplace(ssl::context::tls_server);
+    // TLS 1.2 and 1.3 only; the key and chain as configured.
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                    ssl::context::single_dh_use);
+    ctx.use_certificate_chain_file(tls_cert, ec);
+    if (ec) return std::unexpected("cannot use the certificate " + tls_cert + ": " + ec.message());
+    ctx.use_private_key_file(tls_key, ssl::context::pem, ec);
+    if (ec) return std::unexpected("cannot use the key " + tls_key + ": " + ec.message());
+  }
   const auto addr = asio::ip::make_address(address, ec);
   if (ec) return std::unexpected("bad listen address '" + address + "': " + ec.message());
   const tcp::endpoint endpoint(addr, static_cast<unsigned short>(port));

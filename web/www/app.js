@@ -407,6 +407,22 @@ async function pageAdmin(main) {
   };
 }
 
+// One event (the link in an alert message): its snapshot, clip and the acknowledge button.
+async function pageEvent(main, id) {
+  const e = await api(`/api/events/${encodeURIComponent(id)}`);
+  main.innerHTML = `<div id="ev-list">${eventHtml(e)}</div>`;
+  $("#ev-list").onclick = async (ev) => {
+    const btn = ev.target.closest("button"); if (!btn) return;
+    const act = btn.dataset.act;
+    try {
+      if (act === "play") { openModal(`<video id="clip" controls autoplay muted src="/api/events/${encodeURIComponent(id)}/clip.mp4"></video>`); return; }
+      const next = act === "ack" ? await api(`/api/events/${encodeURIComponent(id)}/ack`, { method: "POST", body: {} })
+        : await api(`/api/events/${encodeURIComponent(id)}/review`, { method: "POST", body: { state: act, note: act === "new" ? "" : (prompt(t("events.note")) ?? "") } });
+      $("#ev-list").innerHTML = eventHtml(next);
+    } catch (err) { alert(t("common.error", { message: err.message })); }
+  };
+}
+
 const PAGES = { live: [pageLive, "viewer"], events: [pageEvents, "viewer"], playback: [pagePlayback, "reviewer"],
   cameras: [pageCameras, "viewer"], exports: [pageExports, "reviewer"], admin: [pageAdmin, "admin"] };
 
@@ -414,12 +430,17 @@ async function route() {
   if (!me) return;
   cleanup();
   let name = location.hash.replace(/^#\//, "") || "live";
+  const main = $("#page");
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("hidden", !can(a.dataset.role));
+  if (name.startsWith("event/")) {
+    main.dataset.page = "event"; main.innerHTML = "";
+    try { await pageEvent(main, decodeURIComponent(name.slice(6))); } catch (err) { main.innerHTML = `<p class="err">${esc(t("common.error", { message: err.message }))}</p>`; }
+    return;
+  }
   if (!PAGES[name] || !can(PAGES[name][1])) name = "live";
   for (const a of document.querySelectorAll("#nav a")) {
     a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
-    a.classList.toggle("hidden", !can(a.dataset.role));
   }
-  const main = $("#page");
   main.dataset.page = name;
   main.innerHTML = "";
   try { await PAGES[name][0](main); } catch (err) { if (me) main.innerHTML = `<p class="err">${esc(t("common.error", { message: err.message }))}</p>`; }

@@ -4,12 +4,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "matthan/core/clock.hpp"
@@ -65,6 +69,14 @@ class AlertDispatcher final : public EventSink {
   // first time; never on `end`. Each channel applies its own filters (channel_accepts).
   void on_event(EventPhase phase, const Event& event) override;
 
+  // Escalation (channels with escalate_after_s): `acknowledged` says whether someone answered an
+  // event (the database); `escalated` records that it went on (event, from, to channel). Set
+  // before the first event.
+  void set_escalation_hooks(std::function<bool(const std::string& event_id)> acknowledged,
+                            std::function<void(const Event&, const std::string& from,
+                                               const std::string& to, int waited_s)>
+                                escalated);
+
   // One entry per channel, in config order.
   std::vector<AlertChannelStats> stats() const;
 
@@ -82,6 +94,22 @@ class AlertDispatcher final : public EventSink {
   std::mutex labels_mutex_;  // guards labels_
   std::map<std::string, std::string> labels_;
   std::atomic<bool> closed_{false};
+  // Escalations waiting for their time: owned by esc_thread_, guarded by esc_mutex_.
+  struct Pending {
+    Event event;
+    std::string from, to;
+    int after_s = 0;
+  };
+  void schedule_escalation(const AlertChannelConfig& from, const Event& event);
+  void run_escalations();
+  std::function<bool(const std::string&)> acknowledged_;
+  std::function<void(const Event&, const std::string&, const std::string&, int)> escalated_;
+  std::mutex esc_mutex_;
+  std::condition_variable esc_cv_;
+  std::multimap<std::int64_t, Pending> pending_;             // steady µs due → escalation
+  std::set<std::pair<std::string, std::string>> scheduled_;  // (event, channel): once each
+  bool esc_stop_ = false;
+  std::thread esc_thread_;
 };
 
 }  // namespace matthan::alerts

@@ -61,6 +61,10 @@ struct ServerConfig {
   std::string log_level = "info";
   int heartbeat_s = 10;
   std::string public_url;  // how people reach this server (links in alerts); empty: no links
+  std::string tls_cert;    // PEM certificate chain; with tls_key: HTTPS and WSS only
+  std::string tls_key;     // PEM private key
+  // Serving beyond loopback without TLS must be asked for (and is logged at every start).
+  bool insecure_listen = false;
 };
 
 // Motion detection and event settings shared by all cameras (docs/ref/config.md).
@@ -111,6 +115,11 @@ struct AlertChannelConfig {
   bool snapshot = true;              // attach the event's snapshot where the API allows
   int timeout_ms = 5000;
   int max_attempts = 6;
+  // Someone must answer: an alert nobody acknowledged after escalate_after_s goes to the
+  // channel escalate_to (e.g. the commune police officer on duty). 0: no escalation.
+  int escalate_after_s = 0;
+  std::string escalate_to;
+  bool escalation_only = false;  // this channel gets escalations only, not first alerts
 };
 std::string_view to_string(AlertChannelConfig::Kind kind);
 

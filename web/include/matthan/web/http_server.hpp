@@ -26,10 +26,11 @@ struct HttpRequest {
   std::map<std::string, std::string> params;   // the route pattern's {name} segments
   std::map<std::string, std::string> headers;  // lower-case names (only those handlers use)
   std::string body;
-  std::string remote;  // the peer's address
-  std::string user;    // set by the server's auth gate: who is asking (for the audit log)
-  std::string role;    // set by the auth gate: viewer, reviewer or admin
-  std::string csrf;    // set by the auth gate for cookie sessions
+  std::string remote;   // the peer's address
+  bool secure = false;  // came over TLS
+  std::string user;     // set by the server's auth gate: who is asking (for the audit log)
+  std::string role;     // set by the auth gate: viewer, reviewer or admin
+  std::string csrf;     // set by the auth gate for cookie sessions
   std::vector<std::string> communes;  // set by the auth gate: the scope; empty means all
 };
 
@@ -76,8 +77,11 @@ class HttpServer {
  public:
   HttpServer(boost::asio::io_context& io, Handler handler, WsHandler ws_handler = {});
   ~HttpServer();
-  // Binds and listens; returns the bound port (port 0 picks a free one).
-  std::expected<int, std::string> start(const std::string& address, int port);
+  // Binds and listens; returns the bound port (port 0 picks a free one). With a certificate and
+  // key (PEM files) every connection is TLS.
+  std::expected<int, std::string> start(const std::string& address, int port,
+                                        const std::string& tls_cert = "",
+                                        const std::string& tls_key = "");
   void stop();
 
  private:
