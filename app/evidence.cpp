@@ -251,7 +251,7 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
   }
   // One audit row per viewing, not per Range chunk.
   const auto range = req.headers.find("range");
-  if (range == req.headers.end() || range->second.starts_with("bytes=0-")) {
+  if (!req.head && (range == req.headers.end() || range->second.starts_with("bytes=0-"))) {
     evidence::append_audit(ctx.db, config.node_id, wall_now_us(), actor_of(req), "clip_view",
                            camera,
                            json{{"from", format_iso8601_us(from)},
@@ -550,8 +550,9 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
     const std::string file = config.server.data_dir + "/exports/" + id + "/" + name.substr(6);
     if (rows[0]["state"] != "done" || !fs::exists(file))
       return web::json_error(404, "not_found", "no file '" + name.substr(6) + "' in export " + id);
-    evidence::append_audit(ctx.db, node, now, actor_of(req), "export_download", id,
-                           json{{"file", name.substr(6)}}.dump());
+    if (!req.head)
+      evidence::append_audit(ctx.db, node, now, actor_of(req), "export_download", id,
+                             json{{"file", name.substr(6)}}.dump());
     return file_response(file, req,
                          file.ends_with(".mp4") ? "video/mp4" : "application/octet-stream");
   }

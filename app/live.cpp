@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <utility>
 
 namespace matthan::app {
 
@@ -13,20 +14,30 @@ constexpr std::size_t kMaxGop = 600;  // a camera without keyframes must not gro
 LiveStream::LiveStream(std::string camera_id, StreamKind kind)
     : camera_id_(std::move(camera_id)), kind_(kind) {}
 
+LiveStream::~LiveStream() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  jpeg_cv_.notify_all();
+  if (jpeg_thread_.joinable()) jpeg_thread_.join();
+}
+
 void LiveStream::attach(PacketFanout& fanout) {
   fanout.subscribe("live", DropPolicy::until_keyframe, 250, 0,
                    [this](const EncodedPacketPtr& p) { on_packet(p); });
 }
 
-std::uint64_t LiveStream::add_viewer(std::shared_ptr<web::WsChannel> channel,
-                                     std::size_t cap_bytes) {
+std::uint64_t LiveStream::add_viewer(std::shared_ptr<web::WsChannel> channel, std::size_t cap_bytes,
+                                     bool jpeg) {
   std::lock_guard lock(mutex_);
   Viewer v;
   v.id = next_id_++;
   v.channel = std::move(channel);
   v.cap = cap_bytes;
+  v.jpeg = jpeg;
   // Running already: the init segment and this GOP's fragments now; else at the next packet.
-  if (muxer_.open() && !gop_fragments_.empty()) send_start(v);
+  if (!jpeg && muxer_.open() && !gop_fragments_.empty()) send_start(v);
   viewers_.push_back(std::move(v));
   stats_.viewers = static_cast<int>(viewers_.size());
   return viewers_.back().id;
@@ -73,11 +84,90 @@ void LiveStream::on_packet(const EncodedPacketPtr& packet) {
     return;
   }
   gop_.push_back(packet);
-  if (viewers_.empty()) {
-    if (muxer_.open()) muxer_.reset();  // nobody watches: no muxing
+  bool mse = false, jpeg = false;
+  for (const auto& v : viewers_) (v.jpeg ? jpeg : mse) = true;
+  if (mse) {
+    mux();
+  } else {
+    if (muxer_.open()) muxer_.reset();  // nobody watches this way: no muxing
     gop_fragments_.clear();
-    return;
   }
+  if (jpeg) {
+    feed_jpeg(packet);
+  } else if (jpeg_active_) {
+    jpeg_active_ = false;
+    jpeg_queue_.clear();
+  }
+}
+
+void LiveStream::feed_jpeg(const EncodedPacketPtr& packet) {
+  if (!jpeg_thread_.joinable()) jpeg_thread_ = std::thread([this] { jpeg_loop(); });
+  if (!jpeg_active_) {
+    // A decoder that starts catches up through the kept GOP (decoding all, encoding only the
+    // newest picture), so a new viewer sees a picture at once.
+    jpeg_queue_.assign(gop_.begin(), gop_.end());
+    jpeg_active_ = true;
+    jpeg_restart_ = true;
+  } else {
+    jpeg_queue_.push_back(packet);
+  }
+  // A decoder that cannot keep up starts again at the next keyframe rather than fall behind.
+  if (jpeg_queue_.size() > 2 * kMaxGop / 3) {
+    jpeg_queue_.clear();
+    jpeg_active_ = false;
+    ++stats_.skipped;
+  }
+  jpeg_cv_.notify_one();
+}
+
+void LiveStream::jpeg_loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    jpeg_cv_.wait(lock, [&] { return stopping_ || !jpeg_queue_.empty(); });
+    if (stopping_) return;
+    const bool restart = std::exchange(jpeg_restart_, false);
+    const auto packet = jpeg_queue_.front();
+    jpeg_queue_.pop_front();
+    const bool due = jpeg_queue_.empty();  // catching up: decode, encode only the newest
+    lock.unlock();
+    if (restart) jpeg_.reset();
+    auto out = jpeg_.push(*packet, due);
+    lock.lock();
+    if (!out) {
+      if (last_error_ != out.error()) spdlog::warn("camera {}: {}", camera_id_, out.error());
+      last_error_ = out.error();
+      jpeg_active_ = false;  // start again from the next packet's GOP
+      jpeg_queue_.clear();
+      continue;
+    }
+    if (*out) send_jpeg(std::move(**out));
+  }
+}
+
+void LiveStream::send_jpeg(std::string picture) {
+  ++stats_.jpegs;
+  const auto shared = std::make_shared<const std::string>(std::move(picture));
+  for (auto& v : viewers_) {
+    if (!v.jpeg) continue;
+    if (v.fresh) {
+      const nlohmann::json hello{{"type", "init"},
+                                 {"camera", camera_id_},
+                                 {"stream", std::string(to_string(kind_))},
+                                 {"mime", "image/jpeg"}};
+      v.channel->send(std::make_shared<const std::string>(hello.dump()), false);
+      v.fresh = false;
+    }
+    if (v.channel->queued_bytes() > v.cap) {  // behind: this picture is dropped, not queued
+      ++stats_.skipped;
+      continue;
+    }
+    v.channel->send(shared, true);
+    ++stats_.sent;
+    stats_.bytes_sent += shared->size();
+  }
+}
+
+void LiveStream::mux() {
   // The muxer starts (or restarts on new parameters) from the kept GOP's keyframe.
   const bool restart = !muxer_.open() || gop_fragments_.size() + 1 != gop_.size();
   if (restart) {
@@ -104,6 +194,7 @@ void LiveStream::on_packet(const EncodedPacketPtr& packet) {
   }
   if (!latest) return;
   for (auto& v : viewers_) {
+    if (v.jpeg) continue;
     if (v.fresh || new_init) {
       send_start(v);
       continue;

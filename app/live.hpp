@@ -4,10 +4,13 @@
 // over its cap) gets nothing until the next keyframe: it skips ahead instead of piling latency.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "matthan/core/packet.hpp"
@@ -22,6 +25,7 @@ struct LiveStats {
   std::uint64_t sent = 0;       // fragments handed to viewers
   std::uint64_t skipped = 0;    // fragments a lagging viewer did not get
   std::uint64_t bytes_sent = 0;
+  std::uint64_t jpegs = 0;  // pictures encoded for the fallback
 };
 
 // Thread-safety: mutex_ guards everything; on_packet runs on the fan-out's delivery thread,
@@ -29,9 +33,14 @@ struct LiveStats {
 class LiveStream {
  public:
   LiveStream(std::string camera_id, StreamKind kind);
+  ~LiveStream();
+  LiveStream(const LiveStream&) = delete;
+  LiveStream& operator=(const LiveStream&) = delete;
   void attach(PacketFanout& fanout);
-  // cap_bytes: the most a viewer's socket may have queued before it is skipped ahead.
-  std::uint64_t add_viewer(std::shared_ptr<web::WsChannel> channel, std::size_t cap_bytes);
+  // cap_bytes: the most a viewer's socket may have queued before it is skipped ahead. jpeg: the
+  // fallback (JPEG pictures) instead of fMP4, for browsers that cannot play the codec in MSE.
+  std::uint64_t add_viewer(std::shared_ptr<web::WsChannel> channel, std::size_t cap_bytes,
+                           bool jpeg = false);
   void remove_viewer(std::uint64_t id);
   LiveStats stats() const;
   const std::string& camera_id() const { return camera_id_; }
@@ -44,14 +53,29 @@ class LiveStream {
     std::size_t cap = 0;
     bool fresh = true;      // has not had the init segment yet
     bool skipping = false;  // waits for a keyframe
+    bool jpeg = false;      // the JPEG fallback
   };
   void on_packet(const EncodedPacketPtr& packet);
   void send_start(Viewer& v);
+  void mux();
+  void feed_jpeg(const EncodedPacketPtr& packet);
+  void jpeg_loop();
+  void send_jpeg(std::string picture);
 
   const std::string camera_id_;
   const StreamKind kind_;
   mutable std::mutex mutex_;
   storage::FragmentMuxer muxer_;
+  // The JPEG fallback decodes on its own thread (started at the first such viewer) so decoding
+  // never holds mutex_, which connections wait on: jpeg_queue_ (mutex_) feeds it; jpeg_ is the
+  // thread's own. 5 pictures a second, at most 640 wide.
+  storage::JpegEncoder jpeg_{5, 640};
+  std::thread jpeg_thread_;
+  std::condition_variable jpeg_cv_;
+  std::deque<EncodedPacketPtr> jpeg_queue_;
+  bool jpeg_active_ = false;   // the queue follows the stream (from a keyframe)
+  bool jpeg_restart_ = false;  // the decoder starts over with the queue's first packet
+  bool stopping_ = false;
   std::vector<EncodedPacketPtr> gop_;                              // since the last keyframe
   std::vector<std::shared_ptr<const std::string>> gop_fragments_;  // the same, muxed
   std::vector<Viewer> viewers_;

@@ -519,7 +519,11 @@ int run(const std::string& config_path) {
         [&db, node = config.node_id](const std::string& event_id) {
           return (*db)->read([&](sqlite3* conn) {
             sqlite3_stmt* st = nullptr;
-            sqlite3_prepare_v2(conn, "SELECT 1 FROM alert_ack WHERE node_id = ?1 AND event_id = ?2",
+            // Acknowledged, or already reviewed (confirmed, false alarm): someone answered.
+            sqlite3_prepare_v2(conn,
+                               "SELECT 1 FROM alert_ack WHERE node_id = ?1 AND event_id = ?2"
+                               " UNION ALL SELECT 1 FROM event WHERE node_id = ?1 AND id = ?2"
+                               " AND review_state <> 'new'",
                                -1, &st, nullptr);
             sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(st, 2, event_id.c_str(), -1, SQLITE_TRANSIENT);
@@ -751,7 +755,7 @@ int run(const std::string& config_path) {
   router.add(
       {"GET", "/metrics", Role::viewer, RouteKind::text,
        "Prometheus metrics (scrapers use an API token)"},
-      [&](const web::HttpRequest&) -> web::HttpResponse {
+      [&](const web::HttpRequest& req) -> web::HttpResponse {
         // Prometheus text format (0.0.4): per camera and stream, recorder, storage, database.
         std::string out;
         auto esc = [](const std::string& v) {
@@ -776,6 +780,7 @@ int run(const std::string& config_path) {
           series[name].push_back(name + (labels.empty() ? "" : "{" + labels + "}") + " " + num);
         };
         for (const auto& c : cameras) {
+          if (!app::in_scope(req, places, c->id())) continue;  // a scoped user's communes only
           const auto st = c->status();
           const std::string cam =
               "camera=\"" + esc(st.id) + "\",commune=\"" + esc(st.commune) + "\"";
@@ -814,6 +819,20 @@ int run(const std::string& config_path) {
         }
         put("matthan_db_write_failures_total", "counter", "database writes that failed", "",
             static_cast<double>((*db)->write_failures()));
+        for (const auto& [key, ls] : live) {
+          if (!app::in_scope(req, places, key.first)) continue;
+          const auto l = ls->stats();
+          const std::string lab = "camera=\"" + esc(key.first) + "\",stream=\"" +
+                                  std::string(to_string(key.second)) + "\"";
+          put("matthan_live_viewers", "gauge", "live viewers", lab, l.viewers);
+          put("matthan_live_sent_total", "counter", "live fragments or pictures sent", lab,
+              static_cast<double>(l.sent));
+          put("matthan_live_skipped_total", "counter",
+              "live fragments a lagging viewer skipped (to the next keyframe)", lab,
+              static_cast<double>(l.skipped));
+          put("matthan_live_sent_bytes_total", "counter", "live bytes sent", lab,
+              static_cast<double>(l.bytes_sent));
+        }
         const auto people = engine.people_stats();
         put("matthan_people_backlog", "gauge", "HOG jobs queued", "",
             static_cast<double>(people.backlog));
@@ -942,15 +961,20 @@ int run(const std::string& config_path) {
             return web::json_error(400, "bad_cap", "cap_kb is a number of kilobytes");
           cap = std::clamp<std::size_t>(std::stoul(v), 16, 8192) * 1024;
         }
-        evidence::append_audit(
-            **db, config.node_id, clock.now_us(), req.user, "live_view", id,
-            json{{"stream", std::string(to_string(it->second->kind()))}, {"source", req.remote}}
-                .dump());
+        const auto format = req.query.contains("format") ? req.query.at("format") : "mp4";
+        if (format != "mp4" && format != "jpeg")
+          return web::json_error(400, "bad_format", "format is mp4 or jpeg");
+        evidence::append_audit(**db, config.node_id, clock.now_us(), req.user, "live_view", id,
+                               json{{"stream", std::string(to_string(it->second->kind()))},
+                                    {"format", format},
+                                    {"source", req.remote}}
+                                   .dump());
         auto* ls = it->second.get();
         auto viewer = std::make_shared<std::uint64_t>(0);
         web::WsAccept a;
-        a.on_open = [ls, viewer, cap](const std::shared_ptr<web::WsChannel>& ch) {
-          *viewer = ls->add_viewer(ch, cap);
+        a.on_open = [ls, viewer, cap,
+                     jpeg = format == "jpeg"](const std::shared_ptr<web::WsChannel>& ch) {
+          *viewer = ls->add_viewer(ch, cap, jpeg);
         };
         a.on_close = [ls, viewer] { ls->remove_viewer(*viewer); };
         return a;
@@ -970,6 +994,15 @@ int run(const std::string& config_path) {
   router.add({"GET", "/", std::nullopt, RouteKind::page, "the browser UI"}, page);
   router.add({"GET", "/{file}", std::nullopt, RouteKind::page, "the browser UI's files"}, page);
 
+  // Open WebSockets and the request that opened each (its cookie or token), re-checked every
+  // heartbeat. ws_mutex guards ws_open.
+  struct WsWatch {
+    std::weak_ptr<web::WsChannel> channel;
+    web::HttpRequest request;
+  };
+  std::mutex ws_mutex;
+  std::map<std::uint64_t, WsWatch> ws_open;
+  std::uint64_t ws_next = 1;
   // One gate for HTTP and WebSocket: the route, then its role and CSRF, then object scope.
   auto route_of = [&](web::HttpRequest& req) -> std::variant<std::size_t, web::HttpResponse> {
     auto m = router.match(req.method, req.path);
@@ -1002,17 +1035,51 @@ int run(const std::string& config_path) {
         const auto index = std::get<std::size_t>(r);
         if (router.routes()[index].kind == RouteKind::websocket)
           return web::json_error(426, "upgrade_required", req.path + " is a WebSocket");
-        if (req.method == "HEAD") req.method = "GET";  // the server sends the head only
+        if (req.method == "HEAD") {  // the server sends the head only
+          req.method = "GET";
+          req.head = true;
+        }
         return router.handler(index)(req);
       },
       [&](const web::HttpRequest& incoming) -> std::variant<web::HttpResponse, web::WsAccept> {
         web::HttpRequest req = incoming;
+        // Browsers send cookies with cross-origin WebSocket handshakes: only our own pages.
+        if (const auto o = req.headers.find("origin"); o != req.headers.end()) {
+          const auto h = req.headers.find("host");
+          const auto at = o->second.find("://");
+          const auto origin_host = at == std::string::npos ? o->second : o->second.substr(at + 3);
+          if (h == req.headers.end() || origin_host != h->second)
+            return web::json_error(403, "bad_origin",
+                                   "a WebSocket from another site: " + o->second);
+        }
         auto r = route_of(req);
         if (auto* answer = std::get_if<web::HttpResponse>(&r)) return *answer;
         const auto index = std::get<std::size_t>(r);
         if (router.routes()[index].kind != RouteKind::websocket)
           return web::json_error(400, "not_websocket", req.path + " is not a WebSocket");
-        return router.ws_handler(index)(req);
+        auto answer = router.ws_handler(index)(req);
+        auto* accept = std::get_if<web::WsAccept>(&answer);
+        if (accept == nullptr) return answer;
+        // Watched: closed when its session or token stops being valid (logout, expiry,
+        // a new password).
+        auto id = std::make_shared<std::uint64_t>(0);
+        accept->on_open = [&, id, req, open = std::move(accept->on_open)](
+                              const std::shared_ptr<web::WsChannel>& ch) {
+          {
+            std::lock_guard lock(ws_mutex);
+            *id = ws_next++;
+            ws_open[*id] = {ch, req};
+          }
+          if (open) open(ch);
+        };
+        accept->on_close = [&, id, close = std::move(accept->on_close)] {
+          {
+            std::lock_guard lock(ws_mutex);
+            ws_open.erase(*id);
+          }
+          if (close) close();
+        };
+        return answer;
       });
   auto bound = http.start(config.server.listen_address, config.server.listen_port,
                           config.server.tls_cert, config.server.tls_key);
@@ -1060,6 +1127,18 @@ int run(const std::string& config_path) {
         head_signed_us = wall;
       }
       status.record_heartbeat(run_id, start_us, wall, false);
+      {
+        // A WebSocket lives only as long as the session or token that opened it.
+        std::vector<std::pair<std::weak_ptr<web::WsChannel>, web::HttpRequest>> open;
+        {
+          std::lock_guard lock(ws_mutex);
+          for (const auto& [id, w] : ws_open) open.emplace_back(w.channel, w.request);
+        }
+        for (const auto& [channel, request] : open) {
+          if (auth.authenticate(request, wall)) continue;
+          if (auto ch = channel.lock()) ch->close();
+        }
+      }
       beat();
     });
   };
@@ -1166,6 +1245,7 @@ int run(const std::string& config_path) {
   engine.close_all(clock.now_us());
   status.close_all(clock.now_us());
   heartbeat.cancel();
+  push.close();  // its sockets belong to the io_context that stops next
   runtime.stop();
   status.record_heartbeat(run_id, start_us, clock.now_us(), true);
   (*db)->flush();

@@ -304,8 +304,9 @@ void add_event_routes(web::Router& router, EventApiContext& ctx) {
                  return web::json_error(404, "not_found", "event has no snapshot");
                std::string bytes((std::istreambuf_iterator<char>(in)),
                                  std::istreambuf_iterator<char>());
-               evidence::append_audit(ctx.db, ctx.config.node_id, wall_now_us(), req.user,
-                                      "snapshot_view", req.params.at("id"));
+               if (!req.head)  // a HEAD is not a view
+                 evidence::append_audit(ctx.db, ctx.config.node_id, wall_now_us(), req.user,
+                                        "snapshot_view", req.params.at("id"));
                return web::HttpResponse{200, "image/jpeg", std::move(bytes)};
              });
   router.add(
@@ -393,6 +394,12 @@ web::WsAccept PushHub::accept(const web::HttpRequest& req) {
     std::erase_if(clients_, [&](const Client& c) { return c.id == *id; });
   };
   return a;
+}
+
+void PushHub::close() {
+  std::lock_guard lock(mutex_);
+  for (const auto& c : clients_) c.channel->close();
+  clients_.clear();
 }
 
 int PushHub::clients() const {

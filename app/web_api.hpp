@@ -48,6 +48,7 @@ class PushHub final : public EventSink {
   void camera_state(const std::string& camera_id, const std::string& state,
                     const std::string& error, std::int64_t at_us);
   int clients() const;
+  void close();  // closes every push socket (the server stopping)
 
  private:
   struct Client {

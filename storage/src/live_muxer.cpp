@@ -4,6 +4,7 @@ extern "C" {
 #include <libavformat/avformat.h>
 }
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -152,6 +153,130 @@ std::expected<std::optional<LiveFragment>, std::string> FragmentMuxer::push(
   out.keyframe = packet.keyframe;
   out.new_init = new_init;
   return std::optional<LiveFragment>(std::move(out));
+}
+
+}  // namespace matthan::storage
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libswscale/swscale.h>
+}
+
+namespace matthan::storage {
+
+struct JpegEncoder::State {
+  ~State() {
+    if (sws != nullptr) sws_freeContext(sws);
+    if (frame != nullptr) av_frame_free(&frame);
+    if (scaled != nullptr) av_frame_free(&scaled);
+    if (pkt != nullptr) av_packet_free(&pkt);
+    if (dec != nullptr) avcodec_free_context(&dec);
+    if (enc != nullptr) avcodec_free_context(&enc);
+  }
+  AVCodecContext* dec = nullptr;
+  AVCodecContext* enc = nullptr;
+  SwsContext* sws = nullptr;
+  AVFrame* frame = nullptr;
+  AVFrame* scaled = nullptr;
+  AVPacket* pkt = nullptr;
+  std::int64_t generation = -1;
+  std::int64_t last_wall_us = 0;  // of the last picture encoded
+};
+
+JpegEncoder::JpegEncoder(double max_fps, int max_width)
+    : max_fps_(max_fps), max_width_(max_width) {}
+JpegEncoder::~JpegEncoder() = default;
+
+void JpegEncoder::reset() {
+  state_.reset();
+}
+
+std::expected<std::optional<std::string>, std::string> JpegEncoder::push(
+    const EncodedPacket& packet, bool due) {
+  if (!packet.params || !packet.params->is_video) return std::optional<std::string>();
+  const auto& p = *packet.params;
+  if (state_ && state_->generation != p.generation) state_.reset();
+  if (!state_) {
+    if (!packet.keyframe) return std::optional<std::string>();
+    auto s = std::make_unique<State>();
+    s->generation = p.generation;
+    const AVCodec* codec =
+        avcodec_find_decoder(p.codec == Codec::h265 ? AV_CODEC_ID_HEVC : AV_CODEC_ID_H264);
+    if (codec == nullptr) return std::unexpected("live view: no decoder");
+    s->dec = avcodec_alloc_context3(codec);
+    s->dec->thread_count = 1;  // one camera's pictures: a core is shared by many
+    if (!p.extradata.empty()) {
+      s->dec->extradata =
+          static_cast<std::uint8_t*>(av_mallocz(p.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
+      std::memcpy(s->dec->extradata, p.extradata.data(), p.extradata.size());
+      s->dec->extradata_size = static_cast<int>(p.extradata.size());
+    }
+    if (const int rc = avcodec_open2(s->dec, codec, nullptr); rc < 0)
+      return std::unexpected("live view: cannot open the decoder: " + av_error(rc));
+    s->frame = av_frame_alloc();
+    s->scaled = av_frame_alloc();
+    s->pkt = av_packet_alloc();
+    state_ = std::move(s);
+  }
+  auto& s = *state_;
+  s.pkt->data = const_cast<std::uint8_t*>(packet.data.data());
+  s.pkt->size = static_cast<int>(packet.data.size());
+  s.pkt->pts = packet.pts;
+  s.pkt->dts = packet.dts;
+  s.pkt->flags = packet.keyframe ? AV_PKT_FLAG_KEY : 0;
+  int rc = avcodec_send_packet(s.dec, s.pkt);
+  s.pkt->data = nullptr;
+  s.pkt->size = 0;
+  if (rc < 0 && rc != AVERROR(EAGAIN)) return std::optional<std::string>();  // corrupt: skip
+  std::optional<std::string> out;
+  while ((rc = avcodec_receive_frame(s.dec, s.frame)) == 0) {
+    const bool time = max_fps_ <= 0 || packet.wall_us - s.last_wall_us >= 1e6 / max_fps_;
+    if (!due || !time) {
+      av_frame_unref(s.frame);
+      continue;
+    }
+    const int w = std::min(max_width_, s.frame->width) & ~1;
+    const int h = (static_cast<int>(static_cast<std::int64_t>(s.frame->height) * w /
+                                    std::max(1, s.frame->width))) &
+                  ~1;
+    if (s.enc == nullptr || s.enc->width != w || s.enc->height != h) {
+      if (s.enc != nullptr) avcodec_free_context(&s.enc);
+      const AVCodec* mjpeg = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
+      if (mjpeg == nullptr) return std::unexpected("live view: no JPEG encoder");
+      s.enc = avcodec_alloc_context3(mjpeg);
+      s.enc->width = w;
+      s.enc->height = h;
+      s.enc->pix_fmt = AV_PIX_FMT_YUVJ420P;
+      s.enc->time_base = {1, 25};
+      s.enc->flags |= AV_CODEC_FLAG_QSCALE;
+      s.enc->global_quality = FF_QP2LAMBDA * 6;  // visually fine at phone sizes, ~30-60 kB
+      if (const int orc = avcodec_open2(s.enc, mjpeg, nullptr); orc < 0)
+        return std::unexpected("live view: cannot open the JPEG encoder: " + av_error(orc));
+      av_frame_unref(s.scaled);
+      s.scaled->format = AV_PIX_FMT_YUVJ420P;
+      s.scaled->width = w;
+      s.scaled->height = h;
+      if (av_frame_get_buffer(s.scaled, 0) < 0) return std::unexpected("out of memory");
+    }
+    s.sws = sws_getCachedContext(s.sws, s.frame->width, s.frame->height,
+                                 static_cast<AVPixelFormat>(s.frame->format), w, h,
+                                 AV_PIX_FMT_YUVJ420P, SWS_FAST_BILINEAR, nullptr, nullptr, nullptr);
+    if (s.sws == nullptr) return std::unexpected("live view: cannot scale this picture format");
+    av_frame_make_writable(s.scaled);
+    sws_scale(s.sws, s.frame->data, s.frame->linesize, 0, s.frame->height, s.scaled->data,
+              s.scaled->linesize);
+    av_frame_unref(s.frame);
+    s.scaled->quality = s.enc->global_quality;
+    if (avcodec_send_frame(s.enc, s.scaled) < 0) continue;
+    AVPacket* jp = av_packet_alloc();
+    if (avcodec_receive_packet(s.enc, jp) == 0) {
+      out =
+          std::string(reinterpret_cast<const char*>(jp->data), static_cast<std::size_t>(jp->size));
+      s.last_wall_us = packet.wall_us;
+    }
+    av_packet_free(&jp);
+  }
+  return out;
 }
 
 }  // namespace matthan::storage

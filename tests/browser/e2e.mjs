@@ -42,13 +42,13 @@ async function startCamsim() {
   for await (const line of rl) {
     const [kind, a, b, c, d] = line.split(/\s+/);
     if (kind === "CAMERA") cams.push({ id: a, hamlet: b, main: c, sub: d });
-    if (cams.length === 2) break;
+    if (cams.length === 3) break;
   }
   return cams;
 }
 
 function writeConfig(cams) {
-  const commune = { gate: "xa-a", market: "xa-b" };
+  const commune = { gate: "xa-a", market: "xa-b", night: "xa-b" };
   const lines = ["node_id: e2e-node", "server:", "  listen: 127.0.0.1:0", `  data_dir: ${out}/data`, "defaults:", "  analysis_fps: 10",
     "recording:", "  segment_s: 10", "cameras:"];
   for (const c of cams) {
@@ -127,6 +127,12 @@ async function main() {
     await sleep(3000);
     const t1 = await tile.evaluate((v) => v.currentTime);
     check(t1 - t0 > 2, "a live tile plays (its video time advances)", `${(t1 - t0).toFixed(2)} s of video in 3 s`);
+    // The H.265 camera: no H.265 in this Chromium's MSE, so the tile shows JPEG pictures.
+    await page.waitForFunction(() => { const i = document.querySelector('.tile[data-camera="night"] img.live'); return i && i.naturalWidth > 0; }, null, { timeout: 20000 });
+    const src0 = await page.getAttribute('.tile[data-camera="night"] img.live', "src");
+    await sleep(1500);
+    const src1 = await page.getAttribute('.tile[data-camera="night"] img.live', "src");
+    check(src0 !== src1, "an H.265 tile falls back to MJPEG pictures that keep coming", await page.textContent('.tile[data-camera="night"] .msg'));
     await page.screenshot({ path: path.join(out, "live.png") });
 
     // 3. Glass to glass: the frame index burned into the picture vs the simulator's send time.
@@ -234,8 +240,13 @@ async function main() {
     const after = await page.evaluate(async () => (await fetch("/api/me")).status);
     check(after === 401, "after logout the session is gone", `GET /api/me → ${after}`);
 
-    // 10. A viewer of commune xa-a: no playback, not the other commune's camera.
+    // 10. A viewer of commune xa-a, on a phone: no playback, not the other commune's camera.
+    await page.setViewportSize({ width: 390, height: 844 });
     await login(page, base, "guard", PASSWORD);
+    await page.waitForFunction(() => { const v = document.querySelector('.tile[data-camera="gate"] video'); return v && v.currentTime > 0; }, null, { timeout: 20000 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, "the live page fits a phone's width (390 px)", `${overflow} px too wide`);
+    await page.screenshot({ path: path.join(out, "phone.png") });
     check(await page.locator('#nav a[href="#/playback"]').isHidden(), "a viewer has no playback link");
     await page.goto(base + "/#/playback");
     await page.waitForFunction(() => document.querySelector("#page").dataset.page === "live");

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "child_process.hpp"
 
@@ -113,7 +114,7 @@ class Api : public ::testing::Test {
     port_ = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
     // One event per camera, written as the analytics would (the server reads the same file).
     std::string out;
-    ASSERT_EQ(run_command("sqlite3 " + dir_ +
+    ASSERT_EQ(run_command("sqlite3 -cmd '.timeout 5000' " + dir_ +
                               "/var/matthan.db \"INSERT INTO event (id, node_id, camera_id, type,"
                               " start_us, end_us) VALUES ('01GATEEVENT', 'api-node', 'gate',"
                               " 'motion', 1000000, 2000000), ('01MARKETEVENT', 'api-node',"
@@ -289,6 +290,31 @@ TEST_F(Api, AViewerOfOneCommuneSeesOnlyItsCamerasEventsAndFootage) {
   EXPECT_EQ(actions.count("live_view"), 1u);  // the one accepted live socket above
 }
 
+TEST_F(Api, WebSocketsFromOtherSitesAreRefusedAndCloseWithTheSession) {
+  int status = 0;
+  const auto session = session_login(port_, "xem", "Mat-khau-2026", &status);
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(upgrade(port_, "/api/ws", session + "Origin: http://evil.example\r\n"), 403);
+  EXPECT_EQ(upgrade(port_, "/api/ws", session + "Origin: http://127.0.0.1\r\n"), 101);
+  // A push socket of this session: it closes within a heartbeat (1 s here) of the logout.
+  std::string seen;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread reader([&] {
+    seen = http_raw(port_,
+                    "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n" +
+                        session + "\r\n",
+                    20s);
+  });
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(http_request(port_, "POST", "/api/logout", session, "{}").status, 200);
+  reader.join();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(seen.starts_with("HTTP/1.1 101")) << seen.substr(0, 200);
+  EXPECT_LT(took, 8s) << "the socket outlived its session";
+}
+
 TEST_F(Api, PagesOfEventsFollowTheCursorWithoutGapsOrRepeats) {
   std::string values;
   for (int i = 0; i < 25; ++i) {
@@ -297,7 +323,7 @@ TEST_F(Api, PagesOfEventsFollowTheCursorWithoutGapsOrRepeats) {
               ")";  // pairs share a start time: the cursor must order by id too
   }
   std::string out;
-  ASSERT_EQ(run_command("sqlite3 " + dir_ +
+  ASSERT_EQ(run_command("sqlite3 -cmd '.timeout 5000' " + dir_ +
                             "/var/matthan.db \"INSERT INTO event (id, node_id, camera_id, type,"
                             " start_us) VALUES " +
                             values + "\"",
@@ -329,6 +355,28 @@ TEST_F(Api, PagesOfEventsFollowTheCursorWithoutGapsOrRepeats) {
 
 TEST_F(Api, FileRoutesRefuseTraversalAndBadInputGetsAClearError) {
   const auto& admin = sessions_["quan-tri"];
+  // A finished export to aim at: its manifest is served, nothing beside or above it.
+  std::string out;
+  ASSERT_EQ(run_command("sqlite3 -cmd '.timeout 5000' " + dir_ +
+                            "/var/matthan.db \"INSERT INTO export_job (id, node_id, cameras,"
+                            " start_us, end_us, reason, created_by, created_us, state) VALUES"
+                            " ('EXP1', 'api-node', '[\\\"gate\\\"]', 1, 2, 'test', 'quan-tri', 3,"
+                            " 'done')\"",
+                        &out),
+            0)
+      << out;
+  std::filesystem::create_directories(dir_ + "/var/exports/EXP1");
+  std::ofstream(dir_ + "/var/exports/EXP1/manifest.json") << "{\"ok\": true}";
+  std::ofstream(dir_ + "/var/exports/secret.txt") << "root:secret";
+  const auto served = http_request(port_, "GET", "/api/exports/EXP1/files/manifest.json", admin);
+  ASSERT_EQ(served.status, 200) << served.body;
+  EXPECT_EQ(served.body, "{\"ok\": true}");
+  for (const std::string evil : {"..%2Fsecret.txt", "%2e%2e%2fsecret.txt", "..", ".%2e",
+                                 "%2E%2E%2F..%2Fmatthan.db", "..%5Csecret.txt"}) {
+    const auto got = http_request(port_, "GET", "/api/exports/EXP1/files/" + evil, admin);
+    EXPECT_EQ(got.status, 404) << evil;
+    EXPECT_EQ(got.body.find("root:"), std::string::npos) << evil;
+  }
   for (const auto& r : routes()) {
     const std::string pattern = r["path"];
     if (r["kind"] != "file" && r["kind"] != "page") continue;
@@ -362,6 +410,7 @@ TEST_F(Api, FileRoutesRefuseTraversalAndBadInputGetsAClearError) {
            {"GET", "/api/events?review=maybe", "", "bad_review"},
            {"GET", "/api/cameras/gate/live?stream=x", "", "upgrade_required"},
            {"DELETE", "/api/cameras", "", "method_not_allowed"},
+           {"GET", "/api/cameras/gate/live?format=gif", "", "upgrade_required"},
            {"GET", "/api/no/such/route", "", "not_found"}}) {
     const auto got = http_request(port_, b.method, b.path, admin, b.body);
     EXPECT_GE(got.status, 400) << b.method << " " << b.path;
@@ -371,6 +420,8 @@ TEST_F(Api, FileRoutesRefuseTraversalAndBadInputGetsAClearError) {
     EXPECT_EQ(j["error"]["code"], b.code) << b.path << ": " << got.body;
     EXPECT_FALSE(j["error"]["message"].get<std::string>().empty()) << b.path;
   }
+  EXPECT_NE(http_request(port_, "DELETE", "/api/cameras", admin).head.find("Allow: GET"),
+            std::string::npos);
   // Huge headers and a broken request line: 4xx, and the server goes on.
   const auto huge = http_request(port_, "GET", "/api/cameras",
                                  admin + "X-Filler: " + std::string(40000, 'a') + "\r\n");

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -79,6 +80,10 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
   if (auto it = req.find("X-CSRF-Token"); it != req.end()) {
     out.headers["x-csrf-token"] = std::string(it->value());
   }
+  if (auto it = req.find(http::field::origin); it != req.end())
+    out.headers["origin"] = std::string(it->value());
+  if (auto it = req.find(http::field::host); it != req.end())
+    out.headers["host"] = std::string(it->value());
   out.body = req.body();
   return out;
 }
@@ -88,7 +93,8 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
 template <class Stream>
 class WsSession : public WsChannel, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(Stream stream, WsAccept accept) : ws_(std::move(stream)), accept_(std::move(accept)) {}
+  WsSession(Stream stream, WsAccept accept)
+      : ws_(std::move(stream)), accept_(std::move(accept)), cut_(ws_.get_executor()) {}
   using std::enable_shared_from_this<WsSession<Stream>>::shared_from_this;
 
   void start(http::request<http::string_body> req) {
@@ -122,11 +128,20 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
   std::size_t queued_bytes() const override { return queued_.load(); }
   void close() override {
     asio::post(ws_.get_executor(), [self = shared_from_this()] {
-      if (self->closed_ || !self->open_) return;
+      if (self->closed_ || self->closing_ || !self->open_) return;
+      self->closing_ = true;
       self->ws_.async_close(websocket::close_code::normal,
                             [self](beast::error_code) { self->finish(); });
+      // A peer that never answers the close frame is cut off.
+      self->cut_.expires_after(std::chrono::seconds(2));
+      self->cut_.async_wait([self](beast::error_code ec) {
+        if (ec || self->closed_) return;
+        beast::error_code ignored;
+        beast::get_lowest_layer(self->ws_).socket().close(ignored);
+      });
     });
   }
+
 
  private:
   void read() {
@@ -142,11 +157,13 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
     });
   }
   void write_next() {
-    auto& [message, binary] = out_.front();
-    ws_.binary(binary);
+    // The handler holds the message: finish() may clear out_ while this write is in flight.
+    const auto message = out_.front().first;
+    ws_.binary(out_.front().second);
     ws_.async_write(asio::buffer(*message),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                      self->queued_ -= self->out_.front().first->size();
+                    [self = shared_from_this(), message](beast::error_code ec, std::size_t) {
+                      if (self->closed_) return;  // finish() emptied out_ and its count
+                      self->queued_ -= message->size();
                       self->out_.pop_front();
                       if (ec) {
                         self->finish();
@@ -158,6 +175,7 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
   void finish() {
     if (closed_) return;
     closed_ = true;
+    cut_.cancel();
     for (const auto& m : out_) queued_ -= m.first->size();
     out_.clear();
     if (accept_.on_close) accept_.on_close();
@@ -170,8 +188,10 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
   beast::flat_buffer in_;
   std::deque<std::pair<std::shared_ptr<const std::string>, bool>> out_;  // strand only
   std::atomic<std::size_t> queued_{0};
-  bool open_ = false;    // strand only
-  bool closed_ = false;  // strand only
+  asio::steady_timer cut_;  // strand only
+  bool open_ = false;       // strand only
+  bool closing_ = false;    // strand only: a close frame is on its way
+  bool closed_ = false;     // strand only
 };
 
 // One connection, plain TCP or TLS (Stream), on its own strand.

@@ -93,7 +93,9 @@ std::variant<RouteMatch, HttpResponse> Router::match(const std::string& method,
             allowed.find(r.method) == std::string::npos)
           allowed += (allowed.empty() ? "" : ", ") + r.method;
       }
-      return json_error(405, "method_not_allowed", path + " accepts " + allowed);
+      auto answer = json_error(405, "method_not_allowed", path + " accepts " + allowed);
+      answer.headers.emplace_back("Allow", allowed);
+      return answer;
     }
     return json_error(404, "not_found", "no such route: " + path);
   }

@@ -114,10 +114,10 @@ function toast(text, event) {
 }
 
 // ---- live view: fragmented MP4 over a WebSocket into Media Source Extensions ----
-function playLive(video, camera, stream, onMessage) {
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(camera)}/live?stream=${stream}`);
+function playLive(video, camera, stream, onMessage, format = "mp4") {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(camera)}/live?stream=${stream}&format=${format}`);
   ws.binaryType = "arraybuffer";
-  let ms = null, sb = null, queue = [];
+  let ms = null, sb = null, queue = [], img = null, fallback = null, lastUrl = null;
   const pump = () => {
     if (!sb || sb.updating || !queue.length || ms.readyState !== "open") return;
     try { sb.appendBuffer(queue.shift()); } catch (e) { queue = []; }
@@ -136,7 +136,18 @@ function playLive(video, camera, stream, onMessage) {
     if (typeof ev.data === "string") {
       const m = JSON.parse(ev.data);
       if (m.type !== "init") return;
-      if (!window.MediaSource || !MediaSource.isTypeSupported(m.mime)) { onMessage?.(t("live.no_mse", { codec: m.mime })); return; }
+      if (m.mime === "image/jpeg") {  // the fallback: pictures in an <img> over the video
+        img = video.parentElement.querySelector("img.live") || video.insertAdjacentElement("afterend", Object.assign(document.createElement("img"), { className: "live" }));
+        video.classList.add("hidden");
+        onMessage?.("MJPEG");
+        return;
+      }
+      if (!window.MediaSource || !MediaSource.isTypeSupported(m.mime)) {
+        // Debian's Chromium has no H.265 in MSE: ask the server for JPEG pictures instead.
+        ws.onclose = null; ws.close();
+        fallback = playLive(video, camera, stream, onMessage, "jpeg");
+        return;
+      }
       queue = [];
       ms = new MediaSource();
       video.src = URL.createObjectURL(ms);
@@ -149,12 +160,23 @@ function playLive(video, camera, stream, onMessage) {
       return;
     }
     bytesUsed += ev.data.byteLength;
+    if (img) {
+      if (lastUrl) URL.revokeObjectURL(lastUrl);  // the picture shown is decoded already
+      lastUrl = URL.createObjectURL(new Blob([ev.data], { type: "image/jpeg" }));
+      img.src = lastUrl;
+      return;
+    }
     queue.push(ev.data);
     if (queue.length > 150) queue.splice(0, queue.length - 150);
     pump();
   };
   ws.onclose = () => onMessage?.("…");
-  return () => { ws.close(); if (video.src) { video.pause(); video.removeAttribute("src"); video.load(); } };
+  return () => {
+    ws.close(); fallback?.();
+    if (img) { img.remove(); video.classList.remove("hidden"); }
+    if (lastUrl) URL.revokeObjectURL(lastUrl);
+    if (video.src) { video.pause(); video.removeAttribute("src"); video.load(); }
+  };
 }
 
 function updateDataUsed() { $("#data-used").textContent = t("live.data", { mb: (bytesUsed / 1048576).toFixed(1) }); }
@@ -205,7 +227,7 @@ function eventHtml(e) {
   const review = e.review || { state: "new" };
   return `<div class="event" data-id="${esc(e.id)}">
     ${e.snapshot ? `<img loading="lazy" src="/api/events/${encodeURIComponent(e.id)}/snapshot.jpg" alt="">` : ""}
-    <div class="body"><b>${esc(typeName(e.type))}</b>${e.label ? ` (${esc(e.label)})` : ""} — ${esc(e.camera_name || e.camera)}
+    <div class="body"><b>${esc(typeName(e.type))}</b>${e.label ? ` (${esc(typeName(e.label))})` : ""} — ${esc(e.camera_name || e.camera)}
       <span class="muted">${esc(e.hamlet || "")}</span><br>
       <span class="num">${esc(fmtTime(e.start))}</span>
       <span class="badge ${esc(review.state)}">${esc(t(`review.${review.state}`))}</span>

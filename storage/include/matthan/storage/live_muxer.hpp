@@ -46,3 +46,30 @@ class FragmentMuxer {
 std::string codec_string(const std::string& init_segment);
 
 }  // namespace matthan::storage
+
+namespace matthan::storage {
+
+// The live view's fallback for what the browser cannot play in Media Source Extensions (H.265
+// in Debian's Chromium, browsers without MSE): the stream decoded and re-encoded as JPEG
+// pictures, at most max_fps, at most max_width wide. One per camera stream, running only while
+// someone watches this way. Not thread-safe: one owner (the live hub's fan-out thread).
+class JpegEncoder {
+ public:
+  JpegEncoder(double max_fps, int max_width);
+  ~JpegEncoder();
+  JpegEncoder(const JpegEncoder&) = delete;
+  JpegEncoder& operator=(const JpegEncoder&) = delete;
+  // Decodes the packet; a JPEG when a picture is due (nullopt otherwise or before a keyframe).
+  // `due` false: decode only (catching up through a GOP without encoding every picture).
+  std::expected<std::optional<std::string>, std::string> push(const EncodedPacket& packet,
+                                                              bool due = true);
+  void reset();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+  double max_fps_;
+  int max_width_;
+};
+
+}  // namespace matthan::storage

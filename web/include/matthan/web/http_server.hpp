@@ -28,6 +28,7 @@ struct HttpRequest {
   std::string body;
   std::string remote;   // the peer's address
   bool secure = false;  // came over TLS
+  bool head = false;    // a HEAD served by its GET handler: not a view, so not audited
   std::string user;     // set by the server's auth gate: who is asking (for the audit log)
   std::string role;     // set by the auth gate: viewer, reviewer or admin
   std::string csrf;     // set by the auth gate for cookie sessions
