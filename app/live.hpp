@@ -58,6 +58,8 @@ class LiveStream {
   void on_packet(const EncodedPacketPtr& packet);
   void send_start(Viewer& v);
   void mux();
+  // Sends pending_; previous_gop: it is the tail of the GOP a keyframe just ended.
+  void flush(bool previous_gop);
   void feed_jpeg(const EncodedPacketPtr& packet);
   void jpeg_loop();
   void send_jpeg(std::string picture);
@@ -78,6 +80,10 @@ class LiveStream {
   bool stopping_ = false;
   std::vector<EncodedPacketPtr> gop_;                              // since the last keyframe
   std::vector<std::shared_ptr<const std::string>> gop_fragments_;  // the same, muxed
+  std::string pending_;  // fragments of the next message (the newest gop_fragments_)
+  std::size_t pending_frames_ = 0;
+  bool pending_key_ = false;
+  std::int64_t pending_first_us_ = 0;
   std::vector<Viewer> viewers_;
   std::uint64_t next_id_ = 1;
   std::string last_error_;

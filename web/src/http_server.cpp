@@ -116,7 +116,8 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
 
   void send(std::shared_ptr<const std::string> message, bool binary) override {
     queued_ += message->size();
-    asio::post(ws_.get_executor(), [self = shared_from_this(), message, binary] {
+    // defer: from an io thread (run_on_io) the strand's work stays on this thread's queue.
+    asio::defer(ws_.get_executor(), [self = shared_from_this(), message, binary] {
       if (self->closed_) {
         self->queued_ -= message->size();
         return;
@@ -126,6 +127,10 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
     });
   }
   std::size_t queued_bytes() const override { return queued_.load(); }
+  void run_on_io(std::function<void()> work) override {
+    auto& ctx = asio::query(ws_.get_executor(), asio::execution::context);
+    asio::post(static_cast<asio::io_context&>(ctx), std::move(work));
+  }
   void close() override {
     asio::post(ws_.get_executor(), [self = shared_from_this()] {
       if (self->closed_ || self->closing_ || !self->open_) return;
@@ -141,7 +146,6 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
       });
     });
   }
-
 
  private:
   void read() {
