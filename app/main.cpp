@@ -20,6 +20,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -553,6 +554,35 @@ int run(const std::string& config_path) {
           evidence::append_audit(**db, node, now, "system", "alert_escalated", e.id,
                                  json{{"from", from}, {"to", to}, {"after_s", waited_s}}.dump());
         });
+    // Escalations that were waiting when the server last stopped: events of the last day that
+    // nobody answered and that did not go on yet.
+    {
+      const auto now = SystemClock().now_us();
+      const auto settled = (*db)->read([&](sqlite3* conn) {
+        std::set<std::string> ids;
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(conn,
+                           "SELECT event_id FROM alert_ack WHERE node_id = ?1 UNION SELECT"
+                           " event_id FROM alert_escalation WHERE node_id = ?1 UNION SELECT id"
+                           " FROM event WHERE node_id = ?1 AND review_state <> 'new' AND"
+                           " start_us > ?2",
+                           -1, &st, nullptr);
+        sqlite3_bind_text(st, 1, config.node_id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, now - 86'400'000'000LL);
+        while (sqlite3_step(st) == SQLITE_ROW)
+          ids.insert(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+        sqlite3_finalize(st);
+        return ids;
+      });
+      int resumed = 0;
+      for (const auto& e : event_repo.list("", now - 86'400'000'000LL, now, 2000)) {
+        if (settled.contains(e.id) || e.start_us < now - 86'400'000'000LL) continue;
+        alert_dispatcher->resume_escalation(e, e.start_us, now);
+        ++resumed;
+      }
+      if (resumed > 0)
+        spdlog::info("alerts: {} unanswered alert(s) of the last day still escalate", resumed);
+    }
     for (const auto& a : config.alerts) {
       spdlog::info("alert channel {} ({}){}", a.name, to_string(a.kind),
                    a.armed_only ? ", armed hours only" : "");

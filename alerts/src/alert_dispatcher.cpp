@@ -464,11 +464,24 @@ void AlertDispatcher::set_escalation_hooks(
   escalated_ = std::move(escalated);
 }
 
-void AlertDispatcher::schedule_escalation(const AlertChannelConfig& from, const Event& event) {
+void AlertDispatcher::resume_escalation(const Event& event, std::int64_t alerted_us,
+                                        std::int64_t now_us) {
+  for (const auto& c : channels_) {
+    const auto& cfg = c->config;
+    if (cfg.escalate_after_s <= 0 || cfg.escalation_only || !channel_accepts(cfg, event)) continue;
+    const std::int64_t left = alerted_us + cfg.escalate_after_s * 1'000'000LL - now_us;
+    // Due long before this start: old news by now, not an alarm to send to the next contact.
+    if (left < -15 * 60 * 1'000'000LL) continue;
+    schedule_escalation(cfg, event, std::max<std::int64_t>(0, left));
+  }
+}
+
+void AlertDispatcher::schedule_escalation(const AlertChannelConfig& from, const Event& event,
+                                          std::int64_t delay_us) {
   std::lock_guard lock(esc_mutex_);
   if (esc_stop_ || !scheduled_.insert({event.id, from.name}).second) return;
   while (scheduled_.size() > 4096) scheduled_.erase(scheduled_.begin());
-  pending_.emplace(steady_now_us() + static_cast<std::int64_t>(from.escalate_after_s) * 1'000'000,
+  pending_.emplace(steady_now_us() + delay_us,
                    Pending{event, from.name, from.escalate_to, from.escalate_after_s});
   esc_cv_.notify_one();
 }
@@ -533,7 +546,8 @@ void AlertDispatcher::on_event(EventPhase phase, const Event& event) {
   for (auto& c : channels_) {
     if (c->config.escalation_only || !channel_accepts(c->config, event)) continue;
     c->enqueue(phase, event);
-    if (c->config.escalate_after_s > 0) schedule_escalation(c->config, event);
+    if (c->config.escalate_after_s > 0)
+      schedule_escalation(c->config, event, c->config.escalate_after_s * 1'000'000LL);
   }
 }
 

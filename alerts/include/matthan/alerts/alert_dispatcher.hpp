@@ -77,6 +77,10 @@ class AlertDispatcher final : public EventSink {
                                                const std::string& to, int waited_s)>
                                 escalated);
 
+  // An escalation that was waiting when the server stopped: scheduled again for each channel
+  // that would have alerted the event, due at alerted_us + escalate_after_s (at once if past).
+  void resume_escalation(const Event& event, std::int64_t alerted_us, std::int64_t now_us);
+
   // One entry per channel, in config order.
   std::vector<AlertChannelStats> stats() const;
 
@@ -100,7 +104,8 @@ class AlertDispatcher final : public EventSink {
     std::string from, to;
     int after_s = 0;
   };
-  void schedule_escalation(const AlertChannelConfig& from, const Event& event);
+  void schedule_escalation(const AlertChannelConfig& from, const Event& event,
+                           std::int64_t delay_us);
   void run_escalations();
   std::function<bool(const std::string&)> acknowledged_;
   std::function<void(const Event&, const std::string&, const std::string&, int)> escalated_;
