@@ -444,6 +444,15 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
   }
   if (p == "/api/storage" && req.method == "GET") {
     json j = ctx.storage_json();
+    // A scoped user sees the volume's figures and only their cameras' forecasts.
+    if (!req.communes.empty() && j.contains("forecast") && j["forecast"].is_array()) {
+      json mine = json::array();
+      for (auto& f : j["forecast"]) {
+        const auto* c = find_camera(config, f.value("camera", ""));
+        if (c != nullptr && in_communes(req, c->commune)) mine.push_back(std::move(f));
+      }
+      j["forecast"] = std::move(mine);
+    }
     {
       std::lock_guard lock(transcode_stats_mutex);
       j["transcoder"] = transcode_stats;

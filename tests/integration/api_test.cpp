@@ -270,6 +270,9 @@ TEST_F(Api, AViewerOfOneCommuneSeesOnlyItsCamerasEventsAndFootage) {
   EXPECT_EQ(http_request(port_, "POST", "/api/exports", b, range("gate")).status, 403);
   EXPECT_EQ(http_request(port_, "POST", "/api/holds", b, range("gate")).status, 403);
   EXPECT_EQ(http_request(port_, "POST", "/api/holds", b, range("market")).status, 201);
+  const auto storage = json::parse(http_request(port_, "GET", "/api/storage", b).body);
+  for (const auto& f : storage.value("forecast", json::array()))
+    EXPECT_EQ(f["camera"], "market") << "a forecast of another commune's camera";
   // Review of an event is the reviewer's and lands in the audit log.
   const auto& r = sessions_["cong-an"];
   const auto reviewed = http_request(port_, "POST", "/api/events/01GATEEVENT/review", r,

@@ -304,7 +304,7 @@ async function pagePlayback(main) {
   main.innerHTML = `<form class="filters" id="pb-form">
     <label>${esc(t("playback.camera"))}<select name="camera">${cameras.map((c) => `<option value="${esc(c.id)}">${esc(c.name)}</option>`).join("")}</select></label>
     <label>${esc(t("playback.day"))}<input type="date" name="day" value="${dayText}"></label>
-    <label>${esc(t("playback.span"))}<select name="span">${[1, 6, 24].map((h) => `<option value="${h}">${h} h</option>`).join("")}</select></label></form>
+    <label>${esc(t("playback.span"))}<select name="span">${[[0.25, "15 min"], [1, "1 h"], [6, "6 h"], [24, "24 h"]].map(([h, label]) => `<option value="${h}"${h === 1 ? " selected" : ""}>${label}</option>`).join("")}</select></label></form>
     <div class="legend"><span style="background:#1f8a4c"></span>${esc(t("playback.recorded"))}<span style="background:#b42318"></span>${esc(t("playback.gap"))}<span style="background:#b54708"></span>${esc(t("playback.event"))}</div>
     <div class="timeline" id="pb-line"><div class="cursor" id="pb-cursor"></div></div><div class="ticks" id="pb-ticks"></div>
     <div id="pb-at"></div><video id="pb-video" controls muted playsinline style="width:100%;max-height:70vh;background:#000"></video>`;
