@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "matthan/core/clock.hpp"
 #include "matthan/core/config.hpp"
 #include "matthan/core/logging.hpp"
 #include "matthan/evidence/audit.hpp"
@@ -23,12 +24,6 @@ namespace {
 
 web::HttpResponse ok_json(int status, const json& body) {
   return {status, "application/json", body.dump()};
-}
-
-std::int64_t wall_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 json user_json(const web::Auth::UserRow& u) {
@@ -64,7 +59,7 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
   router.add(
       {"POST", "/api/login", std::nullopt, RouteKind::json, "log in: a session cookie"},
       [&auth, &db, node_id](const web::HttpRequest& req) -> web::HttpResponse {
-        const auto now_us = wall_now_us();
+        const auto now_us = SystemClock().now_us();
         const json body = json::parse(req.body, nullptr, false);
         if (!body.is_object() || !body.contains("username") || !body.contains("password") ||
             !body["username"].is_string() || !body["password"].is_string()) {
@@ -114,7 +109,8 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
              [&auth, &db, node_id](const web::HttpRequest& req) {
                if (const auto token = web::Auth::session_token(req); !token.empty())
                  auth.logout(token);
-               evidence::append_audit(db, node_id, wall_now_us(), req.user, "logout", req.user);
+               evidence::append_audit(db, node_id, SystemClock().now_us(), req.user, "logout",
+                                      req.user);
                auto res = ok_json(200, {{"logged_out", true}});
                res.headers.emplace_back("Set-Cookie", web::Auth::cleared_cookie(req.secure));
                return res;
@@ -146,7 +142,7 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
             communes.push_back(c.get<std::string>());
           }
         }
-        const auto now_us = wall_now_us();
+        const auto now_us = SystemClock().now_us();
         auto added = auth.add_user(body["username"], body["password"], *role, now_us, communes);
         if (!added) return web::json_error(400, "bad_user", added.error());
         evidence::append_audit(db, node_id, now_us, req.user, "user_add",
@@ -160,7 +156,8 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
              [&auth, &db, node_id](const web::HttpRequest& req) {
                const auto& name = req.params.at("name");
                auth.unlock(name);
-               evidence::append_audit(db, node_id, wall_now_us(), req.user, "user_unlock", name);
+               evidence::append_audit(db, node_id, SystemClock().now_us(), req.user, "user_unlock",
+                                      name);
                return ok_json(200, {{"username", name}, {"unlocked", true}});
              });
 }
@@ -233,7 +230,7 @@ int user_cli(const std::vector<std::string>& args) {
     return 1;
   }
   web::Auth auth(**db);
-  const auto now = wall_now_us();
+  const auto now = SystemClock().now_us();
   if (cmd == "list") {
     for (const auto& u : auth.users()) {
       std::string scope;

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "matthan/core/clock.hpp"
 #include "matthan/core/ids.hpp"
 #include "matthan/core/logging.hpp"
 #include "matthan/core/time_format.hpp"
@@ -32,12 +33,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::int64_t wall_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Who asked (set by the auth gate), for the audit log.
 std::string actor_of(const web::HttpRequest& req) {
@@ -252,8 +247,8 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
   // One audit row per viewing, not per Range chunk.
   const auto range = req.headers.find("range");
   if (!req.head && (range == req.headers.end() || range->second.starts_with("bytes=0-"))) {
-    evidence::append_audit(ctx.db, config.node_id, wall_now_us(), actor_of(req), "clip_view",
-                           camera,
+    evidence::append_audit(ctx.db, config.node_id, SystemClock().now_us(), actor_of(req),
+                           "clip_view", camera,
                            json{{"from", format_iso8601_us(from)},
                                 {"to", format_iso8601_us(to)},
                                 {"stream", stream},
@@ -356,7 +351,7 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
     if (!in_communes(req, c.commune))
       return web::json_error(403, "out_of_scope", "camera '" + c.id + "' is outside your communes");
   }
-  const auto now = wall_now_us();
+  const auto now = SystemClock().now_us();
   const auto from = parse_time_arg(body.value("from", ""), now);
   const auto to = parse_time_arg(body.value("to", ""), now);
   if (!from || !to) return web::json_error(400, "bad_time", "from and to must be ISO 8601 times");
@@ -431,7 +426,7 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
   const auto& config = ctx.config;
   const auto& node = config.node_id;
   const std::string& p = req.path;
-  const auto now = wall_now_us();
+  const auto now = SystemClock().now_us();
   if (p == "/api/node/key" && req.method == "GET") {
     return web::HttpResponse{200,
                              "application/json",
@@ -784,7 +779,7 @@ int export_cli(const std::vector<std::string>& args) {
     return 2;
   }
   if (!open_node(b)) return 1;
-  const auto now = wall_now_us();
+  const auto now = SystemClock().now_us();
   const auto f = parse_time_arg(from, now);
   const auto t = parse_time_arg(to, now);
   if (!f || !t) {
@@ -906,7 +901,7 @@ int hold_cli(const std::vector<std::string>& args) {
     return 2;
   }
   if (!open_node(b)) return 1;
-  const auto now = wall_now_us();
+  const auto now = SystemClock().now_us();
   if (list) {
     for (const auto& x : evidence::list_holds(*b.db, b.config->node_id, true, now))
       std::printf("%s\n", hold_json(x).dump().c_str());
@@ -963,7 +958,8 @@ int backup_cli(const std::vector<std::string>& args) {
     return 2;
   }
   if (!open_node(b)) return 1;
-  evidence::append_audit(*b.db, b.config->node_id, wall_now_us(), cli_actor(), "backup", dir);
+  evidence::append_audit(*b.db, b.config->node_id, SystemClock().now_us(), cli_actor(), "backup",
+                         dir);
   b.db->flush();
   auto done = evidence::backup_node({b.config->server.data_dir, b.config_path}, dir);
   if (!done) {
@@ -1039,7 +1035,8 @@ int restore_cli(const std::vector<std::string>& args) {
     std::fprintf(stderr, "restore: the restored database does not open: %s\n", db.error().c_str());
     return 1;
   }
-  evidence::append_audit(**db, config->node_id, wall_now_us(), cli_actor(), "restore", dir);
+  evidence::append_audit(**db, config->node_id, SystemClock().now_us(), cli_actor(), "restore",
+                         dir);
   (*db)->flush();
   for (const auto& f : *done) std::printf("%s\n", f.c_str());
   std::printf("restore OK into %s\n", config->server.data_dir.c_str());

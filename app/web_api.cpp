@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
+#include "matthan/core/clock.hpp"
 #include "matthan/core/time_format.hpp"
 #include "matthan/evidence/audit.hpp"
 
@@ -17,12 +18,6 @@ namespace matthan::app {
 using nlohmann::json;
 
 namespace {
-
-std::int64_t wall_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string text_col(sqlite3_stmt* st, int c) {
   const auto* t = sqlite3_column_text(st, c);
@@ -186,7 +181,6 @@ web::HttpResponse list_events(EventApiContext& ctx, const web::HttpRequest& req)
       return web::json_error(400, "bad_review", "review is new, confirmed or false_alarm");
     add("review_state = ?", r);
   }
-  const auto now = wall_now_us();
   for (const char* key : {"from", "to"}) {
     const auto v = get(req, key);
     if (v.empty()) continue;
@@ -216,7 +210,6 @@ web::HttpResponse list_events(EventApiContext& ctx, const web::HttpRequest& req)
     const auto b = std::to_string(binds.size());
     where += " AND (start_us < ?" + a + " OR (start_us = ?" + a + " AND id < ?" + b + "))";
   }
-  (void)now;
   const std::string sql = std::string(kEventColumns) + where +
                           " ORDER BY start_us DESC, id DESC LIMIT " + std::to_string(limit + 1);
   return ctx.db.read([&](sqlite3* conn) {
@@ -305,8 +298,8 @@ void add_event_routes(web::Router& router, EventApiContext& ctx) {
                std::string bytes((std::istreambuf_iterator<char>(in)),
                                  std::istreambuf_iterator<char>());
                if (!req.head)  // a HEAD is not a view
-                 evidence::append_audit(ctx.db, ctx.config.node_id, wall_now_us(), req.user,
-                                        "snapshot_view", req.params.at("id"));
+                 evidence::append_audit(ctx.db, ctx.config.node_id, SystemClock().now_us(),
+                                        req.user, "snapshot_view", req.params.at("id"));
                return web::HttpResponse{200, "image/jpeg", std::move(bytes)};
              });
   router.add(
@@ -327,7 +320,7 @@ void add_event_routes(web::Router& router, EventApiContext& ctx) {
           return web::json_error(400, "bad_request", "note is text");
         const std::string note = body.value("note", "");
         if (note.size() > 4000) return web::json_error(400, "bad_request", "note is too long");
-        const auto now = wall_now_us();
+        const auto now = SystemClock().now_us();
         const auto& id = req.params.at("id");
         ctx.db.write([&, state, note, user = req.user, node = ctx.config.node_id](sqlite3* conn) {
           sqlite3_stmt* st = nullptr;
@@ -355,7 +348,7 @@ void add_event_routes(web::Router& router, EventApiContext& ctx) {
              [&ctx](const web::HttpRequest& req) {
                auto row = scoped_event(ctx, req);
                if (auto* answer = std::get_if<web::HttpResponse>(&row)) return *answer;
-               const auto now = wall_now_us();
+               const auto now = SystemClock().now_us();
                const auto& id = req.params.at("id");
                bool inserted = false;
                ctx.db.write([&, user = req.user, node = ctx.config.node_id](sqlite3* conn) {
