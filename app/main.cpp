@@ -1049,7 +1049,13 @@ int run(const std::string& config_path) {
     }
     if (route.pattern.starts_with("/api/events/{id}")) {
       const auto& id = req.params.at("id");
-      const auto camera = app::event_camera(event_ctx, id);
+      auto camera = app::event_camera(event_ctx, id);
+      if (!camera) {
+        // The page hears of an event (push, alert) as its row is queued for the writer: a
+        // guard quick enough to answer must not get 404.
+        (*db)->flush();
+        camera = app::event_camera(event_ctx, id);
+      }
       if (!camera) return web::json_error(404, "not_found", "no event '" + id + "'");
       if (!app::in_scope(req, places, *camera))
         return web::json_error(403, "out_of_scope", "event '" + id + "' is outside your communes");
