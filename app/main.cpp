@@ -1116,7 +1116,9 @@ int run(const std::string& config_path) {
           if (close) close();
         };
         return answer;
-      });
+      },
+      // Logins (Argon2id, ~0.1 s and 64 MiB each) and clip cuts wait here, not on io threads.
+      4);
   auto bound = http.start(config.server.listen_address, config.server.listen_port,
                           config.server.tls_cert, config.server.tls_key);
   if (!bound) {

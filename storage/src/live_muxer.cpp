@@ -56,13 +56,33 @@ void FragmentMuxer::reset() {
 }
 
 std::string codec_string(const std::string& init) {
-  char out[32] = {};
+  char out[64] = {};
   if (const auto at = init.find("avcC"); at != std::string::npos && at + 8 <= init.size()) {
     const auto* b = reinterpret_cast<const unsigned char*>(init.data() + at + 4);
     std::snprintf(out, sizeof out, "avc1.%02x%02x%02x", b[1], b[2], b[3]);
     return out;
   }
-  if (init.find("hvcC") != std::string::npos) return "hvc1.1.6.L93.B0";
+  // hvcC (ISO/IEC 14496-15 8.3.3): version, profile space/tier/idc, 32 compatibility flags,
+  // 48 constraint flags, level; written as Annex E of that standard says.
+  if (const auto at = init.find("hvcC"); at != std::string::npos && at + 4 + 13 <= init.size()) {
+    const auto* b = reinterpret_cast<const unsigned char*>(init.data() + at + 4);
+    static constexpr const char* kSpace[] = {"", "A", "B", "C"};
+    std::uint32_t compat = 0;
+    for (int i = 0; i < 4; ++i) compat = compat << 8 | b[2 + i];
+    std::uint32_t reversed = 0;  // flag 0 first: the bits in reverse order
+    for (int i = 0; i < 32; ++i) reversed |= ((compat >> i) & 1u) << (31 - i);
+    std::string s = "hvc1.";
+    std::snprintf(out, sizeof out, "%s%d.%X.%c%d", kSpace[b[1] >> 6], b[1] & 0x1f, reversed,
+                  (b[1] & 0x20) != 0 ? 'H' : 'L', b[12]);
+    s += out;
+    int last = 5;  // trailing zero constraint bytes are left out
+    while (last >= 0 && b[6 + last] == 0) --last;
+    for (int i = 0; i <= last; ++i) {
+      std::snprintf(out, sizeof out, ".%02X", b[6 + i]);
+      s += out;
+    }
+    return s;
+  }
   return "";
 }
 

@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "child_process.hpp"
 #include "matthan/camsim/encoded_loop.hpp"
+#include "matthan/storage/live_muxer.hpp"
 #include "matthan/storage/segment_writer.hpp"
 
 namespace matthan::storage {
@@ -137,6 +139,90 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
   const int survived = std::atoi(partial.out.c_str());
   EXPECT_GE(survived, closed[1].frames * 4 / 10) << partial.out;  // at most ~1 s + a bit lost
   EXPECT_LT(survived, closed[1].frames);
+  std::filesystem::remove_all(dir);
+}
+
+// The live view's muxer on the same loops: the init segment and its fragments, joined, are an MP4
+// that ffprobe reads frame for frame, and the MSE codec string names the profile and level that
+// ffprobe finds in the stream (a wrong one and the browser refuses the stream).
+TEST_P(SegmentWriterTest, LiveFragmentsPlayAndNameTheirCodec) {
+  const bool h265 = GetParam() == camsim::SceneCodec::h265;
+  camsim::Scenario sc;
+  sc.duration_s = 4;
+  camsim::CameraSpec cam;
+  cam.id = h265 ? "live265" : "live264";
+  cam.codec = GetParam();
+  cam.main = {640, 360, 1000};
+  cam.sub = {320, 180, 300};
+  sc.cameras = {cam};
+  auto loops = camsim::prepare_camera(sc, sc.cameras[0], "/tmp/matthan-it-cache");
+  ASSERT_TRUE(loops.has_value()) << loops.error();
+  const auto& units = loops->main->units;
+  auto params = std::make_shared<StreamParams>();
+  params->camera_id = cam.id;
+  params->codec = h265 ? Codec::h265 : Codec::h264;
+  params->width = 640;
+  params->height = 360;
+  params->extradata = parameter_sets(units.front().data, h265);
+
+  FragmentMuxer muxer;
+  std::string file;
+  int fragments = 0;
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    EncodedPacket p;
+    p.params = params;
+    p.dts = p.pts = static_cast<std::int64_t>(i) * 3600;
+    p.duration = 3600;
+    p.wall_us = 1'795'900'000'000'000 + static_cast<std::int64_t>(i) * 40'000;
+    p.keyframe = units[i].keyframe;
+    p.data = units[i].data;
+    auto out = muxer.push(p);
+    ASSERT_TRUE(out.has_value()) << out.error();
+    ASSERT_TRUE(out->has_value());  // the loop starts at a keyframe
+    if (i == 0) {
+      EXPECT_TRUE((*out)->keyframe);
+      EXPECT_TRUE((*out)->new_init);
+      ASSERT_TRUE(muxer.init());
+      file = *muxer.init();
+    }
+    file += (*out)->bytes;
+    ++fragments;
+  }
+  const std::string dir = test::temp_dir("matthan-live");
+  const std::string path = dir + "/live.mp4";
+  std::ofstream(path, std::ios::binary) << file;
+  const auto probe =
+      run({"/usr/bin/ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+           "-show_entries", "stream=nb_read_frames,profile,level", "-of", "default=nw=1", path},
+          dir);
+  ASSERT_EQ(probe.code, 0) << test::read_file(dir + "/tool.log");
+  EXPECT_NE(probe.out.find("nb_read_frames=" + std::to_string(fragments)), std::string::npos)
+      << probe.out;
+  const auto field = [&](const std::string& name) {
+    const auto at = probe.out.find(name + "=");
+    if (at == std::string::npos) return std::string();
+    const auto end = probe.out.find('\n', at);
+    return probe.out.substr(at + name.size() + 1, end - at - name.size() - 1);
+  };
+  const int level = std::atoi(field("level").c_str());
+  const std::string mime = muxer.mime();
+  SCOPED_TRACE(mime + " / " + probe.out);
+  if (h265) {
+    ASSERT_EQ(field("profile"), "Main");
+    // hvc1.<profile 1>.<compatibility>.<tier L|H><level>[.<constraints>]
+    EXPECT_NE(mime.find("codecs=\"hvc1.1."), std::string::npos);
+    EXPECT_TRUE(mime.find(".L" + std::to_string(level)) != std::string::npos ||
+                mime.find(".H" + std::to_string(level)) != std::string::npos);
+  } else {
+    const std::map<std::string, int> idc{
+        {"Constrained Baseline", 66}, {"Baseline", 66}, {"Main", 77}, {"High", 100}};
+    ASSERT_TRUE(idc.contains(field("profile")));
+    char want[16];
+    std::snprintf(want, sizeof want, "avc1.%02x", idc.at(field("profile")));
+    EXPECT_NE(mime.find(want), std::string::npos);
+    std::snprintf(want, sizeof want, "%02x\"", level);
+    EXPECT_NE(mime.find(want), std::string::npos);
+  }
   std::filesystem::remove_all(dir);
 }
 

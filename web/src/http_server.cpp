@@ -7,6 +7,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -204,10 +205,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
   Session(Stream stream, std::shared_ptr<const Handler> handler,
-          std::shared_ptr<const WsHandler> ws_handler)
+          std::shared_ptr<const WsHandler> ws_handler, std::shared_ptr<asio::thread_pool> workers)
       : stream_(std::move(stream)),
         handler_(std::move(handler)),
-        ws_handler_(std::move(ws_handler)) {}
+        ws_handler_(std::move(ws_handler)),
+        workers_(std::move(workers)) {}
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
@@ -271,13 +273,38 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
           }
           out = std::get<HttpResponse>(std::move(answer));
         }
+      } else if (workers_) {
+        // No read is pending while the handler runs, so the session is idle until answer().
+        beast::get_lowest_layer(stream_).expires_never();
+        asio::post(*workers_, [self = shared_from_this(), request = std::move(request)] {
+          auto result = self->call(request);
+          asio::dispatch(
+              self->stream_.get_executor(),
+              [self, result = std::move(result)]() mutable { self->answer(std::move(result)); });
+        });
+        return;
       } else {
-        out = (*handler_)(request);
+        out = call(request);
       }
     } catch (const std::exception& e) {
-      spdlog::error("http: handler for {} failed: {}", std::string(req.target()), e.what());
+      spdlog::error("http: request {} failed: {}", std::string(req.target()), e.what());
       out = json_error(500, "internal", "internal error");
     }
+    answer(std::move(out));
+  }
+
+  HttpResponse call(const HttpRequest& request) const {
+    try {
+      return (*handler_)(request);
+    } catch (const std::exception& e) {
+      spdlog::error("http: handler for {} failed: {}", request.target, e.what());
+      return json_error(500, "internal", "internal error");
+    }
+  }
+
+  // On the strand: the handler's answer for the request parser_ holds.
+  void answer(HttpResponse out) {
+    const auto& req = parser_->get();
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(out.status), req.version());
     res->set(http::field::server, "matthan");
@@ -324,16 +351,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<const Handler> handler_;
   std::shared_ptr<const WsHandler> ws_handler_;
+  std::shared_ptr<asio::thread_pool> workers_;  // null: handlers run on the strand
 };
 
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io_ctx, Handler h, WsHandler ws)
+  Impl(asio::io_context& io_ctx, Handler h, WsHandler ws, int worker_count)
       : io(io_ctx),
         acceptor(asio::make_strand(io_ctx)),
         handler(std::make_shared<const Handler>(std::move(h))),
-        ws_handler(std::make_shared<const WsHandler>(std::move(ws))) {}
+        ws_handler(std::make_shared<const WsHandler>(std::move(ws))) {
+    if (worker_count > 0)
+      workers = std::make_shared<asio::thread_pool>(static_cast<std::size_t>(worker_count));
+  }
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
@@ -343,11 +374,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         if (ec == asio::error::operation_aborted || self->stopped) return;
       } else if (self->tls) {
         std::make_shared<Session<TlsStream>>(TlsStream(std::move(socket), *self->tls),
-                                             self->handler, self->ws_handler)
+                                             self->handler, self->ws_handler, self->workers)
             ->run();
       } else {
         std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
-                                                     self->handler, self->ws_handler)
+                                                     self->handler, self->ws_handler, self->workers)
             ->run();
       }
       self->accept();
@@ -358,12 +389,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   tcp::acceptor acceptor;
   std::shared_ptr<const Handler> handler;
   std::shared_ptr<const WsHandler> ws_handler;
-  std::optional<ssl::context> tls;  // set before the first accept, then read-only
+  std::shared_ptr<asio::thread_pool> workers;  // null when handlers run inline
+  std::optional<ssl::context> tls;             // set before the first accept, then read-only
   std::atomic<bool> stopped{false};
 };
 
-HttpServer::HttpServer(asio::io_context& io, Handler handler, WsHandler ws_handler)
-    : impl_(std::make_shared<Impl>(io, std::move(handler), std::move(ws_handler))) {}
+HttpServer::HttpServer(asio::io_context& io, Handler handler, WsHandler ws_handler, int workers)
+    : impl_(std::make_shared<Impl>(io, std::move(handler), std::move(ws_handler), workers)) {}
 
 HttpServer::~HttpServer() {
   stop();
@@ -407,6 +439,11 @@ void HttpServer::stop() {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
   });
+  // Handlers reach into their owner's objects: none may run once stop() has returned.
+  if (impl_->workers) {
+    impl_->workers->stop();
+    impl_->workers->join();
+  }
 }
 
 }  // namespace matthan::web

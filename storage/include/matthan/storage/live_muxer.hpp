@@ -42,7 +42,8 @@ class FragmentMuxer {
   std::string mime_;
 };
 
-// "avc1.PPCCLL" from an init segment's avcC box ("hvc1.1.6.L93.B0" for H.265), "" if none.
+// The RFC 6381 codec of an init segment: "avc1.PPCCLL" from its avcC box, "hvc1.1.6.L93.B0"
+// and the like from its hvcC box; "" if it has neither.
 std::string codec_string(const std::string& init_segment);
 
 }  // namespace matthan::storage

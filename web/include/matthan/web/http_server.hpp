@@ -49,7 +49,8 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
 };
 
-// Called on the connection's strand; must not block.
+// Called on one of the server's worker threads when it has any (else on the connection's strand,
+// and then it must not block); may be called from several threads at once.
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
 // A WebSocket the server accepted. Thread-safe: send() may be called from any thread; messages
@@ -79,7 +80,11 @@ using WsHandler = std::function<std::variant<HttpResponse, WsAccept>(const HttpR
 // Thread-safe start/stop; connections live on strands of the io_context.
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, Handler handler, WsHandler ws_handler = {});
+  // With `workers` > 0, HTTP handlers run on that many threads of the server's own, so a slow
+  // one (a password hash, a clip cut) never holds the io threads that carry live video.
+  // WebSocket upgrades are answered on the connection's strand.
+  HttpServer(boost::asio::io_context& io, Handler handler, WsHandler ws_handler = {},
+             int workers = 0);
   ~HttpServer();
   // Binds and listens; returns the bound port (port 0 picks a free one). With a certificate and
   // key (PEM files) every connection is TLS.
