@@ -681,14 +681,6 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
 
 // ---- CLI ----
 
-namespace {
-
-struct CliBase {
-  std::string config_path;
-  std::optional<Config> config;
-  std::unique_ptr<storage::Database> db;
-};
-
 std::string default_config_path() {
   if (const char* env = std::getenv("MATTHAN_CONFIG")) return env;
   return "/etc/matthan/matthan.yaml";
@@ -729,8 +721,6 @@ void progress_bar(double f, const std::string& what) {
                std::string(static_cast<std::size_t>(width - filled), '.').c_str(), what.c_str());
   std::fflush(stderr);
 }
-
-}  // namespace
 
 int export_cli(const std::vector<std::string>& args) {
   CliBase b{default_config_path(), {}, {}};

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -37,6 +38,20 @@ void join_export_jobs();
 // "2026-11-29T22:00:00+07:00", "2026-11-29 22:00:00" (server local time), "now", "now-90s",
 // "now-5m", "now-2h".
 std::optional<std::int64_t> parse_time_arg(const std::string& text, std::int64_t now_us);
+
+// What every CLI command that works on the node's data starts from.
+struct CliBase {
+  std::string config_path;
+  std::optional<Config> config;
+  std::unique_ptr<storage::Database> db;
+};
+// $MATTHAN_CONFIG, else /etc/matthan/matthan.yaml.
+std::string default_config_path();
+// Loads the config (its time zone applied, as `run` does) and opens the database; false after
+// saying why on stderr.
+bool open_node(CliBase& b);
+// "cli:USER": who ran a command, for the audit log.
+std::string cli_actor();
 
 int export_cli(const std::vector<std::string>& args);
 int verify_export_cli(const std::vector<std::string>& args);

@@ -54,6 +54,7 @@
 #include "matthan/web/assets.hpp"
 #include "matthan/web/http_server.hpp"
 #include "matthan/web/router.hpp"
+#include "operation.hpp"
 #include "tune.hpp"
 #include "web_api.hpp"
 
@@ -82,6 +83,8 @@ int usage() {
       "  matthan restore [--config FILE] DIR\n"
       "  matthan user add NAME --role viewer|reviewer|admin | passwd NAME | token NAME | list\n"
       "  matthan audit verify [--config FILE]\n"
+      "  matthan report [--config FILE] --commune CODE[,CODE] --from YYYY-MM-DD --to YYYY-MM-DD\n"
+      "      --format pdf|html|csv|xlsx|json --out FILE [--prepared-by NAME] [--repair-below PCT]\n"
       "  (--config defaults to $MATTHAN_CONFIG, else /etc/matthan/matthan.yaml; T: ISO 8601,\n"
       "   'YYYY-MM-DD HH:MM:SS' in server.time_zone, or now-90s / now-5m / now-2h)\n");
   return 2;
@@ -742,6 +745,8 @@ int run(const std::string& config_path) {
   using web::RouteKind;
   app::add_account_routes(router, auth, **db, config.node_id);
   app::add_event_routes(router, event_ctx);
+  app::OperationContext operation_ctx{config, **db};
+  app::add_operation_routes(router, operation_ctx);
   router.add({"GET", "/healthz", std::nullopt, RouteKind::json, "server health"},
              [&](const web::HttpRequest&) -> web::HttpResponse {
                int online = 0;
@@ -1316,6 +1321,7 @@ int main(int argc, char** argv) {
   if (cmd == "restore") return app::restore_cli(args);
   if (cmd == "user") return app::user_cli(args);
   if (cmd == "audit") return app::audit_cli(args);
+  if (cmd == "report") return app::report_cli(args);
   if (cmd == "run") {
     if (args.size() == 2 && args[0] == "--config") return run(args[1]);
     return usage();

@@ -416,6 +416,104 @@ class Parser {
       r.retention_interval_s = *v;
   }
 
+  // A local calendar day, "YYYY-MM-DD".
+  std::optional<std::string> date(const YAML::Node& map, const std::string& path,
+                                  const std::string& key) {
+    auto v = str(map, path, key);
+    if (!v) return std::nullopt;
+    static const std::regex day_re("^(\\d{4})-(\\d{2})-(\\d{2})$");
+    std::smatch m;
+    if (!std::regex_match(*v, m, day_re) || std::stoi(m[2]) < 1 || std::stoi(m[2]) > 12 ||
+        std::stoi(m[3]) < 1 || std::stoi(m[3]) > 31) {
+      error(map[key], join(path, key), "must be a date YYYY-MM-DD (got '" + *v + "')");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  void parse_organisation(const YAML::Node& node, OrganisationConfig& org) {
+    if (!node.IsMap()) {
+      error(node, "organisation", "must be a mapping");
+      return;
+    }
+    check_keys(node, "organisation", {"province", "communes"});
+    if (const auto p = node["province"]; p.IsDefined()) {
+      if (!p.IsMap()) {
+        error(p, "organisation.province", "must be a mapping with code and name");
+      } else {
+        check_keys(p, "organisation.province", {"code", "name"});
+        org.province_code = str(p, "organisation.province", "code").value_or("");
+        org.province_name = str(p, "organisation.province", "name").value_or("");
+      }
+    }
+    const auto list = node["communes"];
+    if (!list.IsDefined() || list.IsNull()) return;
+    if (!list.IsSequence()) {
+      error(list, "organisation.communes", "must be a list");
+      return;
+    }
+    std::set<std::string> codes;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string path = "organisation.communes[" + std::to_string(i) + "]";
+      const auto c = list[i];
+      if (!c.IsMap()) {
+        error(c, path, "must be a mapping");
+        continue;
+      }
+      check_keys(c, path, {"code", "name", "model", "former", "hamlets"});
+      CommuneConfig commune;
+      commune.code = str(c, path, "code").value_or("");
+      commune.name = str(c, path, "name").value_or("");
+      commune.model = str(c, path, "model").value_or("");
+      if (commune.code.empty()) error(c, path + ".code", "is required");
+      if (commune.name.empty()) error(c, path + ".name", "is required");
+      if (!commune.code.empty() && !codes.insert(commune.code).second)
+        error(c["code"], path + ".code", "duplicate commune code '" + commune.code + "'");
+      if (const auto f = c["former"]; f.IsDefined() && !f.IsNull()) {
+        if (!f.IsSequence()) error(f, path + ".former", "must be a list");
+        for (std::size_t k = 0; f.IsSequence() && k < f.size(); ++k) {
+          const std::string fp = path + ".former[" + std::to_string(k) + "]";
+          if (!f[k].IsMap()) {
+            error(f[k], fp, "must be a mapping with code, name and until");
+            continue;
+          }
+          check_keys(f[k], fp, {"code", "name", "until"});
+          FormerName former;
+          former.code = str(f[k], fp, "code").value_or("");
+          former.name = str(f[k], fp, "name").value_or("");
+          former.until = date(f[k], fp, "until").value_or("");
+          if (former.code.empty() || former.name.empty() || former.until.empty())
+            error(f[k], fp, "needs code, name and until (the first day of the next name)");
+          else if (!codes.insert(former.code).second)
+            error(f[k]["code"], fp + ".code", "code '" + former.code + "' is used twice");
+          if (!commune.former.empty() && former.until <= commune.former.back().until)
+            error(f[k]["until"], fp + ".until", "former names go oldest first");
+          commune.former.push_back(std::move(former));
+        }
+      }
+      if (const auto h = c["hamlets"]; h.IsDefined() && !h.IsNull()) {
+        if (!h.IsSequence()) error(h, path + ".hamlets", "must be a list");
+        std::set<std::string> hamlet_codes;
+        for (std::size_t k = 0; h.IsSequence() && k < h.size(); ++k) {
+          const std::string hp = path + ".hamlets[" + std::to_string(k) + "]";
+          if (!h[k].IsMap()) {
+            error(h[k], hp, "must be a mapping with code and name");
+            continue;
+          }
+          check_keys(h[k], hp, {"code", "name"});
+          HamletConfig hamlet;
+          hamlet.code = str(h[k], hp, "code").value_or("");
+          hamlet.name = str(h[k], hp, "name").value_or(hamlet.code);
+          if (hamlet.code.empty()) error(h[k], hp + ".code", "is required");
+          if (!hamlet.code.empty() && !hamlet_codes.insert(hamlet.code).second)
+            error(h[k]["code"], hp + ".code", "duplicate hamlet code '" + hamlet.code + "'");
+          commune.hamlets.push_back(std::move(hamlet));
+        }
+      }
+      org.communes.push_back(std::move(commune));
+    }
+  }
+
   void parse_camera(const YAML::Node& node, const std::string& path, CameraConfig& cam,
                     const CameraConfig& defaults) {
     cam = defaults;
@@ -446,7 +544,13 @@ class Parser {
                 "zones",
                 "armed",
                 "retention_days",
-                "event_retention_days"});
+                "event_retention_days",
+                "model",
+                "owner",
+                "installed",
+                "funding",
+                "lat",
+                "lon"});
     static const std::regex id_re("^[a-z0-9][a-z0-9_-]{0,63}$");
     if (auto id = str(node, path, "id")) {
       if (!std::regex_match(*id, id_re)) {
@@ -495,6 +599,19 @@ class Parser {
       cam.min_stall_timeout = std::chrono::milliseconds(*t);
     }
     if (auto d = num<double>(node, path, "retention_days", 0.0001, 3650.0)) cam.retention_days = *d;
+    cam.model = str(node, path, "model").value_or("");
+    if (auto v = str(node, path, "owner")) {
+      static const std::set<std::string> owners{"model", "household", "business", "agency"};
+      if (!owners.contains(*v)) {
+        error(node["owner"], path + ".owner", "must be model, household, business or agency");
+      } else {
+        cam.owner = *v;
+      }
+    }
+    if (auto v = date(node, path, "installed")) cam.installed = *v;
+    cam.funding = str(node, path, "funding").value_or("");
+    cam.lat = num<double>(node, path, "lat", -90.0, 90.0);
+    cam.lon = num<double>(node, path, "lon", -180.0, 180.0);
     if (auto d = num<double>(node, path, "event_retention_days", 0.0001, 3650.0))
       cam.event_retention_days = *d;
 
@@ -590,7 +707,8 @@ class Parser {
       return config;
     }
     check_keys(root, "",
-               {"node_id", "server", "defaults", "cameras", "analytics", "alerts", "recording"});
+               {"node_id", "server", "defaults", "cameras", "analytics", "alerts", "recording",
+                "organisation"});
     if (auto id = str(root, "", "node_id")) {
       static const std::regex id_re("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
       if (!std::regex_match(*id, id_re)) {
@@ -600,6 +718,8 @@ class Parser {
       config.node_id = *id;
     }
     if (root["server"].IsDefined()) parse_server(root["server"], config.server);
+    if (root["organisation"].IsDefined())
+      parse_organisation(root["organisation"], config.organisation);
     if (root["analytics"].IsDefined()) parse_analytics(root["analytics"], config.analytics);
     if (root["recording"].IsDefined()) parse_recording(root["recording"], config.recording);
 
@@ -644,6 +764,32 @@ class Parser {
           }
           config.cameras.push_back(std::move(cam));
         }
+      }
+    }
+    // With an organisation, every camera names one of its communes (by its current code) and,
+    // where the commune lists hamlets, one of them: a typo would drop it from the reports.
+    for (std::size_t i = 0; !config.organisation.communes.empty() && i < config.cameras.size();
+         ++i) {
+      const auto& cam = config.cameras[i];
+      const std::string path = "cameras[" + std::to_string(i) + "]";
+      const auto* commune = config.organisation.commune(cam.commune);
+      if (commune == nullptr) {
+        error(cams[i]["commune"].IsDefined() ? cams[i]["commune"] : cams[i], path + ".commune",
+              "no commune '" + cam.commune + "' in organisation.communes");
+        continue;
+      }
+      if (commune->code != cam.commune) {
+        error(cams[i]["commune"], path + ".commune",
+              "'" + cam.commune + "' is the former code of " + commune->name + "; use '" +
+                  commune->code + "'");
+      }
+      if (commune->hamlets.empty()) continue;
+      bool found = false;
+      for (const auto& h : commune->hamlets) found = found || h.code == cam.hamlet;
+      if (!found) {
+        error(cams[i]["hamlet"].IsDefined() ? cams[i]["hamlet"] : cams[i], path + ".hamlet",
+              "no hamlet '" + cam.hamlet + "' in commune " + commune->code + " (" + commune->name +
+                  ")");
       }
     }
     const auto alerts = root["alerts"];
@@ -737,6 +883,16 @@ std::expected<Config, std::vector<ConfigError>> load_config_file(const std::stri
   std::stringstream buffer;
   buffer << in.rdbuf();
   return load_config_text(buffer.str(), path, env);
+}
+
+const CommuneConfig* OrganisationConfig::commune(const std::string& code) const {
+  for (const auto& c : communes) {
+    if (c.code == code) return &c;
+    for (const auto& f : c.former) {
+      if (f.code == code) return &c;
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace matthan

@@ -59,6 +59,13 @@ const std::map<std::string, std::string> kMatrix{
     {"POST /api/users", "admin"},
     {"POST /api/users/{name}/unlock", "admin"},
     {"GET /api/audit", "admin"},
+    {"GET /api/organisation", "viewer"},
+    {"GET /api/reports/operation", "viewer"},
+    {"GET /api/cases", "reviewer"},
+    {"POST /api/cases", "reviewer"},
+    {"GET /api/cases/{id}", "reviewer"},
+    {"PATCH /api/cases/{id}", "reviewer"},
+    {"POST /api/cases/{id}/links", "reviewer"},
 };
 
 const std::map<std::string, int> kRank{{"public", 0}, {"viewer", 1}, {"reviewer", 2}, {"admin", 3}};

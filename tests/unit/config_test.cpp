@@ -244,3 +244,59 @@ TEST(ConfigZones, UnknownTimeZoneIsAnError) {
 
 }  // namespace
 }  // namespace matthan
+
+namespace matthan {
+namespace {
+
+TEST(Config, OrganisationAndInventoryAreReadAndCamerasMustNameTheirCommune) {
+  const auto ok = load_config_text(R"(organisation:
+  province: {code: '01', name: Hà Nội}
+  communes:
+    - code: '10105'
+      name: Xã Minh Phú
+      former: [{code: '09877', name: Xã Minh Trí, until: '2025-07-01'}]
+      hamlets: [{code: dong, name: Thôn Đông}]
+cameras:
+  - {id: cong, commune: '10105', hamlet: dong, main_url: 'rtsp://x/y', owner: household,
+     installed: '2024-03-01', model: DS-2CD1023, funding: xã hội hóa, lat: 21.02, lon: 105.8}
+)",
+                                   "test.yaml", fake_env);
+  ASSERT_TRUE(ok.has_value()) << ok.error().front().to_string();
+  ASSERT_EQ(ok->organisation.communes.size(), 1u);
+  EXPECT_EQ(ok->organisation.province_name, "Hà Nội");
+  EXPECT_EQ(ok->organisation.communes[0].former[0].until, "2025-07-01");
+  // A former code still names the commune (old records, old reports).
+  ASSERT_NE(ok->organisation.commune("09877"), nullptr);
+  EXPECT_EQ(ok->organisation.commune("09877")->code, "10105");
+  EXPECT_EQ(ok->organisation.commune("nowhere"), nullptr);
+  const auto& cam = ok->cameras[0];
+  EXPECT_EQ(cam.owner, "household");
+  EXPECT_EQ(cam.installed, "2024-03-01");
+  EXPECT_EQ(cam.model, "DS-2CD1023");
+  EXPECT_DOUBLE_EQ(*cam.lat, 21.02);
+
+  const auto errors = errors_of(R"(organisation:
+  communes:
+    - code: '10105'
+      name: Xã Minh Phú
+      former: [{code: '09877', name: Xã Minh Trí, until: '2025-13-01'}]
+      hamlets: [{code: dong}]
+    - {code: '10105', name: Twice}
+cameras:
+  - {id: a, commune: '09877', hamlet: dong, main_url: 'rtsp://x/y'}
+  - {id: b, commune: '10105', hamlet: tay, main_url: 'rtsp://x/y', owner: mayor}
+  - {id: c, commune: '77777', main_url: 'rtsp://x/y', installed: yesterday, lat: 200}
+)");
+  EXPECT_TRUE(has_error(errors, "organisation.communes[0].former[0].until", 5, "YYYY-MM-DD"));
+  EXPECT_TRUE(has_error(errors, "organisation.communes[1].code", 7, "duplicate commune code"));
+  EXPECT_TRUE(
+      has_error(errors, "cameras[0].commune", 9, "former code of Xã Minh Phú; use '10105'"));
+  EXPECT_TRUE(has_error(errors, "cameras[1].hamlet", 10, "no hamlet 'tay'"));
+  EXPECT_TRUE(has_error(errors, "cameras[1].owner", 10, "model, household, business or agency"));
+  EXPECT_TRUE(has_error(errors, "cameras[2].commune", 11, "no commune '77777'"));
+  EXPECT_TRUE(has_error(errors, "cameras[2].installed", 11, "YYYY-MM-DD"));
+  EXPECT_TRUE(has_error(errors, "cameras[2].lat", 11, "between"));
+}
+
+}  // namespace
+}  // namespace matthan

@@ -47,8 +47,14 @@ struct CameraConfig {
   std::vector<Polygon> masks;
   // Detection zones: when any is set, motion alarms only inside them (docs/ref/config.md).
   std::vector<Zone> zones;
-  Schedule armed;                        // when events of this camera are alerted; empty: always
-  std::optional<double> retention_days;  // overrides recording.retention_days
+  Schedule armed;  // when events of this camera are alerted; empty: always
+  // Inventory, for the operation report (docs/ref/config.md "organisation").
+  std::string model;  // the camera's make and model as written on it, e.g. "DS-2CD1023G0E-I"
+  std::string owner = "model";  // model (the commune's camera model), household, business, agency
+  std::string installed;        // YYYY-MM-DD local; before it the camera is not counted
+  std::string funding;          // e.g. "ngân sách xã", "xã hội hóa"
+  std::optional<double> lat, lon;
+  std::optional<double> retention_days;        // overrides recording.retention_days
   std::optional<double> event_retention_days;  // overrides recording.event_retention_days
 };
 
@@ -123,8 +129,32 @@ struct AlertChannelConfig {
 };
 std::string_view to_string(AlertChannelConfig::Kind kind);
 
+// A commune's earlier name and code (communes were merged in 2025): valid until the day before
+// `until`, when the current name took over.
+struct FormerName {
+  std::string code, name;
+  std::string until;  // YYYY-MM-DD local: the first day of the next name
+};
+struct HamletConfig {
+  std::string code, name;
+};
+struct CommuneConfig {
+  std::string code, name;
+  std::string model;  // the camera model's name in reports, e.g. "Camera an ninh xã Minh Phú"
+  std::vector<FormerName> former;  // oldest first
+  std::vector<HamletConfig> hamlets;
+};
+// Province → commune → hamlet; cameras name their commune's current code and hamlet's code.
+struct OrganisationConfig {
+  std::string province_code, province_name;
+  std::vector<CommuneConfig> communes;
+  // The commune a code names now (a current or a former code), or nullptr.
+  const CommuneConfig* commune(const std::string& code) const;
+};
+
 struct Config {
   std::string node_id = "node-1";
+  OrganisationConfig organisation;
   ServerConfig server;
   AnalyticsConfig analytics;
   RecordingConfig recording;

@@ -1,0 +1,389 @@
+// The report's facts, read from the database. Every figure is defined in docs/design/report.md;
+// the integration test recomputes them with Python's sqlite3 and by hand.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <ctime>
+#include <regex>
+#include <set>
+
+#include "format.hpp"
+#include "matthan/core/config.hpp"
+#include "matthan/core/url.hpp"
+#include "matthan/report/operation_report.hpp"
+#include "matthan/storage/sql.hpp"
+
+namespace matthan::report {
+namespace {
+
+using storage::Statement;
+
+// Local midnight starting day "YYYY-MM-DD" (the process's TZ), or nullopt.
+std::optional<std::int64_t> local_midnight_us(const std::string& day) {
+  static const std::regex re("^(\\d{4})-(\\d{2})-(\\d{2})$");
+  std::smatch m;
+  if (!std::regex_match(day, m, re)) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = std::stoi(m[1]) - 1900;
+  tm.tm_mon = std::stoi(m[2]) - 1;
+  tm.tm_mday = std::stoi(m[3]);
+  tm.tm_isdst = -1;
+  const auto t = std::mktime(&tm);
+  if (t == -1 || tm.tm_mday != std::stoi(m[3])) return std::nullopt;  // 2026-02-30
+  return static_cast<std::int64_t>(t) * 1'000'000;
+}
+
+std::tm local_tm(std::int64_t us) {
+  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  return tm;
+}
+
+std::string local_day(std::int64_t us) {
+  const auto tm = local_tm(us);
+  char out[16];
+  std::strftime(out, sizeof out, "%Y-%m-%d", &tm);
+  return out;
+}
+
+// The day `days` after `day` (negative: before).
+std::string add_days(const std::string& day, int days) {
+  const auto at = local_midnight_us(day);
+  std::tm tm = local_tm(*at);
+  tm.tm_mday += days;
+  tm.tm_hour = 12;  // mktime normalises; noon keeps a DST shift from changing the date
+  tm.tm_isdst = -1;
+  std::mktime(&tm);
+  char out[16];
+  std::strftime(out, sizeof out, "%Y-%m-%d", &tm);
+  return out;
+}
+
+int days_between(const std::string& from, const std::string& to) {
+  int n = 0;
+  for (std::string d = from; d <= to && n < 100'000; d = add_days(d, 1)) ++n;
+  return n;
+}
+
+// The Monday on or before a local day.
+std::string week_of(const std::string& day) {
+  const auto tm = local_tm(*local_midnight_us(day) + 12LL * 3'600'000'000);
+  return add_days(day, -((tm.tm_wday + 6) % 7));
+}
+
+std::int64_t overlap(std::int64_t a0, std::int64_t a1, std::int64_t b0, std::int64_t b1) {
+  return std::max<std::int64_t>(0, std::min(a1, b1) - std::max(a0, b0));
+}
+
+struct Run {
+  std::int64_t start_us, end_us;
+};
+
+struct Scope {
+  std::set<std::string> camera_ids;
+  std::set<std::string> commune_codes;  // current and former
+  std::string node_id;
+};
+
+// Counts for one period: events, review, extractions, cases (what the comparison needs too).
+void count_activity(sqlite3* db, const Scope& scope, std::int64_t a, std::int64_t b, Totals& t,
+                    ReportData* detail) {
+  {
+    Statement st(db,
+                 "SELECT camera_id, type, review_state, start_us FROM event"
+                 " WHERE node_id = ?1 AND start_us >= ?2 AND start_us < ?3");
+    st.bind(1, scope.node_id).bind(2, a).bind(3, b);
+    std::map<std::string, std::int64_t> weeks;
+    std::map<std::string, CameraFacts*> by_id;
+    if (detail != nullptr) {
+      for (auto& c : detail->cameras) by_id[c.id] = &c;
+    }
+    while (st.step()) {
+      if (!scope.camera_ids.contains(st.text(0))) continue;
+      ++t.events;
+      const auto review = st.text(2);
+      if (review == "confirmed") ++t.confirmed;
+      if (review == "false_alarm") ++t.false_alarms;
+      if (review == "new") ++t.unreviewed;
+      if (detail != nullptr) {
+        ++detail->events_by_type[st.text(1)];
+        ++weeks[week_of(local_day(st.int64(3)))];
+        if (auto it = by_id.find(st.text(0)); it != by_id.end()) ++it->second->events;
+      }
+    }
+    if (detail != nullptr) {
+      // Every week of the period, the empty ones too.
+      for (std::string w = week_of(detail->from_day); w <= detail->to_day; w = add_days(w, 7))
+        detail->events_by_week.emplace_back(w, weeks.contains(w) ? weeks[w] : 0);
+    }
+  }
+  {
+    Statement st(db,
+                 "SELECT cameras, requesting_unit FROM export_job WHERE node_id = ?1"
+                 " AND state = 'done' AND created_us >= ?2 AND created_us < ?3");
+    st.bind(1, scope.node_id).bind(2, a).bind(3, b);
+    while (st.step()) {
+      const auto cameras = nlohmann::json::parse(st.text(0), nullptr, false);
+      bool ours = false;
+      if (cameras.is_array()) {
+        for (const auto& c : cameras)
+          ours = ours || (c.is_string() && scope.camera_ids.contains(c));
+      }
+      if (!ours) continue;
+      ++t.extractions;
+      if (detail != nullptr) ++detail->extractions_by_unit[st.text(1)];
+    }
+  }
+  {
+    Statement st(db,
+                 "SELECT commune, category, status, footage_helped FROM case_file"
+                 " WHERE node_id = ?1 AND occurred_us >= ?2 AND occurred_us < ?3");
+    st.bind(1, scope.node_id).bind(2, a).bind(3, b);
+    while (st.step()) {
+      if (!scope.commune_codes.contains(st.text(0))) continue;
+      ++t.cases;
+      if (st.int64(3) != 0) ++t.cases_helped;
+      if (detail != nullptr) {
+        ++detail->cases_by_category[st.text(1)];
+        ++detail->cases_by_status[st.text(2)];
+      }
+    }
+  }
+}
+
+// Availability of one camera over [a, b): see docs/design/report.md "Uptime".
+void availability(sqlite3* db, const std::string& node, const std::vector<Run>& runs,
+                  std::int64_t a, std::int64_t b, CameraFacts& c) {
+  std::int64_t first_seen = -1;
+  {
+    Statement st(db,
+                 "SELECT MIN(start_us) FROM camera_state_change WHERE node_id = ?1 AND"
+                 " camera_id = ?2");
+    st.bind(1, node).bind(2, c.id);
+    if (st.step() && !st.is_null(0)) first_seen = st.int64(0);
+  }
+  std::int64_t start = a;
+  if (!c.installed.empty()) {
+    if (auto m = local_midnight_us(c.installed)) start = std::max(start, *m);
+  }
+  // A camera the server has never known was not in service here (added later, or never).
+  if (first_seen < 0) start = b;
+  start = std::max(start, first_seen);
+  const std::int64_t end = b;
+  c.state_at_end = "not_monitored";
+  if (start >= end) return;
+  c.in_service_us = end - start;
+  std::int64_t run_time = 0;
+  for (const auto& r : runs) run_time += overlap(r.start_us, r.end_us, start, end);
+  c.not_monitored_us = c.in_service_us - run_time;
+
+  // The run a state row belongs to ends its state at the latest.
+  auto run_end = [&](std::int64_t t) -> std::int64_t {
+    std::int64_t found = t;
+    for (const auto& r : runs) {
+      if (r.start_us <= t && t < r.end_us) found = r.end_us;
+    }
+    return found;
+  };
+  Statement st(db,
+               "SELECT state, start_us FROM camera_state_change WHERE node_id = ?1 AND"
+               " camera_id = ?2 AND stream = 'camera' AND start_us < ?3 ORDER BY start_us, id");
+  st.bind(1, node).bind(2, c.id).bind(3, end);
+  std::vector<std::pair<std::string, std::int64_t>> rows;
+  while (st.step()) rows.emplace_back(st.text(0), st.int64(1));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto s0 = rows[i].second;
+    auto s1 = run_end(s0);
+    if (i + 1 < rows.size()) s1 = std::min(s1, rows[i + 1].second);
+    const auto in = overlap(s0, s1, start, end);
+    if (rows[i].first == "online") c.online_us += in;
+    if (rows[i].first == "disabled") c.disabled_us += in;
+    if (s0 <= end - 1 && end - 1 < s1) c.state_at_end = rows[i].first;
+  }
+  c.monitored_us = run_time - c.disabled_us;
+  if (c.monitored_us > 0)
+    c.uptime = static_cast<double>(c.online_us) / static_cast<double>(c.monitored_us);
+}
+
+}  // namespace
+
+std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& config,
+                                                    const ReportRequest& req,
+                                                    const Progress& progress) {
+  auto say = [&](double f, const std::string& what) {
+    if (progress) progress(f, what);
+  };
+  const auto a = local_midnight_us(req.from_day);
+  const auto to = local_midnight_us(req.to_day);
+  if (!a) return std::unexpected("'from' must be a date YYYY-MM-DD (got '" + req.from_day + "')");
+  if (!to) return std::unexpected("'to' must be a date YYYY-MM-DD (got '" + req.to_day + "')");
+  if (req.to_day < req.from_day) return std::unexpected("'to' is before 'from'");
+  const int days = days_between(req.from_day, req.to_day);
+  if (days > 3 * 366) return std::unexpected("a report covers at most three years");
+  if (req.communes.empty()) return std::unexpected("name at least one commune");
+
+  ReportData d;
+  d.from_day = req.from_day;
+  d.to_day = req.to_day;
+  d.prepared_by = req.prepared_by;
+  d.node_id = config.node_id;
+  d.generated_us = req.now_us;
+  d.repair_below = req.repair_below;
+  d.period_start_us = *a;
+  const auto b_full = *local_midnight_us(add_days(req.to_day, 1));
+  const auto b = std::min(b_full, std::max(*a, req.now_us));  // the future is not counted
+  d.period_end_us = b_full;
+  d.province = config.organisation.province_name;
+
+  Scope scope;
+  scope.node_id = config.node_id;
+  for (const auto& code : req.communes) {
+    const auto* commune = config.organisation.commune(code);
+    CommuneNames names;
+    if (commune != nullptr) {
+      names.code = commune->code;
+      names.name = commune->name;
+      names.model = commune->model;
+      scope.commune_codes.insert(commune->code);
+      std::string valid_from;
+      for (const auto& f : commune->former) {
+        scope.commune_codes.insert(f.code);
+        // Valid [valid_from, until): shown when that overlaps the period.
+        if (f.until > req.from_day && (valid_from.empty() || valid_from <= req.to_day))
+          names.former_in_period.push_back(f.name + " (" + f.code + ") đến hết ngày " +
+                                           day_vi(add_days(f.until, -1)));
+        valid_from = f.until;
+      }
+    } else {
+      // No organisation in the config: the code is what cameras name.
+      bool any = false;
+      for (const auto& cam : config.cameras) any = any || cam.commune == code;
+      if (!any) return std::unexpected("no commune '" + code + "' in the config");
+      names.code = names.name = code;
+      scope.commune_codes.insert(code);
+    }
+    if (std::none_of(d.communes.begin(), d.communes.end(),
+                     [&](const CommuneNames& n) { return n.code == names.code; }))
+      d.communes.push_back(std::move(names));
+  }
+  for (const auto& cam : config.cameras) {
+    const auto* commune = config.organisation.commune(cam.commune);
+    const std::string code = commune != nullptr ? commune->code : cam.commune;
+    if (!scope.commune_codes.contains(code)) continue;
+    CameraFacts c;
+    c.id = cam.id;
+    c.name = cam.name;
+    c.commune = code;
+    c.hamlet = cam.hamlet;
+    c.hamlet_name = cam.hamlet;
+    if (commune != nullptr) {
+      for (const auto& h : commune->hamlets) {
+        if (h.code == cam.hamlet) c.hamlet_name = h.name;
+      }
+    }
+    c.owner = cam.owner;
+    c.brand = std::string(to_string(cam.brand));
+    c.model = cam.model;
+    c.installed = cam.installed;
+    c.funding = cam.funding;
+    d.cameras.push_back(std::move(c));
+    scope.camera_ids.insert(cam.id);
+  }
+  say(0.05, "cameras");
+
+  std::vector<Run> runs;
+  {
+    Statement st(db,
+                 "SELECT start_us, last_heartbeat_us FROM server_run WHERE node_id = ?1"
+                 " ORDER BY start_us");
+    st.bind(1, config.node_id);
+    while (st.step()) runs.push_back({st.int64(0), std::max(st.int64(0), st.int64(1))});
+    if (!st.error().empty()) return std::unexpected("cannot read server runs: " + st.error());
+  }
+  {
+    std::int64_t covered = 0;
+    for (const auto& r : runs) covered += overlap(r.start_us, r.end_us, *a, b);
+    d.server_not_monitored_us = (b - *a) - covered;
+  }
+
+  // Availability and recording, camera by camera.
+  std::int64_t online = 0, monitored = 0;
+  for (std::size_t i = 0; i < d.cameras.size(); ++i) {
+    auto& c = d.cameras[i];
+    availability(db, config.node_id, runs, *a, b, c);
+    Statement st(db,
+                 "SELECT COALESCE(SUM(recorded_us), 0), COALESCE(SUM(gap_us), 0),"
+                 " COALESCE(SUM(gaps), 0) FROM rollup_day WHERE node_id = ?1 AND camera_id = ?2"
+                 " AND stream = 'main' AND day >= ?3 AND day <= ?4");
+    st.bind(1, config.node_id).bind(2, c.id).bind(3, req.from_day).bind(4, req.to_day);
+    if (st.step()) {
+      c.recorded_us = st.int64(0);
+      c.gap_us = st.int64(1);
+      c.gaps = st.int64(2);
+    }
+    if (c.in_service_us > 0) {
+      c.coverage =
+          std::min(1.0, static_cast<double>(c.recorded_us) / static_cast<double>(c.in_service_us));
+      ++d.totals.cameras;
+      ++d.by_hamlet[c.hamlet_name];
+      ++d.by_owner[c.owner];
+    }
+    d.recorded_us += c.recorded_us;
+    d.in_service_us += c.in_service_us;
+    online += c.online_us;
+    monitored += c.monitored_us;
+    if (c.state_at_end == "online") ++d.online_at_end;
+    if (c.uptime && *c.uptime < req.repair_below) d.repair.push_back(c.id);
+    say(0.05 + 0.6 * static_cast<double>(i + 1) / static_cast<double>(d.cameras.size()),
+        "uptime " + c.id);
+  }
+  if (monitored > 0) d.totals.uptime = static_cast<double>(online) / static_cast<double>(monitored);
+  if (d.in_service_us > 0)
+    d.coverage = static_cast<double>(d.recorded_us) / static_cast<double>(d.in_service_us);
+
+  {
+    Statement st(db,
+                 "SELECT camera_id, reason, MAX(start_us, ?2), MIN(end_us, ?3) FROM gap"
+                 " WHERE node_id = ?1 AND stream = 'main' AND end_us > ?2 AND start_us < ?3");
+    st.bind(1, config.node_id).bind(2, *a).bind(3, b_full);
+    while (st.step()) {
+      if (scope.camera_ids.contains(st.text(0)))
+        d.largest_gaps.push_back({st.text(0), st.text(1), st.int64(2), st.int64(3)});
+    }
+    std::stable_sort(d.largest_gaps.begin(), d.largest_gaps.end(),
+                     [](const GapFacts& x, const GapFacts& y) {
+                       return x.end_us - x.start_us > y.end_us - y.start_us;
+                     });
+    if (d.largest_gaps.size() > 10) d.largest_gaps.resize(10);
+  }
+  say(0.7, "events");
+
+  for (const char* cat : kCategories) d.cases_by_category[cat] = 0;
+  count_activity(db, scope, *a, b_full, d.totals, &d);
+  say(0.85, "previous period");
+
+  // The previous period of equal length, just before.
+  d.previous_to_day = add_days(req.from_day, -1);
+  d.previous_from_day = add_days(req.from_day, -days);
+  {
+    const auto pa = *local_midnight_us(d.previous_from_day);
+    count_activity(db, scope, pa, *a, d.previous, nullptr);
+    std::int64_t p_online = 0, p_monitored = 0;
+    for (const auto& cam : d.cameras) {
+      CameraFacts c;
+      c.id = cam.id;
+      c.installed = cam.installed;
+      availability(db, config.node_id, runs, pa, *a, c);
+      p_online += c.online_us;
+      p_monitored += c.monitored_us;
+      if (c.in_service_us > 0) ++d.previous.cameras;
+    }
+    if (p_monitored > 0)
+      d.previous.uptime = static_cast<double>(p_online) / static_cast<double>(p_monitored);
+  }
+  say(1.0, "done");
+  return d;
+}
+
+}  // namespace matthan::report
