@@ -295,10 +295,18 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
   std::vector<Run> runs;
   {
     Statement st(db,
-                 "SELECT start_us, last_heartbeat_us FROM server_run WHERE node_id = ?1"
-                 " ORDER BY start_us");
+                 "SELECT start_us, last_heartbeat_us, clean_stop FROM server_run WHERE"
+                 " node_id = ?1 ORDER BY start_us");
     st.bind(1, config.node_id);
-    while (st.step()) runs.push_back({st.int64(0), std::max(st.int64(0), st.int64(1))});
+    while (st.step()) {
+      auto end = std::max(st.int64(0), st.int64(1));
+      // The run still going (a heartbeat within three periods) lasts until now, not until its
+      // last heartbeat.
+      const std::int64_t slack_us = 3LL * config.server.heartbeat_s * 1'000'000;
+      if (st.int64(2) == 0 && req.now_us >= end && req.now_us - end <= slack_us)
+        end = req.now_us;
+      runs.push_back({st.int64(0), end});
+    }
     if (!st.error().empty()) return std::unexpected("cannot read server runs: " + st.error());
   }
   {

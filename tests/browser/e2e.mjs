@@ -228,6 +228,43 @@ async function main() {
     check(files.includes("gate.mp4") && files.includes("manifest.json"), "an export finishes with its files listed", files.join(", "));
     await page.screenshot({ path: path.join(out, "exports.png") });
 
+    // 7b. A case served by that export: opened, linked, clarified with the footage's help.
+    const exportId = await page.getAttribute('#ex-rows tr[data-state="done"]', "data-export");
+    await page.goto(base + "/#/cases");
+    await page.fill('#case-form input[name="title"]', "Mất trộm xe đạp ở cổng làng");
+    await page.selectOption('#case-form select[name="category"]', "theft");
+    await page.click('#case-form button');
+    const caseRow = page.locator("#case-rows tr[data-case]").first();
+    await caseRow.waitFor();
+    page.once("dialog", (d) => d.accept(exportId));
+    await caseRow.locator('button[data-link="export"]').click();
+    await caseRow.locator('select[data-field="status"]').selectOption("clarified");
+    await caseRow.locator('input[data-field="footage_helped"]').check();
+    await page.waitForFunction(async (id) => {
+      const c = await (await fetch(`/api/cases/${id}`)).json();
+      return c.status === "clarified" && c.footage_helped && c.exports.length === 1;
+    }, await caseRow.getAttribute("data-case"), { timeout: 10000 });
+    check(true, "a case is opened, linked to the export and marked clarified with the footage's help");
+
+    // 7c. Today's operation report: the export and the case are counted; the PDF downloads.
+    await page.goto(base + "/#/reports");
+    const today = await page.evaluate(() => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`; });
+    await page.fill('#rp-form input[name="from"]', today);
+    await page.fill('#rp-form input[name="to"]', today);
+    await page.click("#rp-go");
+    await page.waitForSelector("#rp-body .cards", { timeout: 30000 });
+    const cards = await page.locator("#rp-body .card").allTextContents();
+    const figure = (label) => cards.find((c) => c.startsWith(label)) || "";
+    check(/Trích xuất1/.test(figure("Trích xuất")) || /Trích xuất[1-9]/.test(figure("Trích xuất")), "the report counts today's extraction", figure("Trích xuất"));
+    check(/Vụ việc1 \(1 nhờ camera\)/.test(figure("Vụ việc")), "the report counts the case the footage helped", figure("Vụ việc"));
+    check(/\d+,\d\d %|\d+\.\d\d %/.test(figure("Tỷ lệ hoạt động")), "the report shows today's uptime", figure("Tỷ lệ hoạt động"));
+    check(await page.locator("#rp-body svg.bars rect").count() === 2, "the report draws uptime and weekly charts (one camera, one week)");
+    check(/1\/1/.test(figure("Camera")), "the camera online now is online at the end of today's report", figure("Camera"));
+    const pdfHead = await page.evaluate(async (href) => { const r = await fetch(href); return r.status + " " + (await r.text()).slice(0, 5); },
+      await page.getAttribute('#rp-body a[href*="format=pdf"]', "href"));
+    check(pdfHead === "200 %PDF-", "the report's PDF downloads", pdfHead);
+    await page.screenshot({ path: path.join(out, "reports.png"), fullPage: true });
+
     // 8. English on a switch.
     await page.click("#lang");
     await page.waitForFunction(() => document.querySelector('#nav a[href="#/live"]').textContent === "Live");

@@ -445,8 +445,131 @@ async function pageEvent(main, id) {
   };
 }
 
+// Reports: the operation report for a commune and period, drawn from its JSON, with the
+// printable and spreadsheet forms one click away.
+function barsSvg(items, max, mark) {
+  const row = 22, left = 150, width = 360;
+  return `<svg class="bars" viewBox="0 0 ${left + width + 70} ${row * items.length + 6}" role="img">${items.map(([label, value, text], i) => {
+    const w = max > 0 ? Math.round(width * Math.min(1, Math.max(0, value / max))) : 0;
+    return `<text x="${left - 6}" y="${i * row + 16}" text-anchor="end">${esc(label)}</text>
+      <rect x="${left}" y="${i * row + 4}" width="${w}" height="${row - 7}" class="${mark && value < mark ? "bad" : "ok"}"></rect>
+      <text x="${left + w + 4}" y="${i * row + 16}">${esc(text)}</text>`;
+  }).join("")}</svg>`;
+}
+
+async function pageReports(main) {
+  const org = await api("/api/organisation");
+  const communes = org.communes.length ? org.communes.map((c) => [c.code, c.name])
+    : [...new Set(org.cameras.map((c) => c.commune).filter(Boolean))].map((c) => [c, c]);
+  const day = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  const now = new Date();
+  const presets = {
+    month: [new Date(now.getFullYear(), now.getMonth() - 1, 1), new Date(now.getFullYear(), now.getMonth(), 0)],
+    quarter: [new Date(now.getFullYear(), Math.floor(now.getMonth() / 3) * 3 - 3, 1), new Date(now.getFullYear(), Math.floor(now.getMonth() / 3) * 3, 0)],
+    year: [new Date(now.getFullYear() - 1, 0, 1), new Date(now.getFullYear() - 1, 11, 31)],
+    two_years: [new Date(now.getFullYear() - 2, now.getMonth(), now.getDate() + 1), now],
+  };
+  main.innerHTML = `<form class="filters" id="rp-form">
+    <label>${esc(t("reports.commune"))}<select name="commune">${communes.map(([code, name]) => `<option value="${esc(code)}">${esc(name)}</option>`).join("")}</select></label>
+    <label>${esc(t("reports.period"))}<select name="preset">${Object.keys(presets).map((k) => `<option value="${k}">${esc(t(`reports.preset.${k}`))}</option>`).join("")}</select></label>
+    <label>${esc(t("reports.from"))}<input type="date" name="from" required></label>
+    <label>${esc(t("reports.to"))}<input type="date" name="to" required></label>
+    <button class="btn" id="rp-go">${esc(t("reports.show"))}</button></form>
+    <div id="rp-status" class="muted-dark"></div><div id="rp-body"></div>`;
+  const form = $("#rp-form");
+  const applyPreset = () => { const [a, b] = presets[form.preset.value]; form.from.value = day(a); form.to.value = day(b); };
+  form.preset.onchange = applyPreset;
+  applyPreset();
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const q = `commune=${encodeURIComponent(form.commune.value)}&from=${form.from.value}&to=${form.to.value}`;
+    $("#rp-status").textContent = t("reports.building");
+    $("#rp-body").innerHTML = "";
+    try {
+      const r = await api(`/api/reports/operation?${q}&format=json`);
+      $("#rp-status").textContent = "";
+      const pct = (x) => (x == null ? "—" : `${(100 * x).toFixed(2)} %`);
+      const hours = (s) => (s / 3600).toFixed(1);
+      const total = r.totals, prev = r.previous;
+      const card = (label, value, before) => `<div class="card"><div class="muted-dark">${esc(label)}</div><b>${esc(value)}</b>${before != null ? `<small>${esc(t("reports.previous"))}: ${esc(before)}</small>` : ""}</div>`;
+      $("#rp-body").innerHTML = `<div class="downloads">${["pdf", "xlsx", "csv", "html"].map((f) =>
+          `<a class="btn" href="/api/reports/operation?${q}&format=${f}" ${f === "html" ? 'target="_blank"' : "download"}>${esc(t(`reports.as.${f}`))}</a>`).join(" ")}</div>
+        <div class="cards">${card(t("reports.cameras"), `${r.online_at_end}/${r.cameras.length} ${t("reports.online_end")}`)}
+          ${card(t("reports.uptime"), pct(total.uptime), pct(prev.uptime))}
+          ${card(t("reports.coverage"), pct(r.coverage))}
+          ${card(t("reports.not_monitored"), `${hours(r.server_not_monitored_s)} h`)}
+          ${card(t("reports.events"), total.events, prev.events)}
+          ${card(t("reports.confirmed"), `${total.confirmed} / ${total.false_alarms}`, `${prev.confirmed} / ${prev.false_alarms}`)}
+          ${card(t("reports.extractions"), total.extractions, prev.extractions)}
+          ${card(t("reports.cases"), `${total.cases} (${total.cases_helped} ${t("reports.helped")})`, `${prev.cases} (${prev.cases_helped})`)}</div>
+        <h2>${esc(t("reports.uptime_by_camera"))}</h2>
+        ${barsSvg(r.cameras.map((c) => [c.name, c.uptime ?? 0, pct(c.uptime)]), 1, r.repair_below)}
+        <h2>${esc(t("reports.events_by_week"))}</h2>
+        ${barsSvg(r.events_by_week.map((w) => [w.week, w.events, String(w.events)]), Math.max(1, ...r.events_by_week.map((w) => w.events)), 0)}
+        <h2>${esc(t("reports.camera_table"))}</h2>
+        <table><thead><tr><th>${esc(t("cameras.name"))}</th><th class="wide">${esc(t("cameras.hamlet"))}</th><th class="num">${esc(t("reports.uptime"))}</th>
+          <th class="num wide">${esc(t("reports.not_monitored"))}</th><th class="num">${esc(t("reports.coverage"))}</th><th class="num">${esc(t("reports.events"))}</th><th>${esc(t("reports.state_end"))}</th></tr></thead>
+        <tbody>${r.cameras.map((c) => `<tr class="${r.repair.includes(c.id) ? "repair" : ""}"><td>${esc(c.name)}</td><td class="wide">${esc(c.hamlet_name)}</td>
+          <td class="num">${pct(c.uptime)}</td><td class="num wide">${hours(c.not_monitored_s)} h</td><td class="num">${pct(c.coverage)}</td><td class="num">${c.events}</td>
+          <td>${c.state_at_end === "not_monitored" ? esc(t("reports.not_monitored")) : `<span class="badge ${esc(c.state_at_end)}">${esc(t(`state.${c.state_at_end}`))}</span>`}</td></tr>`).join("")}</tbody></table>
+        <p>${esc(t("reports.repair", { n: r.repair.length, pct: Math.round(100 * r.repair_below) }))}</p>`;
+    } catch (err) { $("#rp-status").textContent = t("common.error", { message: err.message }); }
+  };
+}
+
+// Cases: open one, set its status and outcome, link the events and exports that served it.
+const CATEGORIES = ["theft", "assault", "public_disorder", "traffic_accident", "environment", "drugs", "other"];
+async function pageCases(main) {
+  const org = await api("/api/organisation");
+  const communes = org.communes.length ? org.communes.map((c) => [c.code, c.name])
+    : [...new Set(org.cameras.map((c) => c.commune).filter(Boolean))].map((c) => [c, c]);
+  const local = (ms) => { const x = new Date(ms - new Date().getTimezoneOffset() * 60000); return x.toISOString().slice(0, 16); };
+  main.innerHTML = `<h2>${esc(t("cases.new"))}</h2><form class="filters" id="case-form">
+    <label>${esc(t("reports.commune"))}<select name="commune">${communes.map(([code, name]) => `<option value="${esc(code)}">${esc(name)}</option>`).join("")}</select></label>
+    <label>${esc(t("cases.category"))}<select name="category">${CATEGORIES.map((c) => `<option value="${c}">${esc(t(`case.${c}`))}</option>`).join("")}</select></label>
+    <label>${esc(t("cases.title"))}<input name="title" required></label>
+    <label>${esc(t("cases.occurred"))}<input type="datetime-local" name="occurred" value="${local(Date.now())}" required></label>
+    <label>${esc(t("exports.unit"))}<input name="requesting_unit"></label>
+    <label>${esc(t("exports.officer"))}<input name="officer"></label>
+    <button class="btn">${esc(t("common.save"))}</button></form><div class="err" id="case-err"></div>
+    <table><thead><tr><th>${esc(t("cases.occurred"))}</th><th>${esc(t("cases.title"))}</th><th>${esc(t("cases.category"))}</th><th>${esc(t("cases.status"))}</th>
+    <th>${esc(t("cases.helped"))}</th><th class="wide">${esc(t("cases.links"))}</th></tr></thead><tbody id="case-rows"></tbody></table>`;
+  const refresh = async () => {
+    const list = (await api("/api/cases")).cases;
+    $("#case-rows").innerHTML = list.map((c) => `<tr data-case="${esc(c.id)}"><td>${esc(fmtTime(c.occurred))}</td><td>${esc(c.title)}<br><small>${esc(c.requesting_unit)}</small></td>
+      <td>${esc(t(`case.${c.category}`))}</td>
+      <td><select data-field="status">${["open", "clarified", "closed"].map((st) => `<option value="${st}" ${st === c.status ? "selected" : ""}>${esc(t(`cases.status.${st}`))}</option>`).join("")}</select></td>
+      <td><input type="checkbox" data-field="footage_helped" ${c.footage_helped ? "checked" : ""}></td>
+      <td class="wide"><button class="btn" data-link="event">${esc(t("cases.link_event"))}</button> <button class="btn" data-link="export">${esc(t("cases.link_export"))}</button></td></tr>`).join("");
+  };
+  $("#case-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    try {
+      await api("/api/cases", { method: "POST", body: { commune: f.get("commune"), category: f.get("category"), title: f.get("title"),
+        occurred: new Date(f.get("occurred")).toISOString().replace("Z", "+00:00"), requesting_unit: f.get("requesting_unit"), officer: f.get("officer") } });
+      $("#case-err").textContent = ""; ev.target.title.value = "";
+      refresh();
+    } catch (err) { $("#case-err").textContent = t("common.error", { message: err.message }); }
+  };
+  main.onchange = async (ev) => {
+    const row = ev.target.closest("tr[data-case]"); const field = ev.target.dataset.field; if (!row || !field) return;
+    const value = field === "footage_helped" ? ev.target.checked : ev.target.value;
+    try { await api(`/api/cases/${encodeURIComponent(row.dataset.case)}`, { method: "PATCH", body: { [field]: value } }); $("#case-err").textContent = ""; }
+    catch (err) { $("#case-err").textContent = t("common.error", { message: err.message }); }
+  };
+  main.onclick = async (ev) => {
+    const kind = ev.target.dataset?.link; const row = ev.target.closest("tr[data-case]"); if (!kind || !row) return;
+    const id = prompt(t(kind === "event" ? "cases.ask_event" : "cases.ask_export")); if (!id) return;
+    try { await api(`/api/cases/${encodeURIComponent(row.dataset.case)}/links`, { method: "POST", body: { kind, id: id.trim() } }); $("#case-err").textContent = ""; }
+    catch (err) { $("#case-err").textContent = t("common.error", { message: err.message }); }
+  };
+  await refresh();
+}
+
 const PAGES = { live: [pageLive, "viewer"], events: [pageEvents, "viewer"], playback: [pagePlayback, "reviewer"],
-  cameras: [pageCameras, "viewer"], exports: [pageExports, "reviewer"], admin: [pageAdmin, "admin"] };
+  cameras: [pageCameras, "viewer"], exports: [pageExports, "reviewer"], cases: [pageCases, "reviewer"],
+  reports: [pageReports, "viewer"], admin: [pageAdmin, "admin"] };
 
 async function route() {
   if (!me) return;
