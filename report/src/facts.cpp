@@ -303,8 +303,7 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
       // The run still going (a heartbeat within three periods) lasts until now, not until its
       // last heartbeat.
       const std::int64_t slack_us = 3LL * config.server.heartbeat_s * 1'000'000;
-      if (st.int64(2) == 0 && req.now_us >= end && req.now_us - end <= slack_us)
-        end = req.now_us;
+      if (st.int64(2) == 0 && req.now_us >= end && req.now_us - end <= slack_us) end = req.now_us;
       runs.push_back({st.int64(0), end});
     }
     if (!st.error().empty()) return std::unexpected("cannot read server runs: " + st.error());
