@@ -24,7 +24,9 @@
 #include "matthan/evidence/backup.hpp"
 #include "matthan/evidence/export.hpp"
 #include "matthan/evidence/holds.hpp"
+#include "matthan/report/operation_report.hpp"
 #include "matthan/storage/clip.hpp"
+#include "matthan/storage/sql.hpp"
 #include "matthan/storage/transcode.hpp"
 
 namespace matthan::app {
@@ -422,6 +424,59 @@ std::optional<std::int64_t> parse_time_arg(const std::string& text, std::int64_t
   return static_cast<std::int64_t>(std::mktime(&tm)) * 1'000'000;
 }
 
+// The extraction record (biên bản) of a finished export, from its manifest: HTML or PDF.
+web::HttpResponse record_route(const web::HttpRequest& req, EvidenceContext& ctx,
+                               const std::string& id, const json& row) {
+  if (row["state"] != "done")
+    return web::json_error(409, "not_done", "export " + id + " has not finished");
+  const auto format = query(req, "format", "html");
+  if (format != "html" && format != "pdf")
+    return web::json_error(400, "bad_format", "format must be html or pdf");
+  // The export's own directory: the API's under data_dir, the CLI's where it was asked for.
+  std::string dir = ctx.db.read([&](sqlite3* conn) {
+    storage::Statement st(conn, "SELECT out_dir FROM export_job WHERE node_id = ?1 AND id = ?2");
+    st.bind(1, ctx.config.node_id).bind(2, id);
+    return st.step() ? st.text(0) : std::string();
+  });
+  if (dir.empty()) dir = ctx.config.server.data_dir + "/exports/" + id;
+  std::ifstream in(dir + "/manifest.json", std::ios::binary);
+  if (!in) return web::json_error(404, "not_found", "export " + id + " has no manifest");
+  const std::string manifest((std::istreambuf_iterator<char>(in)), {});
+  // The commune the footage is from: the first camera's, by its name in the organisation.
+  std::string place;
+  if (row["cameras"].is_array() && !row["cameras"].empty()) {
+    if (const auto* cam = find_camera(ctx.config, row["cameras"][0].get<std::string>())) {
+      const auto* commune = ctx.config.organisation.commune(cam->commune);
+      place = commune != nullptr ? commune->name : cam->commune;
+    }
+  }
+  const std::string sha = row.value("manifest_sha256", std::string());
+  if (!req.head)
+    evidence::append_audit(ctx.db, ctx.config.node_id, SystemClock().now_us(), actor_of(req),
+                           "export_record", id, json{{"format", format}}.dump());
+  if (format == "html") {
+    auto html = report::render_record_html(manifest, sha, place);
+    if (!html) return web::json_error(500, "bad_manifest", html.error());
+    return {200, "text/html; charset=utf-8", std::move(*html)};
+  }
+  char tmpl[] = "/tmp/matthan-record-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  if (fd < 0) return web::json_error(500, "internal", "cannot make a temporary file");
+  ::close(fd);
+  auto written = report::write_record_pdf(manifest, sha, place, tmpl);
+  std::string bytes;
+  if (written) {
+    std::ifstream pdf(tmpl, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(pdf), {});
+  }
+  std::remove(tmpl);
+  if (!written) return web::json_error(500, "record_failed", written.error());
+  return {200,
+          "application/pdf",
+          std::move(bytes),
+          {{"Content-Disposition", "attachment; filename=\"bien-ban-" + id + ".pdf\""}}};
+}
+
 std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, EvidenceContext& ctx) {
   const auto& config = ctx.config;
   const auto& node = config.node_id;
@@ -546,8 +601,10 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
       return web::json_error(403, "out_of_scope", "export '" + id + "' is outside your communes");
     if (slash == std::string::npos)
       return web::HttpResponse{200, "application/json", rows[0].dump(), {}};
-    // /api/exports/{id}/files/{name}: a file of a finished export.
     const auto name = rest.substr(slash + 1);
+    // /api/exports/{id}/record: the printable extraction record of a finished export.
+    if (name == "record") return record_route(req, ctx, id, rows[0]);
+    // /api/exports/{id}/files/{name}: a file of a finished export.
     if (!name.starts_with("files/") || name.find('/', 6) != std::string::npos ||
         name.substr(6).starts_with("."))
       return web::json_error(404, "not_found", "no such route: " + p);

@@ -85,6 +85,7 @@ int usage() {
       "  matthan audit verify [--config FILE]\n"
       "  matthan report [--config FILE] --commune CODE[,CODE] --from YYYY-MM-DD --to YYYY-MM-DD\n"
       "      --format pdf|html|csv|xlsx|json --out FILE [--prepared-by NAME] [--repair-below PCT]\n"
+      "  matthan record EXPORT-DIR --out FILE [--format pdf|html]   (the extraction record)\n"
       "  (--config defaults to $MATTHAN_CONFIG, else /etc/matthan/matthan.yaml; T: ISO 8601,\n"
       "   'YYYY-MM-DD HH:MM:SS' in server.time_zone, or now-90s / now-5m / now-2h)\n");
   return 2;
@@ -961,6 +962,8 @@ int run(const std::string& config_path) {
            {"GET", "/api/exports/{id}", Role::reviewer, RouteKind::json, "an export's progress"},
            {"GET", "/api/exports/{id}/files/{name}", Role::reviewer, RouteKind::file,
             "a file of a finished export (audited)"},
+           {"GET", "/api/exports/{id}/record", Role::reviewer, RouteKind::file,
+            "the printable extraction record, biên bản (html or pdf; audited)"},
            {"GET", "/api/events/{id}/clip.mp4", Role::reviewer, RouteKind::file,
             "the event's clip with pre/post capture (audited)"},
            {"GET", "/api/cameras/{id}/clip.mp4", Role::reviewer, RouteKind::file,
@@ -1322,6 +1325,7 @@ int main(int argc, char** argv) {
   if (cmd == "user") return app::user_cli(args);
   if (cmd == "audit") return app::audit_cli(args);
   if (cmd == "report") return app::report_cli(args);
+  if (cmd == "record") return app::record_cli(args);
   if (cmd == "run") {
     if (args.size() == 2 && args[0] == "--config") return run(args[1]);
     return usage();

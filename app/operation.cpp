@@ -15,6 +15,7 @@
 #include "matthan/core/time_format.hpp"
 #include "matthan/core/url.hpp"
 #include "matthan/evidence/audit.hpp"
+#include "matthan/evidence/node_key.hpp"
 #include "matthan/report/operation_report.hpp"
 #include "matthan/storage/sql.hpp"
 
@@ -523,6 +524,68 @@ int report_cli(const std::vector<std::string>& args) {
       json{{"communes", r.communes}, {"from", r.from_day}, {"to", r.to_day}, {"format", format}}
           .dump());
   b.db->flush();
+  std::printf("%s\n", out.c_str());
+  return 0;
+}
+
+int record_cli(const std::vector<std::string>& args) {
+  CliBase b{default_config_path(), {}, {}};
+  std::string dir, out, format = "pdf";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    auto value = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : ""; };
+    if (args[i] == "--config")
+      b.config_path = value();
+    else if (args[i] == "--out")
+      out = value();
+    else if (args[i] == "--format")
+      format = value();
+    else if (dir.empty() && !args[i].starts_with("--"))
+      dir = args[i];
+    else {
+      std::fprintf(stderr, "record: unknown argument %s\n", args[i].c_str());
+      return 2;
+    }
+  }
+  if (dir.empty() || out.empty() || (format != "pdf" && format != "html")) {
+    std::fprintf(
+        stderr,
+        "usage: matthan record EXPORT-DIR --out FILE [--format pdf|html] [--config FILE]\n");
+    return 2;
+  }
+  std::ifstream in(dir + "/manifest.json", std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "record: no manifest.json in %s\n", dir.c_str());
+    return 1;
+  }
+  const std::string manifest((std::istreambuf_iterator<char>(in)), {});
+  // The place from the config when there is one; the record stands without it.
+  std::string place;
+  if (auto config = load_config_file(b.config_path)) {
+    ::setenv("TZ", (":" + config->server.time_zone).c_str(), 1);
+    ::tzset();
+    const auto m = json::parse(manifest, nullptr, false);
+    if (m.is_object() && m.contains("cameras") && m["cameras"].is_array() &&
+        !m["cameras"].empty()) {
+      const std::string code = m["cameras"][0].value("commune", "");
+      const auto* commune = config->organisation.commune(code);
+      place = commune != nullptr ? commune->name : code;
+    }
+  }
+  const auto sha = evidence::sha256_hex(manifest);
+  std::expected<void, std::string> written;
+  if (format == "pdf") {
+    written = report::write_record_pdf(manifest, sha, place, out);
+  } else if (auto html = report::render_record_html(manifest, sha, place)) {
+    std::ofstream f(out, std::ios::binary);
+    f << *html;
+    if (!f) written = std::unexpected("cannot write " + out);
+  } else {
+    written = std::unexpected(html.error());
+  }
+  if (!written) {
+    std::fprintf(stderr, "record: %s\n", written.error().c_str());
+    return 1;
+  }
   std::printf("%s\n", out.c_str());
   return 0;
 }

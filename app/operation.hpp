@@ -21,5 +21,7 @@ struct OperationContext {
 void add_operation_routes(web::Router& router, OperationContext& ctx);
 
 int report_cli(const std::vector<std::string>& args);
+// `matthan record EXPORT-DIR --out FILE`: the extraction record of an export, from its manifest.
+int record_cli(const std::vector<std::string>& args);
 
 }  // namespace matthan::app

@@ -1,5 +1,7 @@
 #include "format.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -265,6 +267,94 @@ std::vector<Section> sections(const ReportData& d) {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+std::expected<RecordDoc, std::string> record_doc(const std::string& manifest_json,
+                                                 const std::string& manifest_sha256,
+                                                 const std::string& place) {
+  using nlohmann::json;
+  const auto m = json::parse(manifest_json, nullptr, false);
+  if (!m.is_object() || m.value("format", "") != "matthan-export/1")
+    return std::unexpected("not an export manifest");
+  const auto text = [](const json& o, const char* k) {
+    return o.contains(k) && o[k].is_string() ? o[k].get<std::string>() : std::string();
+  };
+  const auto when = [&](const std::string& iso) {
+    // "2026-11-29T04:25:51.123456Z" → local "29/11/2026 11:25:51"
+    std::tm tm{};
+    if (iso.size() < 19 || strptime(iso.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr)
+      return iso;
+    const auto t = timegm(&tm);
+    std::tm local{};
+    localtime_r(&t, &local);
+    char out[32];
+    std::strftime(out, sizeof out, "%d/%m/%Y %H:%M:%S", &local);
+    return std::string(out);
+  };
+  RecordDoc d;
+  d.number = text(m, "export_id");
+  const auto created = when(text(m, "created"));
+  d.parts.push_back(
+      {"",
+       {"Số: " + d.number, "Hôm nay, lúc " + created + (place.empty() ? "" : ", tại " + place) +
+                               ", chúng tôi tiến hành trích xuất dữ liệu từ hệ thống camera an "
+                               "ninh (máy chủ " +
+                               text(m, "node_id") + ", " + text(m, "software") + ") như sau:"}});
+  d.parts.push_back(
+      {"I. Thành phần",
+       {"Đơn vị đề nghị trích xuất: " +
+            (text(m, "requesting_unit").empty() ? "(không ghi)" : text(m, "requesting_unit")),
+        "Cán bộ đề nghị: " + (text(m, "officer").empty() ? "(không ghi)" : text(m, "officer")),
+        "Người thực hiện trích xuất (tài khoản hệ thống): " + text(m, "created_by")}});
+  std::vector<std::string> content{"Lý do trích xuất: " + text(m, "reason")};
+  if (m.contains("case_id") && m["case_id"].is_string())
+    content.push_back("Vụ việc: " + m["case_id"].get<std::string>());
+  if (m.contains("requested"))
+    content.push_back("Khoảng thời gian đề nghị: từ " + when(text(m["requested"], "from")) +
+                      " đến " + when(text(m["requested"], "to")));
+  if (m.contains("server_time")) {
+    const auto& st = m["server_time"];
+    content.push_back("Múi giờ máy chủ: " + text(st, "time_zone") + "; đồng bộ thời gian NTP: " +
+                      (st.value("ntp_synchronised", false) ? "có" : "KHÔNG"));
+  }
+  if (m.contains("hold_id") && m["hold_id"].is_string() && !m["hold_id"].get<std::string>().empty())
+    content.push_back("Dữ liệu gốc được giữ lại, không bị xóa tự động (mã giữ " +
+                      m["hold_id"].get<std::string>() + ")");
+  d.parts.push_back({"II. Nội dung", content});
+  d.files = Table{
+      "Các tệp đã trích xuất", {"Tệp", "Camera", "Vị trí", "Từ", "Đến", "Dung lượng (byte)"}, {}};
+  if (m.contains("cameras") && m["cameras"].is_array()) {
+    for (const auto& c : m["cameras"]) {
+      const std::string where = text(c, "hamlet").empty()
+                                    ? text(c, "commune")
+                                    : text(c, "hamlet") + ", " + text(c, "commune");
+      if (!c.contains("file") || !c["file"].is_string()) {
+        d.files.rows.push_back({"(không có)", text(c, "name"), where,
+                                "Không có dữ liệu: " + text(c, "error"), "", ""});
+        continue;
+      }
+      d.files.rows.push_back({text(c, "file"), text(c, "name"), where, when(text(c, "first_frame")),
+                              when(text(c, "end")),
+                              std::to_string(c.value("bytes", std::int64_t{0}))});
+      d.integrity.push_back("SHA-256 của " + text(c, "file") + ": " + text(c, "sha256"));
+    }
+  }
+  d.integrity.push_back("SHA-256 của manifest.json: " + manifest_sha256);
+  if (m.contains("signing_key")) {
+    const auto& k = m["signing_key"];
+    d.integrity.push_back("Chữ ký số: " + text(k, "algorithm") + ", tệp " +
+                          text(k, "signature_file") +
+                          "; dấu vân tay khóa của máy chủ: " + text(k, "fingerprint"));
+  }
+  if (m.contains("audit_chain_head"))
+    d.integrity.push_back("Nhật ký kiểm toán tại thời điểm trích xuất: bản ghi số " +
+                          std::to_string(m["audit_chain_head"].value("seq", std::int64_t{0})) +
+                          ", mã băm " + text(m["audit_chain_head"], "hash"));
+  d.integrity.push_back(
+      "Cách kiểm tra: chạy \"sha256sum -c SHA256SUMS\" trong thư mục dữ liệu, hoặc \"matthan "
+      "verify-export THƯ-MỤC\" (kiểm tra cả chữ ký).");
+  d.signers = {"ĐẠI DIỆN ĐƠN VỊ ĐỀ NGHỊ", "NGƯỜI TRÍCH XUẤT", "ĐẠI DIỆN UBND XÃ"};
+  return d;
 }
 
 }  // namespace matthan::report

@@ -2,6 +2,7 @@
 // sections as plain tables, so HTML, PDF, CSV and XLSX show the same rows in the same order.
 #pragma once
 
+#include <expected>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,19 @@ struct Section {
   enum class Chart { none, uptime, weeks } chart = Chart::none;
 };
 std::vector<Section> sections(const ReportData& d);
+
+// The extraction record ("biên bản trích xuất dữ liệu camera") of one export, from its manifest.
+struct RecordDoc {
+  std::string number;  // the export's id
+  std::vector<std::pair<std::string, std::vector<std::string>>> parts;  // heading, lines
+  Table files;
+  std::vector<std::string> integrity;  // hashes, key fingerprint, how to check
+  std::vector<std::string> signers;    // signature columns
+};
+std::expected<RecordDoc, std::string> record_doc(const std::string& manifest_json,
+                                                 const std::string& manifest_sha256,
+                                                 const std::string& place);
+inline constexpr const char* kRecordTitle = "BIÊN BẢN TRÍCH XUẤT DỮ LIỆU CAMERA";
 
 inline constexpr const char* kTitle = "BÁO CÁO HOẠT ĐỘNG MÔ HÌNH CAMERA AN NINH";
 

@@ -102,7 +102,7 @@ class Pdf {
   void table(const Table& t) {
     const double w = kPageW - 2 * kMargin;
     need(52);  // the title, the header and a first row stay together
-    para(t.title, "DejaVu Sans Bold 9.5", 2);
+    if (!t.title.empty()) para(t.title, "DejaVu Sans Bold 9.5", 2);
     const auto cols = t.header.size();
     // Each column at least as wide as its widest word (no word is broken), the rest of the line
     // shared by how much more each column's longest text would like.
@@ -237,6 +237,40 @@ std::expected<void, std::string> write_pdf(const ReportData& d, const std::strin
                 kMargin, y, half, PANGO_ALIGN_CENTER);
   pdf.draw_text("TM. ỦY BAN NHÂN DÂN XÃ\n(Ký, đóng dấu)", "DejaVu Sans 9.5", kMargin + half, y,
                 half, PANGO_ALIGN_CENTER);
+  pdf.finish();
+  if (auto s = pdf.status(); !s.empty()) return std::unexpected("cannot write " + path + ": " + s);
+  return {};
+}
+
+std::expected<void, std::string> write_record_pdf(const std::string& manifest_json,
+                                                  const std::string& manifest_sha256,
+                                                  const std::string& place,
+                                                  const std::string& path) {
+  auto doc = record_doc(manifest_json, manifest_sha256, place);
+  if (!doc) return std::unexpected(doc.error());
+  Pdf pdf(path);
+  if (auto s = pdf.status(); !s.empty()) return std::unexpected("cannot write " + path + ": " + s);
+  pdf.metadata(kRecordTitle);
+  pdf.para("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "DejaVu Sans Bold 10", 0, PANGO_ALIGN_CENTER);
+  pdf.para("Độc lập - Tự do - Hạnh phúc", "DejaVu Sans 10", 14, PANGO_ALIGN_CENTER);
+  pdf.para(kRecordTitle, "DejaVu Sans Bold 13", 10, PANGO_ALIGN_CENTER);
+  for (const auto& [heading, lines] : doc->parts) {
+    if (!heading.empty()) pdf.para(heading, "DejaVu Sans Bold 11", 3);
+    for (const auto& l : lines) pdf.para(l, "DejaVu Sans 9.5", 2);
+  }
+  pdf.para("III. " + doc->files.title, "DejaVu Sans Bold 11", 3);
+  Table files = doc->files;
+  files.title = "";
+  pdf.table(files);
+  pdf.para("IV. Tính toàn vẹn của dữ liệu", "DejaVu Sans Bold 11", 3);
+  for (const auto& l : doc->integrity) pdf.para(l, "DejaVu Sans 9", 2);
+  pdf.para("Biên bản được lập thành 02 bản, mỗi bên giữ 01 bản.", "DejaVu Sans 9.5", 4);
+  pdf.need(100);
+  const double y = pdf.y_ + 12;
+  const double third = (kPageW - 2 * kMargin) / 3;
+  for (std::size_t i = 0; i < doc->signers.size(); ++i)
+    pdf.draw_text(doc->signers[i] + "\n(Ký, ghi rõ họ tên)", "DejaVu Sans 8.5",
+                  kMargin + third * static_cast<double>(i), y, third, PANGO_ALIGN_CENTER);
   pdf.finish();
   if (auto s = pdf.status(); !s.empty()) return std::unexpected("cannot write " + path + ": " + s);
   return {};

@@ -277,4 +277,45 @@ std::string render_json(const ReportData& d) {
       .dump();
 }
 
+std::expected<std::string, std::string> render_record_html(const std::string& manifest_json,
+                                                           const std::string& manifest_sha256,
+                                                           const std::string& place) {
+  auto doc = record_doc(manifest_json, manifest_sha256, place);
+  if (!doc) return std::unexpected(doc.error());
+  std::string h = R"(<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><title>)" +
+                  esc(kRecordTitle) + R"(</title>
+<style>
+@page { size: A4; margin: 18mm 15mm; }
+body { font-family: "DejaVu Sans", "Noto Sans", Arial, sans-serif; font-size: 11pt; max-width: 190mm; margin: auto; }
+h1 { text-align: center; font-size: 14pt; } h2 { font-size: 12pt; margin: 1em 0 0.3em; }
+.head { text-align: center; } table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #999; padding: 2px 4px; font-size: 9pt; text-align: left; word-break: break-all; }
+th { background: #eee; } .sign { display: flex; justify-content: space-between; margin-top: 2em; text-align: center; }
+.sign div { width: 32%; min-height: 8em; } code { font-size: 9pt; word-break: break-all; }
+</style></head><body>
+<div class="head"><b>CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM</b><br>Độc lập - Tự do - Hạnh phúc</div>
+<h1>)" + esc(kRecordTitle) +
+                  "</h1>\n";
+  for (const auto& [heading, lines] : doc->parts) {
+    if (!heading.empty()) h += "<h2>" + esc(heading) + "</h2>\n";
+    for (const auto& l : lines) h += "<p>" + esc(l) + "</p>\n";
+  }
+  h += "<h2>III. " + esc(doc->files.title) + "</h2>\n<table><thead><tr>";
+  for (const auto& c : doc->files.header) h += "<th>" + esc(c) + "</th>";
+  h += "</tr></thead><tbody>\n";
+  for (const auto& r : doc->files.rows) {
+    h += "<tr>";
+    for (const auto& cell : r) h += "<td>" + esc(cell) + "</td>";
+    h += "</tr>\n";
+  }
+  h += "</tbody></table>\n<h2>IV. Tính toàn vẹn của dữ liệu</h2>\n";
+  for (const auto& l : doc->integrity) h += "<p>" + esc(l) + "</p>\n";
+  h += "<p>Biên bản được lập thành 02 bản, mỗi bên giữ 01 bản.</p>\n<div class=\"sign\">";
+  for (const auto& s : doc->signers)
+    h += "<div><b>" + esc(s) + "</b><br><i>(Ký, ghi rõ họ tên)</i></div>";
+  h += "</div>\n</body></html>\n";
+  return h;
+}
+
 }  // namespace matthan::report

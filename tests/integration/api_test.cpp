@@ -53,6 +53,7 @@ const std::map<std::string, std::string> kMatrix{
     {"POST /api/exports", "reviewer"},
     {"GET /api/exports/{id}", "reviewer"},
     {"GET /api/exports/{id}/files/{name}", "reviewer"},
+    {"GET /api/exports/{id}/record", "reviewer"},
     {"POST /api/holds/{id}/release", "admin"},
     {"GET /api/routes", "admin"},
     {"GET /api/users", "admin"},

@@ -385,7 +385,8 @@ async function pageExports(main) {
       <td>${esc((x.cameras || []).join(", "))}</td><td>${esc(strings[`exports.state.${x.state}`] ? t(`exports.state.${x.state}`) : x.state)}${x.error ? `<div class="err">${esc(x.error)}</div>` : ""}</td>
       <td><progress max="1" value="${x.progress}"></progress> ${(100 * x.progress).toFixed(0)} %</td>
       <td>${x.state === "done" ? [...(x.cameras || []).map((c) => `${c}.mp4`), "manifest.json", "manifest.json.sig", "SHA256SUMS"].map((f) =>
-        `<a href="/api/exports/${encodeURIComponent(x.id)}/files/${encodeURIComponent(f)}" download>${esc(f)}</a>`).join("<br>") : ""}</td></tr>`).join("");
+        `<a href="/api/exports/${encodeURIComponent(x.id)}/files/${encodeURIComponent(f)}" download>${esc(f)}</a>`).join("<br>") +
+        `<br><a class="record" href="/api/exports/${encodeURIComponent(x.id)}/record?format=pdf" download>${esc(t("exports.record"))}</a>` : ""}</td></tr>`).join("");
   };
   $("#ex-form").onsubmit = async (ev) => {
     ev.preventDefault();

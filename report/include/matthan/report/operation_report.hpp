@@ -101,6 +101,17 @@ std::string render_json(const ReportData& data);
 std::expected<void, std::string> write_pdf(const ReportData& data, const std::string& path);
 std::expected<void, std::string> write_xlsx(const ReportData& data, const std::string& path);
 
+// The printable extraction record of an export ("biên bản trích xuất dữ liệu camera"): what was
+// asked, by whom, the files with their SHA-256, the manifest's hash, the node key's fingerprint,
+// how to check them, and signature lines. `place` is the commune's name.
+std::expected<std::string, std::string> render_record_html(const std::string& manifest_json,
+                                                           const std::string& manifest_sha256,
+                                                           const std::string& place);
+std::expected<void, std::string> write_record_pdf(const std::string& manifest_json,
+                                                  const std::string& manifest_sha256,
+                                                  const std::string& place,
+                                                  const std::string& path);
+
 // Vietnamese labels shared by every format.
 std::string owner_label(const std::string& owner);
 std::string category_label(const std::string& category);
