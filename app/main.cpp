@@ -44,6 +44,7 @@
 #include "matthan/ingest/camera_ingest.hpp"
 #include "matthan/ingest/clip_reader.hpp"
 #include "matthan/ingest/probe.hpp"
+#include "matthan/report/operation_report.hpp"
 #include "matthan/storage/clip.hpp"
 #include "matthan/storage/database.hpp"
 #include "matthan/storage/event_repository.hpp"
@@ -916,28 +917,21 @@ int run(const std::string& config_path) {
   router.add({"GET", "/api/cameras/{id}/uptime", Role::viewer, RouteKind::json,
               "online share of the monitored time over 24 h and 7 days"},
              [&](const web::HttpRequest& req) {
-               const auto changes = status_repo.state_changes(req.params.at("id"), "camera");
                const auto now = clock.now_us();
-               // Time before the first recorded state is not monitored, so not counted.
+               const auto& id = req.params.at("id");
+               // The report's definitions: time the server was down is not monitored.
                auto share = [&](std::int64_t window_us) {
-                 const std::int64_t from = now - window_us;
-                 std::int64_t online = 0, monitored = 0;
-                 for (std::size_t i = 0; i < changes.size(); ++i) {
-                   const auto a = std::max(changes[i].start_us, from);
-                   const auto b =
-                       std::min(i + 1 < changes.size() ? changes[i + 1].start_us : now, now);
-                   if (b <= a) continue;
-                   monitored += b - a;
-                   if (changes[i].state == "online") online += b - a;
-                 }
-                 return json{{"uptime", monitored > 0 ? json(static_cast<double>(online) /
-                                                             static_cast<double>(monitored))
-                                                      : json()},
-                             {"online_s", online / 1'000'000},
-                             {"monitored_s", monitored / 1'000'000}};
+                 const auto a = (*db)->read([&](sqlite3* conn) {
+                   return report::camera_availability(conn, config, id, now - window_us, now, now);
+                 });
+                 if (!a) return json{{"error", a.error()}};
+                 return json{{"uptime", a->uptime ? json(*a->uptime) : json()},
+                             {"online_s", a->online_us / 1'000'000},
+                             {"monitored_s", a->monitored_us / 1'000'000},
+                             {"not_monitored_s", a->not_monitored_us / 1'000'000}};
                };
                return web::HttpResponse{200, "application/json",
-                                        json{{"camera", req.params.at("id")},
+                                        json{{"camera", id},
                                              {"h24", share(86'400'000'000LL)},
                                              {"d7", share(7 * 86'400'000'000LL)}}
                                             .dump()};

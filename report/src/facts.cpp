@@ -206,7 +206,42 @@ void availability(sqlite3* db, const std::string& node, const std::vector<Run>& 
     c.uptime = static_cast<double>(c.online_us) / static_cast<double>(c.monitored_us);
 }
 
+// The server's runs, [start, last heartbeat); the run still going (a heartbeat within three
+// periods, not stopped cleanly) lasts until now.
+std::expected<std::vector<Run>, std::string> read_runs(sqlite3* db, const Config& config,
+                                                       std::int64_t now_us) {
+  std::vector<Run> runs;
+  Statement st(db,
+               "SELECT start_us, last_heartbeat_us, clean_stop FROM server_run WHERE"
+               " node_id = ?1 ORDER BY start_us");
+  st.bind(1, config.node_id);
+  const std::int64_t slack_us = 3LL * config.server.heartbeat_s * 1'000'000;
+  while (st.step()) {
+    auto end = std::max(st.int64(0), st.int64(1));
+    if (st.int64(2) == 0 && now_us >= end && now_us - end <= slack_us) end = now_us;
+    runs.push_back({st.int64(0), end});
+  }
+  if (!st.error().empty()) return std::unexpected("cannot read server runs: " + st.error());
+  return runs;
+}
+
 }  // namespace
+
+std::expected<Availability, std::string> camera_availability(sqlite3* db, const Config& config,
+                                                             const std::string& camera_id,
+                                                             std::int64_t from_us,
+                                                             std::int64_t to_us,
+                                                             std::int64_t now_us) {
+  auto runs = read_runs(db, config, now_us);
+  if (!runs) return std::unexpected(runs.error());
+  CameraFacts c;
+  c.id = camera_id;
+  for (const auto& cam : config.cameras) {
+    if (cam.id == camera_id) c.installed = cam.installed;
+  }
+  availability(db, config.node_id, *runs, from_us, std::min(to_us, std::max(from_us, now_us)), c);
+  return Availability{c.in_service_us, c.monitored_us, c.online_us, c.not_monitored_us, c.uptime};
+}
 
 std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& config,
                                                     const ReportRequest& req,
@@ -292,22 +327,9 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
   }
   say(0.05, "cameras");
 
-  std::vector<Run> runs;
-  {
-    Statement st(db,
-                 "SELECT start_us, last_heartbeat_us, clean_stop FROM server_run WHERE"
-                 " node_id = ?1 ORDER BY start_us");
-    st.bind(1, config.node_id);
-    while (st.step()) {
-      auto end = std::max(st.int64(0), st.int64(1));
-      // The run still going (a heartbeat within three periods) lasts until now, not until its
-      // last heartbeat.
-      const std::int64_t slack_us = 3LL * config.server.heartbeat_s * 1'000'000;
-      if (st.int64(2) == 0 && req.now_us >= end && req.now_us - end <= slack_us) end = req.now_us;
-      runs.push_back({st.int64(0), end});
-    }
-    if (!st.error().empty()) return std::unexpected("cannot read server runs: " + st.error());
-  }
+  auto read = read_runs(db, config, req.now_us);
+  if (!read) return std::unexpected(read.error());
+  const auto& runs = *read;
   {
     std::int64_t covered = 0;
     for (const auto& r : runs) covered += overlap(r.start_us, r.end_us, *a, b);

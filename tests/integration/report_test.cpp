@@ -432,6 +432,13 @@ TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
       s["can-bo"]);
   EXPECT_EQ(old.status, 200) << old.body;
   EXPECT_EQ(http_request(port, "GET", q + "&format=json", s["ben"]).status, 403);
+  // The camera page's uptime speaks the report's language: the day the server was not
+  // running is not monitored, not the camera's downtime.
+  const auto up = http_request(port, "GET", "/api/cameras/cong/uptime", s["can-bo"]);
+  ASSERT_EQ(up.status, 200) << up.body;
+  const auto u = json::parse(up.body);
+  EXPECT_GT(u["h24"]["not_monitored_s"].get<std::int64_t>(), 86'400 - 120) << up.body;
+  EXPECT_LT(u["h24"]["monitored_s"].get<std::int64_t>(), 120) << up.body;
   const auto pdf = http_request(port, "GET", q + "&format=pdf", s["can-bo"]);
   EXPECT_EQ(pdf.status, 200);
   EXPECT_EQ(pdf.body.substr(0, 5), "%PDF-");

@@ -88,6 +88,18 @@ struct ReportData {
   std::vector<std::string> repair;  // camera ids below repair_below
 };
 
+// One camera's availability over [from, to) by the report's definitions (docs/design/report.md):
+// server downtime is not monitored, not the camera's fault.
+struct Availability {
+  std::int64_t in_service_us = 0, monitored_us = 0, online_us = 0, not_monitored_us = 0;
+  std::optional<double> uptime;
+};
+std::expected<Availability, std::string> camera_availability(sqlite3* db, const Config& config,
+                                                             const std::string& camera_id,
+                                                             std::int64_t from_us,
+                                                             std::int64_t to_us,
+                                                             std::int64_t now_us);
+
 // Progress: fraction 0..1 and what is being done.
 using Progress = std::function<void(double, const std::string&)>;
 
