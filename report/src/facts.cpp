@@ -92,10 +92,12 @@ void count_activity(sqlite3* db, const Scope& scope, std::int64_t a, std::int64_
   {
     Statement st(db,
                  "SELECT camera_id, type, review_state, start_us FROM event"
-                 " WHERE node_id = ?1 AND start_us >= ?2 AND start_us < ?3");
+                 " WHERE node_id = ?1 AND start_us >= ?2 AND start_us < ?3 ORDER BY start_us");
     st.bind(1, scope.node_id).bind(2, a).bind(3, b);
     std::map<std::string, std::int64_t> weeks;
     std::map<std::string, CameraFacts*> by_id;
+    std::int64_t day_start = 0, day_end = 0;  // the local day of `week`
+    std::string week;
     if (detail != nullptr) {
       for (auto& c : detail->cameras) by_id[c.id] = &c;
     }
@@ -108,7 +110,15 @@ void count_activity(sqlite3* db, const Scope& scope, std::int64_t a, std::int64_
       if (review == "new") ++t.unreviewed;
       if (detail != nullptr) {
         ++detail->events_by_type[st.text(1)];
-        ++weeks[week_of(local_day(st.int64(3)))];
+        // Events come in time order: the week is worked out once per local day.
+        const auto at = st.int64(3);
+        if (at < day_start || at >= day_end) {
+          const auto day = local_day(at);
+          day_start = *local_midnight_us(day);
+          day_end = *local_midnight_us(add_days(day, 1));
+          week = week_of(day);
+        }
+        ++weeks[week];
         if (auto it = by_id.find(st.text(0)); it != by_id.end()) ++it->second->events;
       }
     }
@@ -178,13 +188,13 @@ void availability(sqlite3* db, const std::string& node, const std::vector<Run>& 
   for (const auto& r : runs) run_time += overlap(r.start_us, r.end_us, start, end);
   c.not_monitored_us = c.in_service_us - run_time;
 
-  // The run a state row belongs to ends its state at the latest.
+  // The run a state row belongs to ends its state at the latest (runs are sorted by start).
   auto run_end = [&](std::int64_t t) -> std::int64_t {
-    std::int64_t found = t;
-    for (const auto& r : runs) {
-      if (r.start_us <= t && t < r.end_us) found = r.end_us;
-    }
-    return found;
+    auto it = std::upper_bound(runs.begin(), runs.end(), t,
+                               [](std::int64_t v, const Run& r) { return v < r.start_us; });
+    if (it == runs.begin()) return t;
+    --it;
+    return t < it->end_us ? it->end_us : t;
   };
   Statement st(db,
                "SELECT state, start_us FROM camera_state_change WHERE node_id = ?1 AND"
