@@ -107,6 +107,9 @@ int check_config(const std::string& path) {
   if (!config) return 1;
   std::printf("%s: ok (%zu camera(s), node %s, time zone %s)\n", path.c_str(),
               config->cameras.size(), config->node_id.c_str(), config->server.time_zone.c_str());
+  if (const auto overlay = inventory_overlay_path(config->server.data_dir);
+      std::filesystem::exists(overlay))
+    std::printf("  organisation and inventory as edited in the admin UI: %s\n", overlay.c_str());
   // What will alarm when: the summary a technician checks after editing zones.
   for (const auto& c : config->cameras) {
     std::printf("  camera %s: armed %s, %zu mask(s), ", c.id.c_str(), c.armed.to_string().c_str(),
@@ -747,7 +750,7 @@ int run(const std::string& config_path) {
   using web::RouteKind;
   app::add_account_routes(router, auth, **db, config.node_id);
   app::add_event_routes(router, event_ctx);
-  app::OperationContext operation_ctx{config, **db};
+  app::OperationContext operation_ctx(config, config_path, **db);
   app::add_operation_routes(router, operation_ctx);
   router.add({"GET", "/healthz", std::nullopt, RouteKind::json, "server health"},
              [&](const web::HttpRequest&) -> web::HttpResponse {

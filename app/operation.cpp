@@ -86,10 +86,12 @@ bool valid_status(const std::string& s) {
 }
 
 std::optional<json> load_case(OperationContext& ctx, const std::string& id) {
+  const auto snapshot = ctx.config();
+  const Config& config = *snapshot;
   return ctx.db.read([&](sqlite3* conn) -> std::optional<json> {
     Statement st(conn, std::string("SELECT ") + kCaseColumns +
                            " FROM case_file WHERE node_id = ?1 AND id = ?2");
-    st.bind(1, ctx.config.node_id).bind(2, id);
+    st.bind(1, config.node_id).bind(2, id);
     if (!st.step()) return std::nullopt;
     auto j = case_json(st);
     Statement links(conn,
@@ -158,6 +160,8 @@ std::string current_code(const Config& config, const std::string& code) {
 
 // GET /api/reports/operation: the report in the format asked for.
 web::HttpResponse report_route(OperationContext& ctx, const web::HttpRequest& req) {
+  const auto snapshot = ctx.config();
+  const Config& config = *snapshot;
   const auto q = [&](const char* k) {
     const auto it = req.query.find(k);
     return it == req.query.end() ? std::string() : it->second;
@@ -181,24 +185,24 @@ web::HttpResponse report_route(OperationContext& ctx, const web::HttpRequest& re
     return web::json_error(400, "bad_format", "format must be json, html, csv, xlsx or pdf");
   if (r.communes.empty() && !req.communes.empty()) r.communes = req.communes;
   if (r.communes.empty()) {
-    for (const auto& c : ctx.config.organisation.communes) r.communes.push_back(c.code);
+    for (const auto& c : config.organisation.communes) r.communes.push_back(c.code);
   }
   if (r.communes.empty()) {
     std::set<std::string> seen;
-    for (const auto& cam : ctx.config.cameras) {
+    for (const auto& cam : config.cameras) {
       if (!cam.commune.empty() && seen.insert(cam.commune).second)
         r.communes.push_back(cam.commune);
     }
   }
   for (const auto& c : r.communes) {
-    if (!may_see_commune(req, ctx.config, c))
+    if (!may_see_commune(req, config, c))
       return web::json_error(403, "out_of_scope", "commune '" + c + "' is outside your communes");
   }
-  auto data = ctx.db.read([&](sqlite3* conn) { return report::build_report(conn, ctx.config, r); });
+  auto data = ctx.db.read([&](sqlite3* conn) { return report::build_report(conn, config, r); });
   if (!data) return web::json_error(400, "bad_report", data.error());
   if (!req.head)
     evidence::append_audit(
-        ctx.db, ctx.config.node_id, r.now_us, req.user, "report", "operation",
+        ctx.db, config.node_id, r.now_us, req.user, "report", "operation",
         json{{"communes", r.communes}, {"from", r.from_day}, {"to", r.to_day}, {"format", format}}
             .dump());
   const std::string name = "bao-cao-" + r.from_day + "-" + r.to_day + "." + format;
@@ -227,47 +231,91 @@ web::HttpResponse report_route(OperationContext& ctx, const web::HttpRequest& re
           std::move(bytes), download};
 }
 
+json organisation_json(const Config& config, const web::HttpRequest& req) {
+  const auto& org = config.organisation;
+  json communes = json::array();
+  for (const auto& c : org.communes) {
+    if (!may_see_commune(req, config, c.code)) continue;
+    json former = json::array(), hamlets = json::array();
+    for (const auto& f : c.former)
+      former.push_back({{"code", f.code}, {"name", f.name}, {"until", f.until}});
+    for (const auto& h : c.hamlets) hamlets.push_back({{"code", h.code}, {"name", h.name}});
+    communes.push_back({{"code", c.code},
+                        {"name", c.name},
+                        {"model", c.model},
+                        {"former", former},
+                        {"hamlets", hamlets}});
+  }
+  json cameras = json::array();
+  for (const auto& cam : config.cameras) {
+    if (!may_see_commune(req, config, cam.commune)) continue;
+    cameras.push_back({{"id", cam.id},
+                       {"name", cam.name},
+                       {"commune", cam.commune},
+                       {"hamlet", cam.hamlet},
+                       {"site", cam.site},
+                       {"brand", std::string(to_string(cam.brand))},
+                       {"model", cam.model},
+                       {"owner", cam.owner},
+                       {"installed", cam.installed},
+                       {"funding", cam.funding},
+                       {"lat", cam.lat ? json(*cam.lat) : json()},
+                       {"lon", cam.lon ? json(*cam.lon) : json()}});
+  }
+  return json({{"province", {{"code", org.province_code}, {"name", org.province_name}}},
+               {"communes", communes},
+               {"cameras", cameras}});
+}
+
+// PUT /api/organisation: the edits checked against the config file as `matthan run` would read
+// it, then kept in data_dir/inventory.json and used from now on (the reports, this page).
+web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest& req) {
+  if (!req.communes.empty())  // it replaces every commune's entries
+    return web::json_error(403, "out_of_scope",
+                           "only an admin of every commune can change the organisation");
+  const auto body = json::parse(req.body, nullptr, false);
+  if (!body.is_object()) return web::json_error(400, "bad_json", "the body must be a JSON object");
+  std::ifstream in(ctx.config_path(), std::ios::binary);
+  if (!in) return web::json_error(500, "no_config", "cannot read " + ctx.config_path());
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto snapshot = ctx.config();
+  const auto overlay_path = inventory_overlay_path(snapshot->server.data_dir);
+  const std::string overlay = body.dump(2) + "\n";
+  auto next = load_config_text(text, ctx.config_path(), process_env, overlay, overlay_path);
+  if (!next) {
+    std::string message;
+    for (const auto& e : next.error())
+      message += (message.empty() ? "" : "; ") + e.key + ": " + e.message;
+    return web::json_error(400, "bad_organisation", message);
+  }
+  const std::string tmp = overlay_path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << overlay;
+    out.flush();
+    if (!out) return web::json_error(500, "write_failed", "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), overlay_path.c_str()) != 0)
+    return web::json_error(500, "write_failed", "cannot replace " + overlay_path);
+  auto fresh = std::make_shared<const Config>(std::move(*next));
+  ctx.replace(fresh);
+  evidence::append_audit(ctx.db, fresh->node_id, SystemClock().now_us(), req.user,
+                         "organisation_update", overlay_path, body.dump());
+  return ok(organisation_json(*fresh, req));
+}
+
 }  // namespace
 
 void add_operation_routes(web::Router& router, OperationContext& ctx) {
   router.add({"GET", "/api/organisation", Role::viewer, RouteKind::json,
               "province, communes (former names too), hamlets and the camera inventory"},
              [&ctx](const web::HttpRequest& req) {
-               const auto& org = ctx.config.organisation;
-               json communes = json::array();
-               for (const auto& c : org.communes) {
-                 if (!may_see_commune(req, ctx.config, c.code)) continue;
-                 json former = json::array(), hamlets = json::array();
-                 for (const auto& f : c.former)
-                   former.push_back({{"code", f.code}, {"name", f.name}, {"until", f.until}});
-                 for (const auto& h : c.hamlets)
-                   hamlets.push_back({{"code", h.code}, {"name", h.name}});
-                 communes.push_back({{"code", c.code},
-                                     {"name", c.name},
-                                     {"model", c.model},
-                                     {"former", former},
-                                     {"hamlets", hamlets}});
-               }
-               json cameras = json::array();
-               for (const auto& cam : ctx.config.cameras) {
-                 if (!may_see_commune(req, ctx.config, cam.commune)) continue;
-                 cameras.push_back({{"id", cam.id},
-                                    {"name", cam.name},
-                                    {"commune", cam.commune},
-                                    {"hamlet", cam.hamlet},
-                                    {"site", cam.site},
-                                    {"brand", std::string(to_string(cam.brand))},
-                                    {"model", cam.model},
-                                    {"owner", cam.owner},
-                                    {"installed", cam.installed},
-                                    {"funding", cam.funding},
-                                    {"lat", cam.lat ? json(*cam.lat) : json()},
-                                    {"lon", cam.lon ? json(*cam.lon) : json()}});
-               }
-               return ok({{"province", {{"code", org.province_code}, {"name", org.province_name}}},
-                          {"communes", communes},
-                          {"cameras", cameras}});
+               const auto snapshot = ctx.config();
+               return ok(organisation_json(*snapshot, req));
              });
+  router.add({"PUT", "/api/organisation", Role::admin, RouteKind::json,
+              "replace the organisation and the cameras' inventory (validated, kept, audited)"},
+             [&ctx](const web::HttpRequest& req) { return put_organisation(ctx, req); });
   router.add({"GET", "/api/reports/operation", Role::viewer, RouteKind::file,
               "the camera-model operation report (json, html, csv, xlsx, pdf; audited)"},
              [&ctx](const web::HttpRequest& req) { return report_route(ctx, req); });
@@ -276,6 +324,8 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
       {"GET", "/api/cases", Role::reviewer, RouteKind::json,
        "cases, newest first (filters commune, category, status, from, to)"},
       [&ctx](const web::HttpRequest& req) {
+        const auto snapshot = ctx.config();
+        const Config& config = *snapshot;
         const auto q = [&](const char* k) {
           const auto it = req.query.find(k);
           return it == req.query.end() ? std::string() : it->second;
@@ -292,24 +342,23 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
           if (!t) return web::json_error(400, "bad_time", std::string("bad '") + key + "'");
           *target = *t;
         }
-        const std::string commune =
-            q("commune").empty() ? "" : current_code(ctx.config, q("commune"));
+        const std::string commune = q("commune").empty() ? "" : current_code(config, q("commune"));
         auto list = ctx.db.read([&](sqlite3* conn) {
           Statement st(conn, std::string("SELECT ") + kCaseColumns +
                                  " FROM case_file WHERE node_id = ?1 AND occurred_us >= ?2"
                                  " AND occurred_us < ?3 AND (?4 = '' OR category = ?4) AND"
                                  " (?5 = '' OR status = ?5) ORDER BY occurred_us DESC, id"
                                  " DESC LIMIT 1000");
-          st.bind(1, ctx.config.node_id)
+          st.bind(1, config.node_id)
               .bind(2, from)
               .bind(3, to)
               .bind(4, q("category"))
               .bind(5, q("status"));
           json out = json::array();
           while (st.step()) {
-            const auto code = current_code(ctx.config, st.text(1));
+            const auto code = current_code(config, st.text(1));
             if (!commune.empty() && code != commune) continue;
-            if (!may_see_commune(req, ctx.config, code)) continue;
+            if (!may_see_commune(req, config, code)) continue;
             out.push_back(case_json(st));
           }
           return out;
@@ -318,16 +367,18 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
       });
   router.add({"POST", "/api/cases", Role::reviewer, RouteKind::json, "open a case (audited)"},
              [&ctx](const web::HttpRequest& req) {
+               const auto snapshot = ctx.config();
+               const Config& config = *snapshot;
                const auto body = json::parse(req.body, nullptr, false);
-               if (auto bad = check_case_body(body, false, ctx.config)) return *bad;
-               const std::string commune = current_code(ctx.config, body["commune"]);
-               if (!may_see_commune(req, ctx.config, commune))
+               if (auto bad = check_case_body(body, false, config)) return *bad;
+               const std::string commune = current_code(config, body["commune"]);
+               if (!may_see_commune(req, config, commune))
                  return web::json_error(403, "out_of_scope",
                                         "commune '" + commune + "' is outside your communes");
                const auto now = SystemClock().now_us();
                const std::string id = make_ulid(now);
                std::string error;
-               ctx.db.write([&, node = ctx.config.node_id, user = req.user](sqlite3* conn) {
+               ctx.db.write([&, node = config.node_id, user = req.user](sqlite3* conn) {
                  Statement st(conn,
                               "INSERT INTO case_file (id, node_id, commune, category, title,"
                               " description, requesting_unit, officer, status, footage_helped,"
@@ -350,32 +401,36 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                });
                ctx.db.flush();
                if (!error.empty()) return web::json_error(500, "write_failed", error);
-               evidence::append_audit(ctx.db, ctx.config.node_id, now, req.user, "case_create", id,
+               evidence::append_audit(ctx.db, config.node_id, now, req.user, "case_create", id,
                                       body.dump());
                return ok(*load_case(ctx, id), 201);
              });
   router.add({"GET", "/api/cases/{id}", Role::reviewer, RouteKind::json,
               "one case with its linked events and exports"},
              [&ctx](const web::HttpRequest& req) {
+               const auto snapshot = ctx.config();
+               const Config& config = *snapshot;
                auto c = load_case(ctx, req.params.at("id"));
                if (!c)
                  return web::json_error(404, "not_found", "no case '" + req.params.at("id") + "'");
-               if (!may_see_commune(req, ctx.config, (*c)["commune"]))
+               if (!may_see_commune(req, config, (*c)["commune"]))
                  return web::json_error(403, "out_of_scope", "the case is outside your communes");
                return ok(*c);
              });
   router.add({"PATCH", "/api/cases/{id}", Role::reviewer, RouteKind::json,
               "change a case's fields, status or outcome (audited)"},
              [&ctx](const web::HttpRequest& req) {
+               const auto snapshot = ctx.config();
+               const Config& config = *snapshot;
                const auto& id = req.params.at("id");
                auto c = load_case(ctx, id);
                if (!c) return web::json_error(404, "not_found", "no case '" + id + "'");
-               if (!may_see_commune(req, ctx.config, (*c)["commune"]))
+               if (!may_see_commune(req, config, (*c)["commune"]))
                  return web::json_error(403, "out_of_scope", "the case is outside your communes");
                const auto body = json::parse(req.body, nullptr, false);
-               if (auto bad = check_case_body(body, true, ctx.config)) return *bad;
+               if (auto bad = check_case_body(body, true, config)) return *bad;
                if (body.empty()) return web::json_error(400, "empty", "nothing to change");
-               if (body.contains("commune") && !may_see_commune(req, ctx.config, body["commune"]))
+               if (body.contains("commune") && !may_see_commune(req, config, body["commune"]))
                  return web::json_error(403, "out_of_scope", "that commune is outside yours");
                const auto now = SystemClock().now_us();
                std::string error;
@@ -390,7 +445,7 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                    else if (k == "occurred")
                      st.bind(1, *parse_iso8601_us(v.get<std::string>()));
                    else if (k == "commune")
-                     st.bind(1, current_code(ctx.config, v.get<std::string>()));
+                     st.bind(1, current_code(config, v.get<std::string>()));
                    else
                      st.bind(1, v.get<std::string>());
                    st.bind(2, now).bind(3, id);
@@ -399,17 +454,19 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                });
                ctx.db.flush();
                if (!error.empty()) return web::json_error(500, "write_failed", error);
-               evidence::append_audit(ctx.db, ctx.config.node_id, now, req.user, "case_update", id,
+               evidence::append_audit(ctx.db, config.node_id, now, req.user, "case_update", id,
                                       body.dump());
                return ok(*load_case(ctx, id));
              });
   router.add({"POST", "/api/cases/{id}/links", Role::reviewer, RouteKind::json,
               "link an event or an export to the case (audited)"},
              [&ctx](const web::HttpRequest& req) {
+               const auto snapshot = ctx.config();
+               const Config& config = *snapshot;
                const auto& id = req.params.at("id");
                auto c = load_case(ctx, id);
                if (!c) return web::json_error(404, "not_found", "no case '" + id + "'");
-               if (!may_see_commune(req, ctx.config, (*c)["commune"]))
+               if (!may_see_commune(req, config, (*c)["commune"]))
                  return web::json_error(403, "out_of_scope", "the case is outside your communes");
                const auto body = json::parse(req.body, nullptr, false);
                if (!body.is_object() || !body.contains("kind") || !body.contains("id") ||
@@ -424,7 +481,7 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                               kind == "event"
                                   ? "SELECT 1 FROM event WHERE node_id = ?1 AND id = ?2"
                                   : "SELECT 1 FROM export_job WHERE node_id = ?1 AND id = ?2");
-                 st.bind(1, ctx.config.node_id).bind(2, target);
+                 st.bind(1, config.node_id).bind(2, target);
                  return st.step();
                });
                if (!exists)
@@ -438,7 +495,7 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                  st.run();
                });
                ctx.db.flush();
-               evidence::append_audit(ctx.db, ctx.config.node_id, now, req.user, "case_link", id,
+               evidence::append_audit(ctx.db, config.node_id, now, req.user, "case_link", id,
                                       json{{"kind", kind}, {"id", target}}.dump());
                return ok(*load_case(ctx, id));
              });

@@ -852,15 +852,81 @@ class Parser {
 
 }  // namespace
 
+namespace {
+
+// The admin UI's edits (docs/ref/config.md "organisation"): the organisation replaced, inventory
+// keys of cameras set, before the config is read. Errors name the key as in the config.
+void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::string& name,
+                   std::vector<ConfigError>& errors) {
+  if (!overlay.IsMap()) {
+    errors.push_back({name, overlay.Mark().line + 1, "(overlay)", "must be a mapping"});
+    return;
+  }
+  for (const auto& kv : overlay) {
+    const auto key = kv.first.as<std::string>();
+    if (key != "organisation" && key != "cameras")
+      errors.push_back({name, kv.first.Mark().line + 1, key, "unknown key"});
+  }
+  if (overlay["organisation"].IsDefined()) root["organisation"] = overlay["organisation"];
+  const auto cams = overlay["cameras"];
+  if (!cams.IsDefined() || cams.IsNull()) return;
+  if (!cams.IsMap()) {
+    errors.push_back({name, cams.Mark().line + 1, "cameras", "must map camera ids to keys"});
+    return;
+  }
+  static const std::set<std::string> keys{"model", "owner", "installed", "funding", "lat", "lon"};
+  auto list = root["cameras"];
+  for (const auto& kv : cams) {
+    const auto id = kv.first.as<std::string>();
+    bool found = false;
+    for (std::size_t i = 0; list.IsSequence() && i < list.size(); ++i) {
+      auto cam = list[i];
+      if (!cam.IsMap() || !cam["id"].IsScalar() || cam["id"].Scalar() != id) continue;
+      found = true;
+      if (!kv.second.IsMap()) {
+        errors.push_back({name, kv.second.Mark().line + 1, "cameras." + id, "must be a mapping"});
+        break;
+      }
+      for (const auto& field : kv.second) {
+        const auto k = field.first.as<std::string>();
+        if (!keys.contains(k)) {
+          errors.push_back({name, field.first.Mark().line + 1, "cameras." + id + "." + k,
+                            "not an inventory key (model, owner, installed, funding, lat, lon)"});
+          continue;
+        }
+        if (field.second.IsNull())
+          cam.remove(k);
+        else
+          cam[k] = field.second;
+      }
+    }
+    if (!found)
+      errors.push_back({name, kv.first.Mark().line + 1, "cameras." + id, "no such camera"});
+  }
+}
+
+}  // namespace
+
 std::expected<Config, std::vector<ConfigError>> load_config_text(const std::string& text,
                                                                  const std::string& file_name,
-                                                                 EnvLookup env) {
+                                                                 EnvLookup env,
+                                                                 const std::string& overlay_text,
+                                                                 const std::string& overlay_name) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     return std::unexpected(
         std::vector<ConfigError>{{file_name, e.mark.line + 1, "(syntax)", e.msg}});
+  }
+  if (!overlay_text.empty()) {
+    std::vector<ConfigError> errors;
+    try {
+      apply_overlay(root, YAML::Load(overlay_text), overlay_name, errors);
+    } catch (const YAML::Exception& e) {
+      errors.push_back({overlay_name, e.mark.line + 1, "(syntax)", e.msg});
+    }
+    if (!errors.empty()) return std::unexpected(std::move(errors));
   }
   Parser parser(file_name, env);
   Config config;
@@ -873,6 +939,10 @@ std::expected<Config, std::vector<ConfigError>> load_config_text(const std::stri
   return config;
 }
 
+std::string inventory_overlay_path(const std::string& data_dir) {
+  return data_dir + "/inventory.json";
+}
+
 std::expected<Config, std::vector<ConfigError>> load_config_file(const std::string& path,
                                                                  EnvLookup env) {
   std::ifstream in(path);
@@ -882,7 +952,23 @@ std::expected<Config, std::vector<ConfigError>> load_config_file(const std::stri
   }
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return load_config_text(buffer.str(), path, env);
+  // The admin UI's edits live beside the database; the config's data_dir says where.
+  std::string data_dir = ServerConfig{}.data_dir;
+  try {
+    const auto root = YAML::Load(buffer.str());
+    if (root.IsMap() && root["server"].IsMap() && root["server"]["data_dir"].IsScalar())
+      data_dir = root["server"]["data_dir"].Scalar();
+  } catch (const YAML::Exception&) {
+    // load_config_text reports it
+  }
+  const auto overlay_path = inventory_overlay_path(data_dir);
+  std::string overlay;
+  if (std::ifstream o(overlay_path); o) {
+    std::stringstream ob;
+    ob << o.rdbuf();
+    overlay = ob.str();
+  }
+  return load_config_text(buffer.str(), path, env, overlay, overlay_path);
 }
 
 const CommuneConfig* OrganisationConfig::commune(const std::string& code) const {

@@ -61,6 +61,7 @@ const std::map<std::string, std::string> kMatrix{
     {"POST /api/users/{name}/unlock", "admin"},
     {"GET /api/audit", "admin"},
     {"GET /api/organisation", "viewer"},
+    {"PUT /api/organisation", "admin"},
     {"GET /api/reports/operation", "viewer"},
     {"GET /api/cases", "reviewer"},
     {"POST /api/cases", "reviewer"},

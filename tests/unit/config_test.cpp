@@ -298,5 +298,44 @@ cameras:
   EXPECT_TRUE(has_error(errors, "cameras[2].lat", 11, "between"));
 }
 
+TEST(Config, TheAdminUisEditsLayOverTheConfig) {
+  const std::string text = R"(organisation:
+  communes: [{code: '10105', name: Xã Minh Phú, hamlets: [{code: dong, name: Thôn Đông}]}]
+cameras:
+  - {id: cong, commune: '10105', hamlet: dong, main_url: 'rtsp://x/y', model: OLD, funding: xã}
+)";
+  const auto edited = load_config_text(
+      text, "c.yaml", fake_env,
+      R"({"organisation": {"communes": [{"code": "10105", "name": "Xã Minh Phú Mới",
+          "hamlets": [{"code": "dong", "name": "Thôn Đông"}]}]},
+          "cameras": {"cong": {"model": "DS-2CD1023", "funding": null, "installed": "2025-01-02"}}})",
+      "inventory.json");
+  ASSERT_TRUE(edited.has_value()) << edited.error().front().to_string();
+  EXPECT_EQ(edited->organisation.communes[0].name, "Xã Minh Phú Mới");
+  EXPECT_EQ(edited->cameras[0].model, "DS-2CD1023");
+  EXPECT_EQ(edited->cameras[0].funding, "");  // null removes the key
+  EXPECT_EQ(edited->cameras[0].installed, "2025-01-02");
+  EXPECT_EQ(edited->cameras[0].main_url.substr(0, 7), "rtsp://");  // the rest as configured
+
+  // An edit that would orphan a camera, a key that is not inventory, a camera that is not there.
+  auto bad = load_config_text(
+      text, "c.yaml", fake_env,
+      R"({"organisation": {"communes": [{"code": "10105", "name": "X"}, {"code": "20000",
+          "name": "Y", "hamlets": [{"code": "tay"}]}]}, "cameras": {"cong": {"main_url": "x"}}})",
+      "inventory.json");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(has_error(bad.error(), "cameras.cong.main_url", 0, "not an inventory key"));
+  bad = load_config_text(text, "c.yaml", fake_env, R"({"cameras": {"ghost": {"model": "x"}}})",
+                         "inventory.json");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(has_error(bad.error(), "cameras.ghost", 0, "no such camera"));
+  bad = load_config_text(text, "c.yaml", fake_env,
+                         R"({"organisation": {"communes": [{"code": "10105", "name": "X",
+                             "hamlets": [{"code": "tay", "name": "Tây"}]}]}})",
+                         "inventory.json");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(has_error(bad.error(), "cameras[0].hamlet", 0, "no hamlet 'dong'"));
+}
+
 }  // namespace
 }  // namespace matthan

@@ -166,10 +166,15 @@ struct Config {
 using EnvLookup = std::optional<std::string> (*)(const std::string& name);
 std::optional<std::string> process_env(const std::string& name);
 
+// Reads the config file and, when it exists, the admin UI's edits of the organisation and the
+// cameras' inventory (inventory_overlay_path of its data_dir) over it.
 std::expected<Config, std::vector<ConfigError>> load_config_file(const std::string& path,
                                                                  EnvLookup env = process_env);
-std::expected<Config, std::vector<ConfigError>> load_config_text(const std::string& text,
-                                                                 const std::string& file_name,
-                                                                 EnvLookup env = process_env);
+// overlay_text: the edits (JSON or YAML: {"organisation": {...}, "cameras": {ID: {model, owner,
+// installed, funding, lat, lon}}}); a null value removes a camera's key.
+std::expected<Config, std::vector<ConfigError>> load_config_text(
+    const std::string& text, const std::string& file_name, EnvLookup env = process_env,
+    const std::string& overlay_text = "", const std::string& overlay_name = "");
+std::string inventory_overlay_path(const std::string& data_dir);
 
 }  // namespace matthan
