@@ -262,7 +262,8 @@ json organisation_json(const Config& config, const web::HttpRequest& req) {
                        {"lat", cam.lat ? json(*cam.lat) : json()},
                        {"lon", cam.lon ? json(*cam.lon) : json()}});
   }
-  return json({{"province", {{"code", org.province_code}, {"name", org.province_name}}},
+  return json({{"time_zone", config.server.time_zone},
+               {"province", {{"code", org.province_code}, {"name", org.province_name}}},
                {"communes", communes},
                {"cameras", cameras}});
 }

@@ -103,6 +103,7 @@ async function main() {
   // Accounts before the server starts: no default password anywhere.
   addUser(config, "police", "reviewer", PASSWORD);
   addUser(config, "guard", "viewer", PASSWORD, "xa-a");
+  addUser(config, "chief", "admin", PASSWORD);
   const base = await startServer(config);
   log("server at", base);
 
@@ -248,7 +249,8 @@ async function main() {
 
     // 7c. Today's operation report: the export and the case are counted; the PDF downloads.
     await page.goto(base + "/#/reports");
-    const today = await page.evaluate(() => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`; });
+    // Today in the server's zone (Asia/Ho_Chi_Minh), not the browser's (UTC here).
+    const today = await page.evaluate(() => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Ho_Chi_Minh" }).format(new Date()));
     await page.fill('#rp-form input[name="from"]', today);
     await page.fill('#rp-form input[name="to"]', today);
     await page.click("#rp-go");
@@ -276,6 +278,26 @@ async function main() {
     await page.waitForSelector("#login:not(.hidden)");
     const after = await page.evaluate(async () => (await fetch("/api/me")).status);
     check(after === 401, "after logout the session is gone", `GET /api/me → ${after}`);
+
+    // 9b. The admin records a camera's make and install date in the inventory.
+    await login(page, base, "chief", PASSWORD);
+    await page.goto(base + "/#/admin");
+    const gateRow = page.locator('#org-form tr[data-camera="gate"]');
+    await gateRow.waitFor();
+    await gateRow.locator('input[name="model"]').fill("DS-2CD1023G0E-I");
+    await gateRow.locator('select[name="owner"]').selectOption("household");
+    await gateRow.locator('input[name="installed"]').fill("2025-03-01");
+    await page.click("#org-save");
+    await page.waitForFunction(() => document.querySelector("#org-msg").textContent === "Đã lưu.", null, { timeout: 10000 });
+    const inventory = await page.evaluate(async () => (await (await fetch("/api/organisation")).json()).cameras.find((c) => c.id === "gate"));
+    check(inventory.model === "DS-2CD1023G0E-I" && inventory.owner === "household" && inventory.installed === "2025-03-01",
+      "the admin edits a camera's inventory in the page", JSON.stringify(inventory));
+    await gateRow.locator('input[name="installed"]').fill("");
+    await page.click("#org-save");
+    await page.waitForFunction(() => document.querySelector("#org-msg").textContent === "Đã lưu.", null, { timeout: 10000 });
+    await page.screenshot({ path: path.join(out, "admin.png"), fullPage: true });
+    await page.click("#logout");
+    await page.waitForSelector("#login:not(.hidden)");
 
     // 10. A viewer of commune xa-a, on a phone: no playback, not the other commune's camera.
     await page.setViewportSize({ width: 390, height: 844 });

@@ -403,8 +403,52 @@ async function pageExports(main) {
   pageCleanup.push(() => clearInterval(timer));
 }
 
+// The organisation (communes, former names, hamlets) and the cameras' inventory, as the admin
+// edits them: saved by PUT /api/organisation, which checks them as the config is checked.
+function orgHtml(org) {
+  const lines = (items, f) => items.map(f).join("\n");
+  const commune = (c, i) => `<fieldset class="org-commune" data-i="${i}"><legend>${esc(t("org.commune"))} ${esc(c.code || "")}</legend>
+    <label>${esc(t("org.code"))}<input name="code" value="${esc(c.code)}" required></label>
+    <label>${esc(t("org.name"))}<input name="name" value="${esc(c.name)}" required></label>
+    <label>${esc(t("org.model"))}<input name="model" value="${esc(c.model)}"></label>
+    <label>${esc(t("org.hamlets"))}<textarea name="hamlets" rows="3">${esc(lines(c.hamlets || [], (h) => `${h.code}: ${h.name}`))}</textarea></label>
+    <label>${esc(t("org.former"))}<textarea name="former" rows="2">${esc(lines(c.former || [], (f) => `${f.code}; ${f.name}; ${f.until}`))}</textarea></label></fieldset>`;
+  orgHtml.commune = commune;
+  return `<form id="org-form"><div class="filters"><label>${esc(t("org.province_code"))}<input name="province_code" value="${esc(org.province.code)}"></label>
+    <label>${esc(t("org.province"))}<input name="province_name" value="${esc(org.province.name)}"></label></div>
+    <div id="org-communes">${org.communes.map(commune).join("")}</div>
+    <button type="button" class="btn" id="org-add">${esc(t("org.add_commune"))}</button>
+    <table><thead><tr><th>Camera</th><th>${esc(t("org.model_cam"))}</th><th>${esc(t("org.owner"))}</th><th>${esc(t("org.installed"))}</th>
+    <th>${esc(t("org.funding"))}</th><th class="wide">${esc(t("org.lat"))}</th><th class="wide">${esc(t("org.lon"))}</th></tr></thead>
+    <tbody>${org.cameras.map((c) => `<tr data-camera="${esc(c.id)}"><td>${esc(c.name)}<br><small>${esc(c.commune)} / ${esc(c.hamlet)}</small></td>
+      <td><input name="model" value="${esc(c.model)}"></td>
+      <td><select name="owner">${["model", "household", "business", "agency"].map((o) => `<option value="${o}" ${o === c.owner ? "selected" : ""}>${esc(t(`owner.${o}`))}</option>`).join("")}</select></td>
+      <td><input type="date" name="installed" value="${esc(c.installed)}"></td><td><input name="funding" value="${esc(c.funding)}"></td>
+      <td class="wide"><input name="lat" size="8" value="${c.lat ?? ""}"></td><td class="wide"><input name="lon" size="8" value="${c.lon ?? ""}"></td></tr>`).join("")}</tbody></table>
+    <button class="btn" id="org-save">${esc(t("common.save"))}</button> <span id="org-msg"></span></form>`;
+}
+
+function orgFromForm(form) {
+  const pairs = (text, sep, keys) => text.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => {
+    const parts = l.split(sep).map((p) => p.trim());
+    return Object.fromEntries(keys.map((k, i) => [k, parts[i] ?? ""]));
+  });
+  const communes = [...form.querySelectorAll(".org-commune")].map((f) => ({
+    code: $("[name=code]", f).value.trim(), name: $("[name=name]", f).value.trim(), model: $("[name=model]", f).value.trim(),
+    hamlets: pairs($("[name=hamlets]", f).value, ":", ["code", "name"]),
+    former: pairs($("[name=former]", f).value, ";", ["code", "name", "until"]),
+  }));
+  const cameras = {};
+  for (const row of form.querySelectorAll("tr[data-camera]")) {
+    const v = (n) => $(`[name=${n}]`, row).value.trim();
+    const num = (n) => (v(n) === "" ? null : Number(v(n)));
+    cameras[row.dataset.camera] = { model: v("model"), owner: v("owner"), installed: v("installed") || null, funding: v("funding"), lat: num("lat"), lon: num("lon") };
+  }
+  return { organisation: { province: { code: form.province_code.value.trim(), name: form.province_name.value.trim() }, communes }, cameras };
+}
+
 async function pageAdmin(main) {
-  const [users, audit] = await Promise.all([api("/api/users"), api("/api/audit?limit=200")]);
+  const [users, audit, org] = await Promise.all([api("/api/users"), api("/api/audit?limit=200"), api("/api/organisation")]);
   main.innerHTML = `<h2>${esc(t("admin.users"))}</h2><table><thead><tr><th>${esc(t("login.user"))}</th><th>${esc(t("admin.role"))}</th><th>${esc(t("admin.communes"))}</th><th></th></tr></thead>
     <tbody>${users.users.map((u) => `<tr><td>${esc(u.username)}</td><td>${esc(t(`role.${u.role}`))}</td><td>${esc((u.communes || []).join(", ") || "*")}</td>
     <td><button class="btn" data-unlock="${esc(u.username)}">${esc(t("admin.unlock"))}</button></td></tr>`).join("")}</tbody></table>
@@ -412,12 +456,24 @@ async function pageAdmin(main) {
     <label>${esc(t("login.user"))}<input name="username" required></label><label>${esc(t("login.pass"))}<input name="password" type="password" required></label>
     <label>${esc(t("admin.role"))}<select name="role">${["viewer", "reviewer", "admin"].map((r) => `<option value="${r}">${esc(t(`role.${r}`))}</option>`).join("")}</select></label>
     <label>${esc(t("admin.communes"))}<input name="communes"></label><button class="btn">${esc(t("common.save"))}</button></form><div class="err" id="user-err"></div>
+    <h2>${esc(t("org.title"))}</h2>${orgHtml(org)}
     <h2>${esc(t("admin.audit"))}</h2><p>${audit.chain_ok ? esc(t("admin.chain_ok")) : `<span class="err">${esc(t("admin.chain_bad", { error: audit.chain_error }))}</span>`}</p>
     <table><thead><tr><th>#</th><th>${esc(t("admin.at"))}</th><th>${esc(t("admin.actor"))}</th><th>${esc(t("admin.action"))}</th><th>${esc(t("admin.target"))}</th></tr></thead>
     <tbody>${audit.entries.map((a) => `<tr><td>${a.seq}</td><td>${esc(fmtTime(a.at))}</td><td>${esc(a.actor)}</td><td>${esc(a.action)}</td><td>${esc(a.target)}</td></tr>`).join("")}</tbody></table>`;
   main.onclick = async (ev) => {
     const name = ev.target.dataset?.unlock; if (!name) return;
     await api(`/api/users/${encodeURIComponent(name)}/unlock`, { method: "POST", body: {} });
+  };
+  $("#org-add").onclick = () => {
+    const n = document.querySelectorAll(".org-commune").length;
+    $("#org-communes").insertAdjacentHTML("beforeend", orgHtml.commune({ code: "", name: "", model: "", hamlets: [], former: [] }, n));
+  };
+  $("#org-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("/api/organisation", { method: "PUT", body: orgFromForm(ev.target) });
+      $("#org-msg").className = ""; $("#org-msg").textContent = t("org.saved");
+    } catch (err) { $("#org-msg").className = "err"; $("#org-msg").textContent = t("common.error", { message: err.message }); }
   };
   $("#user-form").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -462,13 +518,15 @@ async function pageReports(main) {
   const org = await api("/api/organisation");
   const communes = org.communes.length ? org.communes.map((c) => [c.code, c.name])
     : [...new Set(org.cameras.map((c) => c.commune).filter(Boolean))].map((c) => [c, c]);
-  const day = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-  const now = new Date();
+  // Days are the server's local days (its time zone), whatever the browser's zone.
+  const [ty, tm, td] = new Intl.DateTimeFormat("en-CA", { timeZone: org.time_zone || undefined }).format(new Date()).split("-").map(Number);
+  const day = (y, m, d) => new Date(Date.UTC(y, m - 1, d)).toISOString().slice(0, 10);
+  const q0 = Math.floor((tm - 1) / 3) * 3 + 1;  // first month of this quarter
   const presets = {
-    month: [new Date(now.getFullYear(), now.getMonth() - 1, 1), new Date(now.getFullYear(), now.getMonth(), 0)],
-    quarter: [new Date(now.getFullYear(), Math.floor(now.getMonth() / 3) * 3 - 3, 1), new Date(now.getFullYear(), Math.floor(now.getMonth() / 3) * 3, 0)],
-    year: [new Date(now.getFullYear() - 1, 0, 1), new Date(now.getFullYear() - 1, 11, 31)],
-    two_years: [new Date(now.getFullYear() - 2, now.getMonth(), now.getDate() + 1), now],
+    month: [day(ty, tm - 1, 1), day(ty, tm, 0)],
+    quarter: [day(ty, q0 - 3, 1), day(ty, q0, 0)],
+    year: [day(ty - 1, 1, 1), day(ty - 1, 12, 31)],
+    two_years: [day(ty - 2, tm, td + 1), day(ty, tm, td)],
   };
   main.innerHTML = `<form class="filters" id="rp-form">
     <label>${esc(t("reports.commune"))}<select name="commune">${communes.map(([code, name]) => `<option value="${esc(code)}">${esc(name)}</option>`).join("")}</select></label>
@@ -478,7 +536,7 @@ async function pageReports(main) {
     <button class="btn" id="rp-go">${esc(t("reports.show"))}</button></form>
     <div id="rp-status" class="muted-dark"></div><div id="rp-body"></div>`;
   const form = $("#rp-form");
-  const applyPreset = () => { const [a, b] = presets[form.preset.value]; form.from.value = day(a); form.to.value = day(b); };
+  const applyPreset = () => { const [a, b] = presets[form.preset.value]; form.from.value = a; form.to.value = b; };
   form.preset.onchange = applyPreset;
   applyPreset();
   form.onsubmit = async (ev) => {
