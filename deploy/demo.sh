@@ -41,6 +41,15 @@ done
   echo "recording:"
   echo "  max_mb: 2048"
   echo "  retention_interval_s: 10"
+  echo "organisation:"
+  echo "  communes:"
+  echo "    - code: xa-demo"
+  echo "      name: \"Xã Demo\""
+  echo "      model: \"Mô hình camera an ninh xã Demo\""
+  echo "      hamlets:"
+  for h in $(for cam in "${cameras[@]}"; do read -r _ hamlet _ _ <<<"$cam"; echo "$hamlet"; done | sort -u); do
+    echo "        - {code: $h, name: \"$h\"}"
+  done
   echo "cameras:"
   for cam in "${cameras[@]}"; do
     read -r id hamlet main sub <<<"$cam"
