@@ -28,8 +28,30 @@ using web::Role;
 using web::RouteKind;
 
 web::HttpResponse ok(const json& body, int status = 200) {
-  return {status, "application/json", body.dump()};
+  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
+
+// A temporary file for the libraries that write files (PDF, XLSX); removed however the route
+// ends.
+struct TempFile {
+  std::string path;
+  TempFile() {
+    char tmpl[] = "/tmp/matthan-report-XXXXXX";
+    if (const int fd = mkstemp(tmpl); fd >= 0) {
+      ::close(fd);
+      path = tmpl;
+    }
+  }
+  ~TempFile() {
+    if (!path.empty()) std::remove(path.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  std::string read() const {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+};
 
 bool may_see_commune(const web::HttpRequest& req, const Config& config, const std::string& code) {
   if (req.communes.empty()) return true;
@@ -198,13 +220,24 @@ web::HttpResponse report_route(OperationContext& ctx, const web::HttpRequest& re
     if (!may_see_commune(req, config, c))
       return web::json_error(403, "out_of_scope", "commune '" + c + "' is outside your communes");
   }
+  // A long report holds a read connection for seconds: one at a time, so a few requests cannot
+  // starve the other routes.
+  static std::mutex building;
+  std::unique_lock one(building, std::try_to_lock);
+  if (!one.owns_lock())
+    return {
+        503,
+        "application/json",
+        json{{"error", {{"code", "busy"}, {"message", "another report is being built; try again"}}}}
+            .dump(-1, ' ', false, json::error_handler_t::replace),
+        {{"Retry-After", "3"}}};
   auto data = ctx.db.read([&](sqlite3* conn) { return report::build_report(conn, config, r); });
   if (!data) return web::json_error(400, "bad_report", data.error());
   if (!req.head)
     evidence::append_audit(
         ctx.db, config.node_id, r.now_us, req.user, "report", "operation",
         json{{"communes", r.communes}, {"from", r.from_day}, {"to", r.to_day}, {"format", format}}
-            .dump());
+            .dump(-1, ' ', false, json::error_handler_t::replace));
   const std::string name = "bao-cao-" + r.from_day + "-" + r.to_day + "." + format;
   const std::vector<std::pair<std::string, std::string>> download{
       {"Content-Disposition", "attachment; filename=\"" + name + "\""}};
@@ -212,19 +245,12 @@ web::HttpResponse report_route(OperationContext& ctx, const web::HttpRequest& re
   if (format == "html") return {200, "text/html; charset=utf-8", report::render_html(*data)};
   if (format == "csv") return {200, "text/csv; charset=utf-8", report::render_csv(*data), download};
   // PDF and XLSX are written to a file by their libraries.
-  char tmpl[] = "/tmp/matthan-report-XXXXXX";
-  const int fd = mkstemp(tmpl);
-  if (fd < 0) return web::json_error(500, "internal", "cannot make a temporary file");
-  ::close(fd);
-  const std::string path = tmpl;
-  auto written = format == "pdf" ? report::write_pdf(*data, path) : report::write_xlsx(*data, path);
-  std::string bytes;
-  if (written) {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  std::remove(path.c_str());
+  TempFile file;
+  if (file.path.empty()) return web::json_error(500, "internal", "cannot make a temporary file");
+  auto written =
+      format == "pdf" ? report::write_pdf(*data, file.path) : report::write_xlsx(*data, file.path);
   if (!written) return web::json_error(500, "report_failed", written.error());
+  auto bytes = file.read();
   return {200,
           format == "pdf" ? "application/pdf"
                           : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -276,12 +302,15 @@ web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest
                            "only an admin of every commune can change the organisation");
   const auto body = json::parse(req.body, nullptr, false);
   if (!body.is_object()) return web::json_error(400, "bad_json", "the body must be a JSON object");
+  // One edit at a time: the file written last is the snapshot in use.
+  static std::mutex editing;
+  std::lock_guard lock(editing);
   std::ifstream in(ctx.config_path(), std::ios::binary);
   if (!in) return web::json_error(500, "no_config", "cannot read " + ctx.config_path());
   const std::string text((std::istreambuf_iterator<char>(in)), {});
   const auto snapshot = ctx.config();
   const auto overlay_path = inventory_overlay_path(snapshot->server.data_dir);
-  const std::string overlay = body.dump(2) + "\n";
+  const std::string overlay = body.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   auto next = load_config_text(text, ctx.config_path(), process_env, overlay, overlay_path);
   if (!next) {
     std::string message;
@@ -289,19 +318,24 @@ web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest
       message += (message.empty() ? "" : "; ") + e.key + ": " + e.message;
     return web::json_error(400, "bad_organisation", message);
   }
-  const std::string tmp = overlay_path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << overlay;
-    out.flush();
-    if (!out) return web::json_error(500, "write_failed", "cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), overlay_path.c_str()) != 0)
+  // Written whole and synced beside the old file, then renamed over it: a crash leaves one or
+  // the other.
+  std::string tmp = overlay_path + ".XXXXXX";
+  const int fd = mkstemp(tmp.data());
+  if (fd < 0) return web::json_error(500, "write_failed", "cannot write beside " + overlay_path);
+  bool written =
+      ::write(fd, overlay.data(), overlay.size()) == static_cast<ssize_t>(overlay.size());
+  written = ::fsync(fd) == 0 && written;
+  ::close(fd);
+  if (!written || std::rename(tmp.c_str(), overlay_path.c_str()) != 0) {
+    std::remove(tmp.c_str());
     return web::json_error(500, "write_failed", "cannot replace " + overlay_path);
+  }
   auto fresh = std::make_shared<const Config>(std::move(*next));
   ctx.replace(fresh);
   evidence::append_audit(ctx.db, fresh->node_id, SystemClock().now_us(), req.user,
-                         "organisation_update", overlay_path, body.dump());
+                         "organisation_update", overlay_path,
+                         body.dump(-1, ' ', false, json::error_handler_t::replace));
   return ok(organisation_json(*fresh, req));
 }
 
@@ -349,7 +383,7 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                                  " FROM case_file WHERE node_id = ?1 AND occurred_us >= ?2"
                                  " AND occurred_us < ?3 AND (?4 = '' OR category = ?4) AND"
                                  " (?5 = '' OR status = ?5) ORDER BY occurred_us DESC, id"
-                                 " DESC LIMIT 1000");
+                                 " DESC");
           st.bind(1, config.node_id)
               .bind(2, from)
               .bind(3, to)
@@ -361,6 +395,7 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
             if (!commune.empty() && code != commune) continue;
             if (!may_see_commune(req, config, code)) continue;
             out.push_back(case_json(st));
+            if (out.size() == 1000) break;  // the newest 1000 the caller may see
           }
           return out;
         });
@@ -403,7 +438,7 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                ctx.db.flush();
                if (!error.empty()) return web::json_error(500, "write_failed", error);
                evidence::append_audit(ctx.db, config.node_id, now, req.user, "case_create", id,
-                                      body.dump());
+                                      body.dump(-1, ' ', false, json::error_handler_t::replace));
                return ok(*load_case(ctx, id), 201);
              });
   router.add({"GET", "/api/cases/{id}", Role::reviewer, RouteKind::json,
@@ -456,7 +491,7 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                ctx.db.flush();
                if (!error.empty()) return web::json_error(500, "write_failed", error);
                evidence::append_audit(ctx.db, config.node_id, now, req.user, "case_update", id,
-                                      body.dump());
+                                      body.dump(-1, ' ', false, json::error_handler_t::replace));
                return ok(*load_case(ctx, id));
              });
   router.add({"POST", "/api/cases/{id}/links", Role::reviewer, RouteKind::json,
@@ -477,16 +512,31 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                const std::string kind = body["kind"], target = body["id"];
                if (kind != "event" && kind != "export")
                  return web::json_error(400, "bad_kind", "kind must be event or export");
-               const bool exists = ctx.db.read([&](sqlite3* conn) {
-                 Statement st(conn,
-                              kind == "event"
-                                  ? "SELECT 1 FROM event WHERE node_id = ?1 AND id = ?2"
-                                  : "SELECT 1 FROM export_job WHERE node_id = ?1 AND id = ?2");
+               // The cameras behind the event or export: it must exist and be in scope.
+               const auto cameras = ctx.db.read([&](sqlite3* conn) -> std::optional<json> {
+                 Statement st(
+                     conn, kind == "event"
+                               ? "SELECT json_array(camera_id) FROM event WHERE node_id = ?1 AND"
+                                 " id = ?2"
+                               : "SELECT cameras FROM export_job WHERE node_id = ?1 AND id = ?2");
                  st.bind(1, config.node_id).bind(2, target);
-                 return st.step();
+                 if (!st.step()) return std::nullopt;
+                 return json::parse(st.text(0), nullptr, false);
                });
-               if (!exists)
+               if (!cameras)
                  return web::json_error(400, "dangling_link", "no " + kind + " '" + target + "'");
+               if (cameras->is_array()) {
+                 for (const auto& cam : *cameras) {
+                   if (!cam.is_string()) continue;
+                   std::string commune;
+                   for (const auto& known : config.cameras) {
+                     if (known.id == cam.get<std::string>()) commune = known.commune;
+                   }
+                   if (!may_see_commune(req, config, commune))
+                     return web::json_error(403, "out_of_scope",
+                                            "the " + kind + " is outside your communes");
+                 }
+               }
                const auto now = SystemClock().now_us();
                ctx.db.write([&, user = req.user](sqlite3* conn) {
                  Statement st(conn,
@@ -497,7 +547,8 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                });
                ctx.db.flush();
                evidence::append_audit(ctx.db, config.node_id, now, req.user, "case_link", id,
-                                      json{{"kind", kind}, {"id", target}}.dump());
+                                      json{{"kind", kind}, {"id", target}}.dump(
+                                          -1, ' ', false, json::error_handler_t::replace));
                return ok(*load_case(ctx, id));
              });
 }
@@ -580,7 +631,7 @@ int report_cli(const std::vector<std::string>& args) {
   evidence::append_audit(
       *b.db, b.config->node_id, r.now_us, cli_actor(), "report", "operation",
       json{{"communes", r.communes}, {"from", r.from_day}, {"to", r.to_day}, {"format", format}}
-          .dump());
+          .dump(-1, ' ', false, json::error_handler_t::replace));
   b.db->flush();
   std::printf("%s\n", out.c_str());
   return 0;

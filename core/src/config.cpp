@@ -423,8 +423,15 @@ class Parser {
     if (!v) return std::nullopt;
     static const std::regex day_re("^(\\d{4})-(\\d{2})-(\\d{2})$");
     std::smatch m;
-    if (!std::regex_match(*v, m, day_re) || std::stoi(m[2]) < 1 || std::stoi(m[2]) > 12 ||
-        std::stoi(m[3]) < 1 || std::stoi(m[3]) > 31) {
+    // A real calendar day (2026-02-30 is not), 1970 to 9998.
+    const auto real_day = [&] {
+      const int y = std::stoi(m[1]), mo = std::stoi(m[2]), d = std::stoi(m[3]);
+      static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+      const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+      return y >= 1970 && y <= 9998 && mo >= 1 && mo <= 12 && d >= 1 &&
+             d <= kDays[mo - 1] + (mo == 2 && leap ? 1 : 0);
+    };
+    if (!std::regex_match(*v, m, day_re) || !real_day()) {
       error(map[key], join(path, key), "must be a date YYYY-MM-DD (got '" + *v + "')");
       return std::nullopt;
     }
@@ -856,8 +863,21 @@ namespace {
 
 // The admin UI's edits (docs/ref/config.md "organisation"): the organisation replaced, inventory
 // keys of cameras set, before the config is read. Errors name the key as in the config.
+// The edits are data: a "${VAR}" in them must not read the server's environment (secrets).
+void refuse_variables(const YAML::Node& node, const std::string& name,
+                      std::vector<ConfigError>& errors) {
+  if (node.IsScalar() && node.Scalar().find("${") != std::string::npos) {
+    errors.push_back({name, node.Mark().line + 1, "(overlay)",
+                      "'${' is not allowed in edits: '" + node.Scalar() + "'"});
+  } else if (node.IsSequence() || node.IsMap()) {
+    for (const auto& item : node) refuse_variables(node.IsMap() ? item.second : item, name, errors);
+  }
+}
+
 void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::string& name,
-                   std::vector<ConfigError>& errors) {
+                   bool strict, std::vector<ConfigError>& errors) {
+  refuse_variables(overlay, name, errors);
+  if (!errors.empty()) return;
   if (!overlay.IsMap()) {
     errors.push_back({name, overlay.Mark().line + 1, "(overlay)", "must be a mapping"});
     return;
@@ -900,18 +920,18 @@ void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::strin
           cam[k] = field.second;
       }
     }
-    if (!found)
+    // A camera since removed from the config: an error when editing, ignored when loading (the
+    // server must still start).
+    if (!found && strict)
       errors.push_back({name, kv.first.Mark().line + 1, "cameras." + id, "no such camera"});
   }
 }
 
 }  // namespace
 
-std::expected<Config, std::vector<ConfigError>> load_config_text(const std::string& text,
-                                                                 const std::string& file_name,
-                                                                 EnvLookup env,
-                                                                 const std::string& overlay_text,
-                                                                 const std::string& overlay_name) {
+std::expected<Config, std::vector<ConfigError>> load_config_text(
+    const std::string& text, const std::string& file_name, EnvLookup env,
+    const std::string& overlay_text, const std::string& overlay_name, bool strict_overlay) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -922,7 +942,7 @@ std::expected<Config, std::vector<ConfigError>> load_config_text(const std::stri
   if (!overlay_text.empty()) {
     std::vector<ConfigError> errors;
     try {
-      apply_overlay(root, YAML::Load(overlay_text), overlay_name, errors);
+      apply_overlay(root, YAML::Load(overlay_text), overlay_name, strict_overlay, errors);
     } catch (const YAML::Exception& e) {
       errors.push_back({overlay_name, e.mark.line + 1, "(syntax)", e.msg});
     }
@@ -952,23 +972,28 @@ std::expected<Config, std::vector<ConfigError>> load_config_file(const std::stri
   }
   std::stringstream buffer;
   buffer << in.rdbuf();
-  // The admin UI's edits live beside the database; the config's data_dir says where.
+  // The admin UI's edits live beside the database: where the config (read once without them,
+  // ${VARS} expanded) says.
+  auto plain = load_config_text(buffer.str(), path, env);
   std::string data_dir = ServerConfig{}.data_dir;
-  try {
-    const auto root = YAML::Load(buffer.str());
-    if (root.IsMap() && root["server"].IsMap() && root["server"]["data_dir"].IsScalar())
-      data_dir = root["server"]["data_dir"].Scalar();
-  } catch (const YAML::Exception&) {
-    // load_config_text reports it
+  if (plain) {
+    data_dir = plain->server.data_dir;
+  } else {
+    // It may need the edits (a hamlet added in the page): try with them where it points.
+    try {
+      const auto root = YAML::Load(buffer.str());
+      if (root.IsMap() && root["server"].IsMap() && root["server"]["data_dir"].IsScalar())
+        data_dir = root["server"]["data_dir"].Scalar();
+    } catch (const YAML::Exception&) {
+      return plain;
+    }
   }
   const auto overlay_path = inventory_overlay_path(data_dir);
-  std::string overlay;
-  if (std::ifstream o(overlay_path); o) {
-    std::stringstream ob;
-    ob << o.rdbuf();
-    overlay = ob.str();
-  }
-  return load_config_text(buffer.str(), path, env, overlay, overlay_path);
+  std::ifstream o(overlay_path);
+  if (!o) return plain;
+  std::stringstream overlay;
+  overlay << o.rdbuf();
+  return load_config_text(buffer.str(), path, env, overlay.str(), overlay_path, false);
 }
 
 const CommuneConfig* OrganisationConfig::commune(const std::string& code) const {

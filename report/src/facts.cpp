@@ -18,18 +18,22 @@ namespace {
 
 using storage::Statement;
 
-// Local midnight starting day "YYYY-MM-DD" (the process's TZ), or nullopt.
+// Local midnight starting day "YYYY-MM-DD" (the process's TZ), or nullopt for anything that is
+// not a real calendar day of 1970-9998 (2026-02-30, month 13, a five-digit year).
 std::optional<std::int64_t> local_midnight_us(const std::string& day) {
   static const std::regex re("^(\\d{4})-(\\d{2})-(\\d{2})$");
   std::smatch m;
   if (!std::regex_match(day, m, re)) return std::nullopt;
+  const int y = std::stoi(m[1]), mo = std::stoi(m[2]), d = std::stoi(m[3]);
+  if (y < 1970 || y > 9998 || mo < 1 || mo > 12 || d < 1 || d > 31) return std::nullopt;
   std::tm tm{};
-  tm.tm_year = std::stoi(m[1]) - 1900;
-  tm.tm_mon = std::stoi(m[2]) - 1;
-  tm.tm_mday = std::stoi(m[3]);
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
   tm.tm_isdst = -1;
   const auto t = std::mktime(&tm);
-  if (t == -1 || tm.tm_mday != std::stoi(m[3])) return std::nullopt;  // 2026-02-30
+  if (t == -1 || tm.tm_year != y - 1900 || tm.tm_mon != mo - 1 || tm.tm_mday != d)
+    return std::nullopt;
   return static_cast<std::int64_t>(t) * 1'000'000;
 }
 
@@ -60,10 +64,10 @@ std::string add_days(const std::string& day, int days) {
   return out;
 }
 
+// Days from `from` to `to`, both counted (both valid days, from <= to).
 int days_between(const std::string& from, const std::string& to) {
-  int n = 0;
-  for (std::string d = from; d <= to && n < 100'000; d = add_days(d, 1)) ++n;
-  return n;
+  const auto a = *local_midnight_us(from), b = *local_midnight_us(to);
+  return static_cast<int>((b - a + 43'200'000'000LL) / 86'400'000'000LL) + 1;  // DST-proof
 }
 
 // The Monday on or before a local day.
@@ -163,8 +167,22 @@ void count_activity(sqlite3* db, const Scope& scope, std::int64_t a, std::int64_
 }
 
 // Availability of one camera over [a, b): see docs/design/report.md "Uptime".
+// Per local day of the period: bounds are the midnights (days + 1 of them).
+struct Days {
+  std::vector<std::int64_t> bounds;
+  std::vector<std::int64_t> online, monitored;
+  // Adds [a, b) to `to`, split at midnights.
+  void add(std::int64_t a, std::int64_t b, std::vector<std::int64_t>& to, int sign = 1) const {
+    if (b <= a || bounds.size() < 2) return;
+    auto it = std::upper_bound(bounds.begin(), bounds.end(), a);
+    std::size_t d = it == bounds.begin() ? 0 : static_cast<std::size_t>(it - bounds.begin()) - 1;
+    for (; d + 1 < bounds.size() && bounds[d] < b; ++d)
+      to[d] += sign * overlap(a, b, bounds[d], bounds[d + 1]);
+  }
+};
+
 void availability(sqlite3* db, const std::string& node, const std::vector<Run>& runs,
-                  std::int64_t a, std::int64_t b, CameraFacts& c) {
+                  std::int64_t a, std::int64_t b, CameraFacts& c, Days* days = nullptr) {
   std::int64_t first_seen = -1;
   {
     Statement st(db,
@@ -185,7 +203,11 @@ void availability(sqlite3* db, const std::string& node, const std::vector<Run>& 
   if (start >= end) return;
   c.in_service_us = end - start;
   std::int64_t run_time = 0;
-  for (const auto& r : runs) run_time += overlap(r.start_us, r.end_us, start, end);
+  for (const auto& r : runs) {
+    run_time += overlap(r.start_us, r.end_us, start, end);
+    if (days != nullptr)
+      days->add(std::max(r.start_us, start), std::min(r.end_us, end), days->monitored);
+  }
   c.not_monitored_us = c.in_service_us - run_time;
 
   // The run a state row belongs to ends its state at the latest (runs are sorted by start).
@@ -209,6 +231,11 @@ void availability(sqlite3* db, const std::string& node, const std::vector<Run>& 
     const auto in = overlap(s0, s1, start, end);
     if (rows[i].first == "online") c.online_us += in;
     if (rows[i].first == "disabled") c.disabled_us += in;
+    if (days != nullptr && in > 0) {
+      const auto x0 = std::max(s0, start), x1 = std::min(s1, end);
+      if (rows[i].first == "online") days->add(x0, x1, days->online);
+      if (rows[i].first == "disabled") days->add(x0, x1, days->monitored, -1);
+    }
     if (s0 <= end - 1 && end - 1 < s1) c.state_at_end = rows[i].first;
   }
   c.monitored_us = run_time - c.disabled_us;
@@ -225,13 +252,21 @@ std::expected<std::vector<Run>, std::string> read_runs(sqlite3* db, const Config
                "SELECT start_us, last_heartbeat_us, clean_stop FROM server_run WHERE"
                " node_id = ?1 ORDER BY start_us");
   st.bind(1, config.node_id);
-  const std::int64_t slack_us = 3LL * config.server.heartbeat_s * 1'000'000;
+  bool last_clean = true;
   while (st.step()) {
-    auto end = std::max(st.int64(0), st.int64(1));
-    if (st.int64(2) == 0 && now_us >= end && now_us - end <= slack_us) end = now_us;
-    runs.push_back({st.int64(0), end});
+    runs.push_back({st.int64(0), std::max(st.int64(0), st.int64(1))});
+    last_clean = st.int64(2) != 0;
   }
   if (!st.error().empty()) return std::unexpected("cannot read server runs: " + st.error());
+  // A run ends where the next begins at the latest (a crash and a quick restart): time is never
+  // counted twice.
+  for (std::size_t i = 0; i + 1 < runs.size(); ++i)
+    runs[i].end_us = std::min(runs[i].end_us, runs[i + 1].start_us);
+  // Only the latest run can be the one still going: a fresh heartbeat, not stopped cleanly.
+  const std::int64_t slack_us = 3LL * config.server.heartbeat_s * 1'000'000;
+  if (!runs.empty() && !last_clean && now_us >= runs.back().end_us &&
+      now_us - runs.back().end_us <= slack_us)
+    runs.back().end_us = now_us;
   return runs;
 }
 
@@ -261,8 +296,12 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
   };
   const auto a = local_midnight_us(req.from_day);
   const auto to = local_midnight_us(req.to_day);
-  if (!a) return std::unexpected("'from' must be a date YYYY-MM-DD (got '" + req.from_day + "')");
-  if (!to) return std::unexpected("'to' must be a date YYYY-MM-DD (got '" + req.to_day + "')");
+  // Years from 2000: the previous period (up to three years before) stays a real date.
+  if (!a || req.from_day < "2000-01-01")
+    return std::unexpected("'from' must be a date YYYY-MM-DD from 2000 on (got '" + req.from_day +
+                           "')");
+  if (!to || req.to_day > "2100-12-31")
+    return std::unexpected("'to' must be a date YYYY-MM-DD up to 2100 (got '" + req.to_day + "')");
   if (req.to_day < req.from_day) return std::unexpected("'to' is before 'from'");
   const int days = days_between(req.from_day, req.to_day);
   if (days > 3 * 366) return std::unexpected("a report covers at most three years");
@@ -346,11 +385,30 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
     d.server_not_monitored_us = (b - *a) - covered;
   }
 
-  // Availability and recording, camera by camera.
+  // Availability and recording, camera by camera; uptime per local day too.
+  Days all_days;
+  for (std::string day = req.from_day; day <= req.to_day; day = add_days(day, 1)) {
+    d.days.push_back(day);
+    all_days.bounds.push_back(*local_midnight_us(day));
+  }
+  all_days.bounds.push_back(b_full);
+  all_days.online.assign(d.days.size(), 0);
+  all_days.monitored.assign(d.days.size(), 0);
+  const auto share = [](std::int64_t on, std::int64_t of) -> std::optional<double> {
+    if (of <= 0) return std::nullopt;
+    return static_cast<double>(on) / static_cast<double>(of);
+  };
   std::int64_t online = 0, monitored = 0;
   for (std::size_t i = 0; i < d.cameras.size(); ++i) {
     auto& c = d.cameras[i];
-    availability(db, config.node_id, runs, *a, b, c);
+    Days mine{all_days.bounds, std::vector<std::int64_t>(d.days.size(), 0),
+              std::vector<std::int64_t>(d.days.size(), 0)};
+    availability(db, config.node_id, runs, *a, b, c, &mine);
+    for (std::size_t k = 0; k < d.days.size(); ++k) {
+      c.daily_uptime.push_back(share(mine.online[k], mine.monitored[k]));
+      all_days.online[k] += mine.online[k];
+      all_days.monitored[k] += mine.monitored[k];
+    }
     Statement st(db,
                  "SELECT COALESCE(SUM(recorded_us), 0), COALESCE(SUM(gap_us), 0),"
                  " COALESCE(SUM(gaps), 0) FROM rollup_day WHERE node_id = ?1 AND camera_id = ?2"
@@ -377,6 +435,8 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
     say(0.05 + 0.6 * static_cast<double>(i + 1) / static_cast<double>(d.cameras.size()),
         "uptime " + c.id);
   }
+  for (std::size_t k = 0; k < d.days.size(); ++k)
+    d.daily_uptime.push_back(share(all_days.online[k], all_days.monitored[k]));
   if (monitored > 0) d.totals.uptime = static_cast<double>(online) / static_cast<double>(monitored);
   if (d.in_service_us > 0)
     d.coverage = static_cast<double>(d.recorded_us) / static_cast<double>(d.in_service_us);

@@ -269,9 +269,26 @@ std::vector<Section> sections(const ReportData& d) {
   return out;
 }
 
+namespace {
+std::expected<RecordDoc, std::string> record_doc_of(const std::string& manifest_json,
+                                                    const std::string& manifest_sha256,
+                                                    const std::string& place);
+}  // namespace
+
 std::expected<RecordDoc, std::string> record_doc(const std::string& manifest_json,
                                                  const std::string& manifest_sha256,
                                                  const std::string& place) {
+  try {
+    return record_doc_of(manifest_json, manifest_sha256, place);
+  } catch (const nlohmann::json::exception& e) {
+    return std::unexpected(std::string("a damaged manifest: ") + e.what());
+  }
+}
+
+namespace {
+std::expected<RecordDoc, std::string> record_doc_of(const std::string& manifest_json,
+                                                    const std::string& manifest_sha256,
+                                                    const std::string& place) {
   using nlohmann::json;
   const auto m = json::parse(manifest_json, nullptr, false);
   if (!m.is_object() || m.value("format", "") != "matthan-export/1")
@@ -356,5 +373,7 @@ std::expected<RecordDoc, std::string> record_doc(const std::string& manifest_jso
   d.signers = {"ĐẠI DIỆN ĐƠN VỊ ĐỀ NGHỊ", "NGƯỜI TRÍCH XUẤT", "ĐẠI DIỆN UBND XÃ"};
   return d;
 }
+
+}  // namespace
 
 }  // namespace matthan::report

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <regex>
 
 #include "format.hpp"
 
@@ -31,8 +32,14 @@ std::string esc(const std::string& s) {
   return out;
 }
 
-std::string csv_cell(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+std::string csv_cell(std::string s) {
+  // A text a spreadsheet would run as a formula (=HYPERLINK(...) in a requesting unit) is
+  // written as text; numbers like -5 or +1 stay numbers.
+  static const std::regex number("^[+-]?[0-9]+([.,][0-9]+)?( %)?$");
+  if (!s.empty() && std::string("=+-@\t\r").find(s[0]) != std::string::npos &&
+      !std::regex_match(s, number))
+    s.insert(0, "'");
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string out = "\"";
   for (const char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
   return out + "\"";
@@ -182,6 +189,11 @@ std::string render_csv(const ReportData& d) {
   for (const auto& [c, k] : d.cases_by_category)
     line({"cases_by_category", c, "", std::to_string(k)});
   for (const auto& id : d.repair) line({"repair", id, "", ""});
+  for (std::size_t k = 0; k < d.days.size(); ++k) {
+    line({"uptime_day", d.days[k], "", percent_plain(d.daily_uptime[k])});
+    for (const auto& c : d.cameras)
+      line({"uptime_day", d.days[k], c.id, percent_plain(c.daily_uptime[k])});
+  }
   // Then the report's tables as people read them.
   for (const auto& s : sections(d)) {
     out += "\n";
@@ -222,6 +234,9 @@ std::string render_json(const ReportData& d) {
                     {"gaps", c.gaps},
                     {"coverage", opt(c.coverage)},
                     {"events", c.events}});
+    json daily = json::array();
+    for (const auto& u : c.daily_uptime) daily.push_back(opt(u));
+    cams.back()["daily_uptime"] = std::move(daily);
   }
   const auto totals = [&](const Totals& t) {
     return json{{"cameras", t.cameras},
@@ -246,6 +261,9 @@ std::string render_json(const ReportData& d) {
                     {"reason", g.reason},
                     {"start_us", g.start_us},
                     {"end_us", g.end_us}});
+  json days = json::array();
+  for (std::size_t k = 0; k < d.days.size(); ++k)
+    days.push_back({{"day", d.days[k]}, {"uptime", opt(d.daily_uptime[k])}});
   json weeks = json::array();
   for (const auto& [w, k] : d.events_by_week) weeks.push_back({{"week", w}, {"events", k}});
   return json{{"title", kTitle},
@@ -265,6 +283,7 @@ std::string render_json(const ReportData& d) {
               {"largest_gaps", gaps},
               {"events_by_type", d.events_by_type},
               {"events_by_week", weeks},
+              {"days", days},
               {"extractions_by_unit", d.extractions_by_unit},
               {"cases_by_category", d.cases_by_category},
               {"cases_by_status", d.cases_by_status},
@@ -274,7 +293,7 @@ std::string render_json(const ReportData& d) {
               {"previous_to", d.previous_to_day},
               {"repair_below", d.repair_below},
               {"repair", d.repair}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // a bad byte is no 500
 }
 
 std::expected<std::string, std::string> render_record_html(const std::string& manifest_json,

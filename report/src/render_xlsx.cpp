@@ -133,6 +133,20 @@ std::expected<void, std::string> write_xlsx(const ReportData& d, const std::stri
     worksheet_insert_chart(cam, to_row(d.cameras.size() + 2), 1, chart);
   }
 
+  // Uptime per local day: all cameras, then one column per camera (blank: nothing monitored).
+  lxw_worksheet* daily = workbook_add_worksheet(wb, "Theo ngày");
+  worksheet_write_string(daily, 0, 0, "Ngày", bold);
+  worksheet_write_string(daily, 0, 1, "Tất cả camera", bold);
+  for (std::size_t i = 0; i < d.cameras.size(); ++i)
+    worksheet_write_string(daily, 0, static_cast<lxw_col_t>(i + 2), d.cameras[i].id.c_str(), bold);
+  for (std::size_t k = 0; k < d.days.size(); ++k) {
+    const auto row = to_row(k + 1);
+    worksheet_write_string(daily, row, 0, d.days[k].c_str(), nullptr);
+    put_opt(daily, row, 1, d.daily_uptime[k]);
+    for (std::size_t i = 0; i < d.cameras.size(); ++i)
+      put_opt(daily, row, static_cast<lxw_col_t>(i + 2), d.cameras[i].daily_uptime[k]);
+  }
+
   // Events, extractions, cases: label and count.
   const auto counts = [&](const char* name, const std::vector<Table>& tables) {
     lxw_worksheet* ws = workbook_add_worksheet(wb, name);

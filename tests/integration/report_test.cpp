@@ -154,6 +154,8 @@ std::string seed_sql() {
   exp("X3", "[\"cong\"]", "Công an huyện", "failed", lt(2026, 10, 21));
   exp("X4", "[\"ben\"]", "Công an huyện", "done", lt(2026, 10, 22));
   exp("X5", "[\"cong\"]", "Công an huyện", "done", lt(2026, 9, 15));
+  // A unit a spreadsheet would take for a formula: counted, and written as text in the CSV.
+  exp("X6", "[\"cho\"]", "=1+2", "done", lt(2026, 10, 23));
   const auto kase = [&](const char* id, const char* commune, const char* cat, const char* status,
                         int helped, std::int64_t at) {
     q += "INSERT INTO case_file (id, node_id, commune, category, title, status, footage_helped,"
@@ -264,8 +266,9 @@ void expect_figures(const json& r) {
                                                {{"week", "2026-10-12"}, {"events", 2}},
                                                {{"week", "2026-10-19"}, {"events", 0}},
                                                {{"week", "2026-10-26"}, {"events", 2}}})));
-  EXPECT_EQ(r["totals"]["extractions"], 2);
-  EXPECT_EQ(r["extractions_by_unit"], (json{{"Công an huyện", 1}, {"Công an xã Minh Phú", 1}}));
+  EXPECT_EQ(r["totals"]["extractions"], 3);
+  EXPECT_EQ(r["extractions_by_unit"],
+            (json{{"=1+2", 1}, {"Công an huyện", 1}, {"Công an xã Minh Phú", 1}}));
   EXPECT_EQ(r["totals"]["cases"], 3);
   EXPECT_EQ(r["totals"]["cases_helped"], 2);
   EXPECT_EQ(r["cases_by_category"]["theft"], 2);
@@ -288,6 +291,25 @@ void expect_figures(const json& r) {
             (24 * 3600 + 600) * 1'000'000LL);
   EXPECT_EQ(r["largest_gaps"][2]["start_us"], lt(2026, 10, 1));
   EXPECT_EQ(r["repair"], json::array({"cho"}));
+  // Uptime per local day, by hand: cong offline half of 10-03, the server down all of 10-05,
+  // connecting the first 10 min of 10-06, offline from 18:00 on 10-31; cho in service from
+  // 08:00 on 10-10 (a minute connecting), disabled all of 10-28.
+  ASSERT_EQ(r["days"].size(), 31u);
+  EXPECT_EQ(r["days"][0]["day"], "2026-10-01");
+  EXPECT_EQ(r["days"][30]["day"], "2026-10-31");
+  const auto& cong_days = cong["daily_uptime"];
+  const auto& cho_days = cho["daily_uptime"];
+  ASSERT_EQ(cong_days.size(), 31u);
+  EXPECT_NEAR(cong_days[2].get<double>(), 0.5, 1e-12);
+  EXPECT_TRUE(cong_days[4].is_null());
+  EXPECT_NEAR(cong_days[5].get<double>(), (24 * 60 - 10) / (24.0 * 60), 1e-12);
+  EXPECT_NEAR(cong_days[30].get<double>(), 0.75, 1e-12);
+  EXPECT_TRUE(cho_days[8].is_null());  // 10-09: not yet in service
+  EXPECT_NEAR(cho_days[9].get<double>(), (15 * 60 + 59) / (16.0 * 60), 1e-12);
+  EXPECT_TRUE(cho_days[27].is_null());
+  EXPECT_NEAR(r["days"][9]["uptime"].get<double>(), (24 * 60 + 15 * 60 + 59) / ((24 + 16) * 60.0),
+              1e-12);
+  EXPECT_TRUE(r["days"][4]["uptime"].is_null());  // no camera was monitored
   EXPECT_EQ(r["by_owner"], (json{{"business", 1}, {"model", 1}}));
   ASSERT_EQ(r["communes"].size(), 1u);
   EXPECT_EQ(r["communes"][0]["name"], "Xã Minh Phú");
@@ -308,11 +330,13 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
   for (const auto& row :
        {"totals,uptime_pct,," + pct2(kUptime), "camera,uptime_pct,cong," + pct2(kCongUptime),
         "camera,uptime_pct,cho," + pct2(kChoUptime), "totals,coverage_pct,," + pct2(kCoverage),
-        std::string("totals,events,,6"), std::string("totals,extractions,,2"),
+        std::string("totals,events,,6"), std::string("totals,extractions,,3"),
         std::string("totals,cases,,3"), std::string("totals,cases_helped,,2"),
         std::string("totals,server_not_monitored_h,,24.00"),
         std::string("events_by_week,2026-10-12,,2"), std::string("cases_by_category,theft,,2"),
-        std::string("repair,cho,,")}) {
+        std::string("repair,cho,,"), std::string("uptime_day,2026-10-03,cong,50.00"),
+        std::string("uptime_day,2026-10-31,cong,75.00"), std::string("uptime_day,2026-10-05,,"),
+        std::string("extractions_by_unit,'=1+2,,1")}) {
     EXPECT_NE(csv.find("\n" + row + "\n"), std::string::npos) << row << "\n" << csv;
   }
 
@@ -328,7 +352,9 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
          "  'cong_events': rows['cong'][12], 'uptime': s['Tỷ lệ hoạt động chung'][0],\n"
          "  'prev_uptime': s['Tỷ lệ hoạt động chung'][1], 'events': s['Sự kiện'][0],\n"
          "  'cases': s['Vụ việc'][0], 'helped': s['Vụ việc camera giúp làm rõ'][0],\n"
-         "  'extractions': s['Lần trích xuất'][0], 'sheets': wb.sheetnames}))\n";
+         "  'extractions': s['Lần trích xuất'][0], 'sheets': wb.sheetnames,\n"
+         "  'daily': [r for r in wb['Theo ngày'].iter_rows(min_row=1, values_only=True)]},\n"
+         "  default=str))\n";
   std::string out;
   ASSERT_EQ(run_command("/usr/bin/python3 " + dir_ + "/read.py " + xlsx, &out), 0) << out;
   const auto x = json::parse(out, nullptr, false);
@@ -341,7 +367,13 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
   EXPECT_EQ(x["events"], 6);
   EXPECT_EQ(x["cases"], 3);
   EXPECT_EQ(x["helped"], 2);
-  EXPECT_EQ(x["extractions"], 2);
+  EXPECT_EQ(x["extractions"], 3);
+  // Uptime per day: a row per day, the first column all cameras, then cong, cho.
+  ASSERT_EQ(x["daily"].size(), 32u);
+  EXPECT_EQ(x["daily"][0][2], "cong");
+  EXPECT_EQ(x["daily"][3][0], "2026-10-03");
+  EXPECT_NEAR(x["daily"][3][2].get<double>(), 0.5, 1e-12);
+  EXPECT_TRUE(x["daily"][5][1].is_null());  // 10-05: nothing monitored
 
   // PDF: renders, and its text has the Vietnamese headings and figures exactly.
   const auto pdf = report("pdf");
@@ -444,6 +476,15 @@ TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
   EXPECT_EQ(pdf.status, 200);
   EXPECT_EQ(pdf.body.substr(0, 5), "%PDF-");
   EXPECT_EQ(http_request(port, "GET", q + "&format=doc", s["can-bo"]).status, 400);
+  // Dates that are not days, bytes that are not UTF-8: a clear 400 (or the report), never 500.
+  for (const std::string bad : {"from=9999-12-31&to=9999-12-31", "from=2026-02-30&to=2026-03-01",
+                                "from=1000-01-01&to=1000-01-02", "from=%FF&to=2026-10-31"}) {
+    const auto got =
+        http_request(port, "GET", "/api/reports/operation?commune=10105&" + bad, s["can-bo"]);
+    EXPECT_EQ(got.status, 400) << bad << " " << got.body;
+    EXPECT_TRUE(json::parse(got.body, nullptr, false).is_object()) << got.body;
+  }
+  EXPECT_EQ(http_request(port, "GET", q + "&format=json&prepared_by=%FF", s["can-bo"]).status, 200);
 
   // Cases: bad categories and dangling links are refused with the reason.
   const auto bad = http_request(port, "POST", "/api/cases", s["cong-an"],
@@ -467,6 +508,11 @@ TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
                                      R"({"kind":"event","id":"NO-SUCH-EVENT"})");
   EXPECT_EQ(dangling.status, 400);
   EXPECT_NE(dangling.body.find("dangling_link"), std::string::npos) << dangling.body;
+  // The other commune's event is not this reviewer's to link.
+  EXPECT_EQ(http_request(port, "POST", "/api/cases/" + id + "/links", s["cong-an"],
+                         R"({"kind":"event","id":"E8"})")
+                .status,
+            403);
   const auto linked = http_request(port, "POST", "/api/cases/" + id + "/links", s["cong-an"],
                                    R"({"kind":"event","id":"E1"})");
   ASSERT_EQ(linked.status, 200) << linked.body;
@@ -536,9 +582,10 @@ TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
                             " ORDER BY seq\"",
                         &out),
             0);
-  EXPECT_EQ(out,
-            "report\nreport\nreport\ncase_create\ncase_link\ncase_update\norganisation_update\n"
-            "report\nreport\n");
+  EXPECT_EQ(
+      out,
+      "report\nreport\nreport\nreport\ncase_create\ncase_link\ncase_update\norganisation_update\n"
+      "report\nreport\n");
 }
 
 }  // namespace

@@ -335,6 +335,16 @@ cameras:
                          "inventory.json");
   ASSERT_FALSE(bad.has_value());
   EXPECT_TRUE(has_error(bad.error(), "cameras[0].hamlet", 0, "no hamlet 'dong'"));
+  // Edits are data: no reading the server's environment through them.
+  bad = load_config_text(text, "c.yaml", fake_env,
+                         R"({"cameras": {"cong": {"funding": "${CAM_PASS}"}}})", "inventory.json");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(has_error(bad.error(), "(overlay)", 0, "'${' is not allowed"));
+  // Loading (not editing), a camera since removed from the config is passed over.
+  const auto stale =
+      load_config_text(text, "c.yaml", fake_env, R"({"cameras": {"ghost": {"model": "x"}}})",
+                       "inventory.json", false);
+  EXPECT_TRUE(stale.has_value());
 }
 
 }  // namespace

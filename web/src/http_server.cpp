@@ -30,7 +30,9 @@ using tcp = asio::ip::tcp;
 
 HttpResponse json_error(int status, const std::string& code, const std::string& message) {
   nlohmann::json body{{"error", {{"code", code}, {"message", message}}}};
-  return {status, "application/json", body.dump()};
+  // Messages quote what the client sent, which may not be UTF-8.
+  return {status, "application/json",
+          body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 namespace {

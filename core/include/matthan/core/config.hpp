@@ -171,10 +171,12 @@ std::optional<std::string> process_env(const std::string& name);
 std::expected<Config, std::vector<ConfigError>> load_config_file(const std::string& path,
                                                                  EnvLookup env = process_env);
 // overlay_text: the edits (JSON or YAML: {"organisation": {...}, "cameras": {ID: {model, owner,
-// installed, funding, lat, lon}}}); a null value removes a camera's key.
+// installed, funding, lat, lon}}}); a null value removes a camera's key; no ${VAR} in them.
+// strict_overlay: a camera id the config lacks is an error (else ignored: removed since).
 std::expected<Config, std::vector<ConfigError>> load_config_text(
     const std::string& text, const std::string& file_name, EnvLookup env = process_env,
-    const std::string& overlay_text = "", const std::string& overlay_name = "");
+    const std::string& overlay_text = "", const std::string& overlay_name = "",
+    bool strict_overlay = true);
 std::string inventory_overlay_path(const std::string& data_dir);
 
 }  // namespace matthan

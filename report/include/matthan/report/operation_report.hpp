@@ -40,6 +40,7 @@ struct CameraFacts {
   std::int64_t recorded_us = 0, gap_us = 0, gaps = 0;  // main stream, from the daily rollups
   std::optional<double> coverage;                      // recorded / in service
   std::int64_t events = 0;
+  std::vector<std::optional<double>> daily_uptime;  // one per ReportData::days
 };
 
 struct GapFacts {
@@ -85,7 +86,9 @@ struct ReportData {
   std::optional<double> coverage;
   Totals totals, previous;
   std::string previous_from_day, previous_to_day;
-  std::vector<std::string> repair;  // camera ids below repair_below
+  std::vector<std::string> repair;                  // camera ids below repair_below
+  std::vector<std::string> days;                    // the period's local days, YYYY-MM-DD
+  std::vector<std::optional<double>> daily_uptime;  // all cameras, per day
 };
 
 // One camera's availability over [from, to) by the report's definitions (docs/design/report.md):
