@@ -38,7 +38,7 @@ std::string csv_cell(std::string s) {
   static const std::regex number("^[+-]?[0-9]+([.,][0-9]+)?( %)?$");
   if (!s.empty() && std::string("=+-@\t\r").find(s[0]) != std::string::npos &&
       !std::regex_match(s, number))
-    s.insert(0, "'");
+    s = std::string(1, '\'') + s;
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string out = "\"";
   for (const char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
