@@ -146,7 +146,10 @@ std::string render_csv(const ReportData& d) {
   std::string out = "\xEF\xBB\xBF";  // BOM: Excel then reads UTF-8 Vietnamese
   out += csv_cell(kTitle) + "\n";
   const auto line = [&](const std::vector<std::string>& cells) {
-    for (std::size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + csv_cell(cells[i]);
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      if (i > 0) out += ',';
+      out += csv_cell(cells[i]);
+    }
     out += "\n";
   };
   // Machine-readable first: one fact per row, plain numbers.
