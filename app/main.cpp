@@ -56,6 +56,7 @@
 #include "matthan/web/http_server.hpp"
 #include "matthan/web/router.hpp"
 #include "operation.hpp"
+#include "service.hpp"
 #include "tune.hpp"
 #include "web_api.hpp"
 
@@ -68,6 +69,7 @@ int usage() {
   std::fprintf(
       stderr,
       "usage:\n"
+      "  matthan --version\n"
       "  matthan run --config FILE\n"
       "  matthan check-config FILE\n"
       "  matthan probe URL [--json] [--seconds N]\n"
@@ -1133,13 +1135,18 @@ int run(const std::string& config_path) {
 
   for (auto& c : cameras) c->start();
   runtime.start();
-  spdlog::info("matthan {} serving {} camera(s) on {}://{}:{}/ (node {}, run {}, data {})", "0.1.0",
-               cameras.size(), tls ? "https" : "http", config.server.listen_address, *bound,
-               config.node_id, run_id, config.server.data_dir);
+  spdlog::info("matthan {} serving {} camera(s) on {}://{}:{}/ (node {}, run {}, data {})",
+               MATTHAN_VERSION, cameras.size(), tls ? "https" : "http",
+               config.server.listen_address, *bound, config.node_id, run_id,
+               config.server.data_dir);
   if (zmq) std::printf("EVENTS %s\n", zmq->endpoint().c_str());
   std::printf("LISTENING %s://%s:%d/\n", tls ? "https" : "http",
               config.server.listen_address.c_str(), *bound);
   std::fflush(stdout);
+  // Under systemd: ready now; the watchdog pings come from the io threads.
+  app::ServiceNotifier service(io);
+  service.ready(std::to_string(cameras.size()) + " camera(s) on " + (tls ? "https" : "http") +
+                "://" + config.server.listen_address + ":" + std::to_string(*bound) + "/");
 
   // Heartbeat: marks this run as monitored time and watches the clock for steps.
   boost::asio::steady_timer heartbeat(io);
@@ -1272,6 +1279,7 @@ int run(const std::string& config_path) {
   int sig = 0;
   sigwait(&set, &sig);
   spdlog::info("signal {}: stopping", sig);
+  service.stopping();
   http.stop();
   {
     std::lock_guard lock(retention_mutex);
@@ -1311,6 +1319,10 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage();
   const std::string cmd = args[0];
   args.erase(args.begin());
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("matthan %s\n", MATTHAN_VERSION);
+    return 0;
+  }
   if (cmd == "check-config" && args.size() == 1) return check_config(args[0]);
   if (cmd == "probe") return probe(args);
   if (cmd == "tune") return tune(args);
