@@ -280,6 +280,105 @@ TEST(RecordingIntegration, AnOutageIsTheOnlyGap) {
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
+// A flapping camera (stopped and started again and again; MATTHAN_FLAPS times, 8 in CI, 100 in
+// bench): one reconnect and one gap per outage, each where the outage was; the other camera
+// records on without a gap; the server's file descriptors and threads do not grow.
+TEST(RecordingIntegration, AFlappingCameraReconnectsEveryTimeAndLeaksNothing) {
+  const int flaps = std::getenv("MATTHAN_FLAPS") ? std::atoi(std::getenv("MATTHAN_FLAPS")) : 8;
+  const std::string dir = temp_dir("matthan-rec-flap");
+  const auto camsim = start_camsim(dir);
+  const auto line = camsim->wait_for_line("CAMSIM ", 300s);
+  ASSERT_TRUE(line.has_value()) << read_file(dir + "/camsim.log");
+  {
+    std::ofstream cfg(dir + "/matthan.yaml");
+    cfg << "node_id: rec-node\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir << "/var'}\n"
+        << "analytics: {zmq_endpoint: '', people: false}\nrecording: {segment_s: 4}\ncameras:\n";
+    for (const char* id : {"rec-h264", "rec-h265"}) {
+      cfg << "  - {id: " << id << ", main_url: '" << line->substr(7) << "/" << id
+          << "/main', stall_timeout_ms: 1000}\n";
+    }
+  }
+  const std::string db_path = dir + "/var/matthan.db";
+  // Rows of a query, polled from the live database (WAL: readers do not block the writer).
+  auto count = [&](const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_busy_timeout(db, 2000);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+    const std::int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  };
+  const std::string onlines =
+      "SELECT COUNT(*) FROM camera_state_change WHERE camera_id = 'rec-h264' AND stream = 'main'"
+      " AND state = 'online'";
+  auto wait_online = [&](std::int64_t times) {
+    for (int i = 0; i < 300 && count(onlines) < times; ++i) std::this_thread::sleep_for(100ms);
+    return count(onlines) >= times;
+  };
+  auto entries = [](const std::string& path) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(path)) ++n;
+    return n;
+  };
+  auto wall = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  ChildProcess server({binary_path("matthan"), "run", "--config", dir + "/matthan.yaml"},
+                      dir + "/server.log");
+  ASSERT_TRUE(server.wait_for_line("LISTENING ", 20s).has_value());
+  ASSERT_TRUE(wait_online(1)) << read_file(dir + "/server.log");
+  std::this_thread::sleep_for(3s);
+  const std::string proc = "/proc/" + std::to_string(server.pid());
+  const auto fds_before = entries(proc + "/fd"), threads_before = entries(proc + "/task");
+  std::vector<std::pair<std::int64_t, std::int64_t>> outages;  // stop, start
+  for (int i = 0; i < flaps; ++i) {
+    const auto stopped = wall();
+    camsim->write_line("stop rec-h264");
+    std::this_thread::sleep_for(2500ms);
+    outages.emplace_back(stopped, wall());
+    camsim->write_line("start rec-h264");
+    ASSERT_TRUE(wait_online(i + 2)) << "reconnect " << i + 1;
+    std::this_thread::sleep_for(2500ms);  // a keyframe (GOP 2 s) reaches the recorder
+  }
+  std::this_thread::sleep_for(2s);
+  const auto fds_after = entries(proc + "/fd"), threads_after = entries(proc + "/task");
+  EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
+
+  EXPECT_EQ(count(onlines), flaps + 1);
+  EXPECT_LE(fds_after, fds_before + 2) << "file descriptors grew";
+  EXPECT_LE(threads_after, threads_before + 1) << "threads grew";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM gap WHERE camera_id = 'rec-h265'"), 0)
+      << "the other camera was touched";
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db,
+                     "SELECT start_us, end_us FROM gap WHERE camera_id = 'rec-h264' AND stream ="
+                     " 'main' ORDER BY start_us",
+                     -1, &st, nullptr);
+  std::vector<std::pair<std::int64_t, std::int64_t>> gaps;
+  while (sqlite3_step(st) == SQLITE_ROW)
+    gaps.emplace_back(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  ASSERT_EQ(gaps.size(), outages.size()) << "one gap per outage";
+  for (std::size_t i = 0; i < gaps.size(); ++i) {
+    SCOPED_TRACE("outage " + std::to_string(i + 1));
+    // As in AnOutageIsTheOnlyGap: from the last frame before the stop to the first frames
+    // recorded after the restart (within a reconnect and a GOP).
+    EXPECT_GE(gaps[i].first, outages[i].first - 1'500'000);
+    EXPECT_LE(gaps[i].first, outages[i].first + 500'000);
+    EXPECT_GE(gaps[i].second, outages[i].second - 2'100'000);
+    EXPECT_LE(gaps[i].second, outages[i].second + 8'000'000);
+  }
+  if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
 // kill -9 at ten random moments while recording four cameras (H.264 and H.265). After each
 // restart the database is intact, nothing is left open, every segment decodes, the downtime is
 // indexed as a gap, and the footage the server had received before each kill but lost is at
