@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <variant>
 
 #include "evidence.hpp"
 #include "matthan/core/clock.hpp"
@@ -130,6 +131,18 @@ std::optional<json> load_case(OperationContext& ctx, const std::string& id) {
     }
     return j;
   });
+}
+
+// The case of /api/cases/{id}, or the answer when there is none or it is out of scope.
+std::variant<json, web::HttpResponse> scoped_case(OperationContext& ctx,
+                                                  const web::HttpRequest& req,
+                                                  const Config& config) {
+  const auto& id = req.params.at("id");
+  auto c = load_case(ctx, id);
+  if (!c) return web::json_error(404, "not_found", "no case '" + id + "'");
+  if (!may_see_commune(req, config, (*c)["commune"]))
+    return web::json_error(403, "out_of_scope", "the case is outside your communes");
+  return std::move(*c);
 }
 
 // Fields of a case from a JSON body, checked; `partial` for an update (only what is given).
@@ -446,12 +459,9 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
              [&ctx](const web::HttpRequest& req) {
                const auto snapshot = ctx.config();
                const Config& config = *snapshot;
-               auto c = load_case(ctx, req.params.at("id"));
-               if (!c)
-                 return web::json_error(404, "not_found", "no case '" + req.params.at("id") + "'");
-               if (!may_see_commune(req, config, (*c)["commune"]))
-                 return web::json_error(403, "out_of_scope", "the case is outside your communes");
-               return ok(*c);
+               auto c = scoped_case(ctx, req, config);
+               if (auto* answer = std::get_if<web::HttpResponse>(&c)) return *answer;
+               return ok(std::get<json>(c));
              });
   router.add({"PATCH", "/api/cases/{id}", Role::reviewer, RouteKind::json,
               "change a case's fields, status or outcome (audited)"},
@@ -459,10 +469,8 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                const auto snapshot = ctx.config();
                const Config& config = *snapshot;
                const auto& id = req.params.at("id");
-               auto c = load_case(ctx, id);
-               if (!c) return web::json_error(404, "not_found", "no case '" + id + "'");
-               if (!may_see_commune(req, config, (*c)["commune"]))
-                 return web::json_error(403, "out_of_scope", "the case is outside your communes");
+               auto c = scoped_case(ctx, req, config);
+               if (auto* answer = std::get_if<web::HttpResponse>(&c)) return *answer;
                const auto body = json::parse(req.body, nullptr, false);
                if (auto bad = check_case_body(body, true, config)) return *bad;
                if (body.empty()) return web::json_error(400, "empty", "nothing to change");
@@ -500,10 +508,8 @@ void add_operation_routes(web::Router& router, OperationContext& ctx) {
                const auto snapshot = ctx.config();
                const Config& config = *snapshot;
                const auto& id = req.params.at("id");
-               auto c = load_case(ctx, id);
-               if (!c) return web::json_error(404, "not_found", "no case '" + id + "'");
-               if (!may_see_commune(req, config, (*c)["commune"]))
-                 return web::json_error(403, "out_of_scope", "the case is outside your communes");
+               auto c = scoped_case(ctx, req, config);
+               if (auto* answer = std::get_if<web::HttpResponse>(&c)) return *answer;
                const auto body = json::parse(req.body, nullptr, false);
                if (!body.is_object() || !body.contains("kind") || !body.contains("id") ||
                    !body["kind"].is_string() || !body["id"].is_string())

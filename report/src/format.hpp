@@ -40,7 +40,7 @@ std::vector<Section> sections(const ReportData& d);
 
 // The extraction record ("biên bản trích xuất dữ liệu camera") of one export, from its manifest.
 struct RecordDoc {
-  std::string number;  // the export's id
+  std::string number;                                                   // the export's id
   std::vector<std::pair<std::string, std::vector<std::string>>> parts;  // heading, lines
   Table files;
   std::vector<std::string> integrity;  // hashes, key fingerprint, how to check

@@ -242,7 +242,7 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
   // Nothing after the range. The times here are estimates (a segment's span shared evenly by
   // its frames), a few ms off the real ones: a frame 40 ms past the end still fails.
   EXPECT_LT(last_t, to + 20'000);
-  EXPECT_GE(last_t, to - 2 * 40'000);             // nothing of it missing
+  EXPECT_GE(last_t, to - 2 * 40'000);  // nothing of it missing
   // Range: the bytes of the whole answer; the same after the cache is dropped (deterministic).
   auto part = get(port, clip_path, "Range: bytes=1000-1999\r\n");
   EXPECT_EQ(part.status, 206);
