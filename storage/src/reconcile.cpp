@@ -9,6 +9,7 @@ extern "C" {
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <set>
@@ -57,6 +58,42 @@ Readable read_segment(const std::string& path) {
   }
   avformat_close_input(&fmt);
   return r;
+}
+
+// A kill during a write can leave the last fragment torn (a moof without its whole mdat). Cut
+// the file after the last complete moof+mdat pair so that every player reads it without an
+// error; the torn fragment never held more than fragment_s, the promised loss. Files without a
+// complete ftyp+moov are left as they are (nothing readable to keep). Returns the bytes cut.
+std::int64_t trim_torn_fragment(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return 0;
+  std::error_code ec;
+  const auto size = static_cast<std::int64_t>(std::filesystem::file_size(path, ec));
+  std::int64_t offset = 0, good_end = -1;
+  bool moov = false, in_fragment = false;
+  while (!ec && offset + 8 <= size) {
+    unsigned char h[16];
+    if (std::fseek(f, offset, SEEK_SET) != 0 || std::fread(h, 1, 8, f) != 8) break;
+    std::int64_t box = (std::int64_t{h[0]} << 24) | (h[1] << 16) | (h[2] << 8) | h[3];
+    const std::string type(reinterpret_cast<const char*>(h + 4), 4);
+    if (box == 1) {  // 64-bit size follows
+      if (std::fread(h + 8, 1, 8, f) != 8) break;
+      box = 0;
+      for (int i = 8; i < 16; ++i) box = (box << 8) | h[i];
+    } else if (box == 0) {
+      box = size - offset;  // "to the end of the file": only ever the last box
+    }
+    if (box < 8 || offset + box > size) break;  // torn
+    offset += box;
+    if (type == "moov") moov = true;
+    if (type == "moof") in_fragment = true;
+    if (type == "mdat") in_fragment = false;
+    if (moov && !in_fragment) good_end = offset;
+  }
+  std::fclose(f);
+  if (good_end < 0 || good_end >= size) return 0;
+  std::filesystem::resize_file(path, static_cast<std::uintmax_t>(good_end), ec);
+  return ec ? 0 : size - good_end;
 }
 
 std::int64_t file_bytes(const std::string& path) {
@@ -116,6 +153,10 @@ ReconcileReport reconcile_segments(Database& db, const std::string& node_id,
   });
   // Rows a crash left open: finish them from their files.
   for (const auto& row : open_rows) {
+    if (const std::int64_t cut = trim_torn_fragment(row.path); cut > 0) {
+      report.messages.push_back("cut " + std::to_string(cut) +
+                                " bytes of a torn last fragment from " + row.path);
+    }
     const auto r = read_segment(row.path);
     const std::int64_t bytes = file_bytes(row.path);
     const bool readable = r.frames > 0;
@@ -144,6 +185,10 @@ ReconcileReport reconcile_segments(Database& db, const std::string& node_id,
                               &stream, &start_us)) {
         report.messages.push_back("not a segment name, left alone: " + path);
         continue;
+      }
+      if (const std::int64_t cut = trim_torn_fragment(path); cut > 0) {
+        report.messages.push_back("cut " + std::to_string(cut) +
+                                  " bytes of a torn last fragment from " + path);
       }
       const auto r = read_segment(path);
       const std::int64_t bytes = file_bytes(path);

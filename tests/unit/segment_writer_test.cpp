@@ -2,6 +2,7 @@
 // segments start at keyframes, decode cleanly with ffmpeg, hold exactly the frames indexed, and
 // a segment cut short (a crash) still decodes up to its last complete fragment.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
@@ -9,7 +10,10 @@
 
 #include "child_process.hpp"
 #include "matthan/camsim/encoded_loop.hpp"
+#include "matthan/storage/database.hpp"
 #include "matthan/storage/live_muxer.hpp"
+#include "matthan/storage/reconcile.hpp"
+#include "matthan/storage/segment_index.hpp"
 #include "matthan/storage/segment_writer.hpp"
 
 namespace matthan::storage {
@@ -139,6 +143,41 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
   const int survived = std::atoi(partial.out.c_str());
   EXPECT_GE(survived, closed[1].frames * 4 / 10) << partial.out;  // at most ~1 s + a bit lost
   EXPECT_LT(survived, closed[1].frames);
+
+  // Start-up reconciliation finishes the open row of such a file and cuts its torn last
+  // fragment: afterwards it decodes without a single error (`-xerror`), all whole fragments
+  // kept, and the row counts exactly the frames the file holds.
+  const std::string torn = dir + "/recordings/" + cam.id + "/2026-11-29/101500.mp4";
+  std::filesystem::create_directories(std::filesystem::path(torn).parent_path());
+  std::filesystem::copy_file(cut, torn);
+  auto db = Database::open(dir + "/index.db");
+  ASSERT_TRUE(db.has_value()) << db.error();
+  (*db)->write([&](sqlite3* conn) {
+    insert_segment_row(conn, {"n1", cam.id, "main", torn, h265 ? "h265" : "h264", 1}, "start");
+  });
+  (*db)->flush();
+  const auto report = reconcile_segments(**db, "n1", dir + "/recordings");
+  EXPECT_EQ(report.recovered, 1);
+  EXPECT_LT(std::filesystem::file_size(torn), std::filesystem::file_size(cut));
+  const auto clean =
+      run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", torn, "-f", "null", "-"}, dir);
+  EXPECT_EQ(clean.code, 0) << test::read_file(dir + "/tool.log");
+  const auto kept = run({"/usr/bin/ffprobe", "-v", "error", "-count_frames", "-select_streams",
+                         "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", torn},
+                        dir);
+  const int whole = std::atoi(kept.out.c_str());
+  EXPECT_GE(whole, survived - 25 - 3);  // the torn fragment held at most fragment_s (1 s)
+  const auto row_frames = (*db)->read([&](sqlite3* conn) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn, "SELECT frames, state FROM segment WHERE path = ?1", -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, torn.c_str(), -1, SQLITE_TRANSIENT);
+    std::int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+  });
+  EXPECT_EQ(row_frames, whole);
+  db->reset();
   std::filesystem::remove_all(dir);
 }
 

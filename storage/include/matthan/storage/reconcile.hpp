@@ -1,7 +1,8 @@
 // Start-up reconciliation of the recording index with the disk: segments left `open` by a
 // crash are finished from their files (indexed up to the last complete fragment), and segment
 // files the index does not know (written before the index row was committed) are indexed.
-// Nothing is deleted; what cannot be read is marked and reported.
+// A torn last fragment (a kill mid-write) is cut so that the file plays without an error;
+// nothing else is deleted; what cannot be read is marked and reported.
 #pragma once
 
 #include <cstdint>
