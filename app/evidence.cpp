@@ -249,8 +249,8 @@ web::HttpResponse clip_route(const web::HttpRequest& req, EvidenceContext& ctx,
   // One audit row per viewing, not per Range chunk.
   const auto range = req.headers.find("range");
   if (!req.head && (range == req.headers.end() || range->second.starts_with("bytes=0-"))) {
-    evidence::append_audit(ctx.db, config.node_id, SystemClock().now_us(), actor_of(req),
-                           "clip_view", camera,
+    evidence::append_audit(ctx.db, config.node_id, ctx.clock.now_us(), actor_of(req), "clip_view",
+                           camera,
                            json{{"from", format_iso8601_us(from)},
                                 {"to", format_iso8601_us(to)},
                                 {"stream", stream},
@@ -353,7 +353,7 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
     if (!in_communes(req, c.commune))
       return web::json_error(403, "out_of_scope", "camera '" + c.id + "' is outside your communes");
   }
-  const auto now = SystemClock().now_us();
+  const auto now = ctx.clock.now_us();
   const auto from = parse_time_arg(body.value("from", ""), now);
   const auto to = parse_time_arg(body.value("to", ""), now);
   if (!from || !to) return web::json_error(400, "bad_time", "from and to must be ISO 8601 times");
@@ -368,6 +368,7 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
   r.node_id = ctx.config.node_id;
   r.time_zone = ctx.config.server.time_zone;
   r.ntp_synchronised = ctx.ntp_synchronised();
+  r.clock_ahead_us = ctx.clock_ahead_us ? ctx.clock_ahead_us() : 0;
   r.id = make_ulid(now);
   r.out_dir = ctx.config.server.data_dir + "/exports/" + r.id;
   evidence::register_export_job(ctx.db, r, now);
@@ -452,7 +453,7 @@ web::HttpResponse record_route(const web::HttpRequest& req, EvidenceContext& ctx
   }
   const std::string sha = row.value("manifest_sha256", std::string());
   if (!req.head)
-    evidence::append_audit(ctx.db, ctx.config.node_id, SystemClock().now_us(), actor_of(req),
+    evidence::append_audit(ctx.db, ctx.config.node_id, ctx.clock.now_us(), actor_of(req),
                            "export_record", id, json{{"format", format}}.dump());
   if (format == "html") {
     auto html = report::render_record_html(manifest, sha, place);
@@ -481,7 +482,7 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
   const auto& config = ctx.config;
   const auto& node = config.node_id;
   const std::string& p = req.path;
-  const auto now = SystemClock().now_us();
+  const auto now = ctx.clock.now_us();
   if (p == "/api/node/key" && req.method == "GET") {
     return web::HttpResponse{200,
                              "application/json",

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "matthan/core/clock.hpp"
 #include "matthan/core/config.hpp"
 #include "matthan/evidence/node_key.hpp"
 #include "matthan/storage/database.hpp"
@@ -26,6 +27,8 @@ struct EvidenceContext {
   const evidence::NodeKey& key;
   std::function<bool()> ntp_synchronised;
   std::function<nlohmann::json()> storage_json;  // the last retention pass and alarm
+  const Clock& clock;                            // server time (never runs backwards)
+  std::function<std::int64_t()> clock_ahead_us;  // server time minus the system clock
 };
 
 // nullopt: the request is not for an evidence route.

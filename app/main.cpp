@@ -486,12 +486,24 @@ int run(const std::string& config_path) {
         config.server.listen_address);
   }
 
-  SystemClock clock;
   auto db = storage::Database::open(config.server.data_dir + "/matthan.db");
   if (!db) {
     spdlog::error("{}", db.error());
     return 1;
   }
+  // Server time never runs backwards, not even across a restart: it starts no earlier than the
+  // end of what is already recorded (core/clock.hpp).
+  SystemClock system_clock;
+  const std::int64_t recorded_end = (*db)->read([&](sqlite3* conn) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn, "SELECT MAX(end_us) FROM segment WHERE node_id = ?1", -1, &st,
+                       nullptr);
+    sqlite3_bind_text(st, 1, config.node_id.c_str(), -1, SQLITE_TRANSIENT);
+    const std::int64_t end = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return end;
+  });
+  ServerClock clock(system_clock, recorded_end);
   // The node's signing key: made on the first start, never replaced (exports depend on it).
   auto node_key = evidence::load_or_create_node_key(config.server.data_dir);
   if (!node_key) {
@@ -500,8 +512,8 @@ int run(const std::string& config_path) {
   }
   spdlog::info("node signing key {}", node_key->fingerprint());
   // The audit chain's head is signed at start and hourly (heartbeat below).
-  evidence::sign_audit_head(**db, config.node_id, *node_key, SystemClock().now_us());
-  std::int64_t head_signed_us = SystemClock().now_us();
+  evidence::sign_audit_head(**db, config.node_id, *node_key, clock.now_us());
+  std::int64_t head_signed_us = clock.now_us();
   storage::StatusRepository status_repo(**db, config.node_id);
   storage::EventRepository event_repo(**db, config.node_id);
   std::unique_ptr<analytics::ZmqPublisher> zmq;
@@ -543,9 +555,9 @@ int run(const std::string& config_path) {
             return acked;
           });
         },
-        [&db, node = config.node_id](const Event& e, const std::string& from, const std::string& to,
-                                     int waited_s) {
-          const auto now = SystemClock().now_us();
+        [&db, &clock, node = config.node_id](const Event& e, const std::string& from,
+                                             const std::string& to, int waited_s) {
+          const auto now = clock.now_us();
           (*db)->write([=](sqlite3* conn) {
             sqlite3_stmt* st = nullptr;
             sqlite3_prepare_v2(conn,
@@ -567,7 +579,7 @@ int run(const std::string& config_path) {
     // Escalations that were waiting when the server last stopped: events of the last day that
     // nobody answered and that did not go on yet.
     {
-      const auto now = SystemClock().now_us();
+      const auto now = clock.now_us();
       const auto settled = (*db)->read([&](sqlite3* conn) {
         std::set<std::string> ids;
         sqlite3_stmt* st = nullptr;
@@ -673,6 +685,8 @@ int run(const std::string& config_path) {
         {"skipped_before_keyframe", r.skipped},
         {"errors", r.errors},
         {"last_error", r.last_error},
+        {"failing", r.failing},
+        {"lost_frames", r.lost},
         {"paused", r.paused},
         {"not_recorded_packets", r.not_recorded},
         {"current_segment",
@@ -721,6 +735,16 @@ int run(const std::string& config_path) {
     }
     return list;
   };
+  // System clock steps seen by this run (the UI flags them; clock_event keeps them all).
+  auto clock_json = [&] {
+    const auto st = clock.steps();
+    return json{{"steps", st.count},
+                {"last_step", st.count == 0
+                                  ? json()
+                                  : json{{"at", format_iso8601_us(st.last_at_us)},
+                                         {"delta_s", static_cast<double>(st.last_delta_us) / 1e6}}},
+                {"ahead_of_system_clock_s", static_cast<double>(st.ahead_us) / 1e6}};
+  };
   // Retention: its own thread (it deletes files and waits on the database), one pass every
   // retention_interval_s; mutex guards the last report and the alarm state.
   std::mutex storage_mutex;
@@ -730,7 +754,10 @@ int run(const std::string& config_path) {
     std::lock_guard lock(storage_mutex);
     return storage_state;
   };
-  app::EvidenceContext evidence_ctx{config, **db, *node_key, ntp_synchronised, storage_json};
+  app::EvidenceContext evidence_ctx{
+      config, **db, *node_key, ntp_synchronised, storage_json, clock, [&] {
+        return clock.steps().ahead_us;
+      }};
   web::Auth auth(**db);
   // Live view: one muxer per camera stream, fed by its fan-out, shared by its viewers.
   std::map<std::pair<std::string, StreamKind>, std::unique_ptr<app::LiveStream>> live;
@@ -768,6 +795,7 @@ int run(const std::string& config_path) {
                       {"cameras_total", cameras.size()},
                       {"cameras_online", online},
                       {"ntp_synchronised", ntp_synchronised()},
+                      {"clock", clock_json()},
                       {"db_write_failures", (*db)->write_failures()},
                       {"storage_alarm", storage_json().value("alarm", json())},
                       {"people_classifier",
@@ -1150,18 +1178,27 @@ int run(const std::string& config_path) {
 
   // Heartbeat: marks this run as monitored time and watches the clock for steps.
   boost::asio::steady_timer heartbeat(io);
-  std::int64_t last_wall = clock.now_us();
-  std::int64_t last_steady = clock.steady_us();
+  std::uint64_t steps_seen = 0;
   std::function<void()> beat = [&] {
     heartbeat.expires_after(std::chrono::seconds(config.server.heartbeat_s));
     heartbeat.async_wait([&](const boost::system::error_code& e) {
       if (e) return;
       const std::int64_t wall = clock.now_us();
-      const std::int64_t steady = clock.steady_us();
-      const std::int64_t skew = (wall - last_wall) - (steady - last_steady);
-      if (std::llabs(skew) > 1'000'000) {
-        spdlog::warn("the system clock jumped by {} ms", skew / 1000);
-        status.record_clock_event(ClockEventKind::jump, wall, skew, "wall vs monotonic clock");
+      const auto steps = clock.steps();
+      if (steps.count != steps_seen) {
+        const std::string detail =
+            steps.last_delta_us < 0
+                ? fmt::format(
+                      "system clock set back; server time runs 5 % slow until it catches"
+                      " up ({:.1f} s ahead now)",
+                      static_cast<double>(steps.ahead_us) / 1e6)
+                : std::string("system clock set forward; server time followed");
+        spdlog::warn("the system clock stepped by {:+.3f} s ({} step(s)): {}",
+                     static_cast<double>(steps.last_delta_us) / 1e6, steps.count - steps_seen,
+                     detail);
+        status.record_clock_event(ClockEventKind::jump, steps.last_at_us, steps.last_delta_us,
+                                  detail);
+        steps_seen = steps.count;
       }
       const bool now_synced = ntp_synchronised();
       if (now_synced != synced) {
@@ -1170,8 +1207,6 @@ int run(const std::string& config_path) {
             synced ? ClockEventKind::ntp_synchronised : ClockEventKind::ntp_unsynchronised, wall, 0,
             "");
       }
-      last_wall = wall;
-      last_steady = steady;
       if (wall - head_signed_us >= 3'600'000'000LL) {
         evidence::sign_audit_head(**db, config.node_id, *node_key, wall);
         head_signed_us = wall;
@@ -1214,33 +1249,68 @@ int run(const std::string& config_path) {
     retention = std::thread([&, policy] {
       const auto interval = std::chrono::milliseconds(
           static_cast<std::int64_t>(config.recording.retention_interval_s * 1000));
+      // Write failures (a full or read-only volume, an I/O error) are looked for more often
+      // than retention runs: the alarm should not wait a minute.
+      const auto tick = std::min(interval, std::chrono::milliseconds(2000));
+      auto next_retention = std::chrono::steady_clock::now();
+      storage::RetentionReport r;
       std::unique_lock lock(retention_mutex);
       while (!retention_stop) {
         lock.unlock();
         const auto now = clock.now_us();
-        const auto r = storage::run_retention(**db, policy, now);
-        if (r.deleted > 0) {
-          spdlog::info("retention: deleted {} segment(s), {} MiB; {} MiB free", r.deleted,
-                       r.deleted_bytes >> 20, r.free_bytes >> 20);
+        const bool due = std::chrono::steady_clock::now() >= next_retention;
+        if (due) {
+          next_retention = std::chrono::steady_clock::now() + interval;
+          r = storage::run_retention(**db, policy, now);
+          if (r.deleted > 0) {
+            spdlog::info("retention: deleted {} segment(s), {} MiB; {} MiB free", r.deleted,
+                         r.deleted_bytes >> 20, r.free_bytes >> 20);
+          }
         }
         // Only held footage left over the budget: stop recording rather than delete evidence.
-        if (r.over_budget && !storage_alarm) {
-          spdlog::error("storage alarm: {}; recording stops on this volume", r.alarm);
+        // A recorder whose writes fail: the same alarm, with the system's reason.
+        std::string why = r.over_budget ? r.alarm : "";
+        std::string label = r.over_budget ? "volume_full" : "";
+        if (!r.over_budget) {
+          for (const auto& rec : recorders) {
+            const auto st = rec->stats();
+            if (!st.failing) continue;
+            why = "camera " + rec->camera_id() + ": " + st.last_error;
+            label = st.last_error.find("ead-only") != std::string::npos  // strerror(EROFS)
+                        ? "volume_read_only"
+                        : st.last_error.find("is full") != std::string::npos ||
+                                  st.last_error.find("No space") != std::string::npos
+                              ? "volume_full"
+                              : "write_failed";
+            break;
+          }
+        }
+        if (storage_alarm && storage_alarm->label != label) {
+          spdlog::warn("storage alarm cleared: {}", label.empty() ? "recording resumes" : why);
+          storage_alarm->end_us = now;
+          events.on_event(EventPhase::end, *storage_alarm);
+          storage_alarm.reset();
+        }
+        if (!label.empty() && !storage_alarm) {
+          spdlog::error("storage alarm: {}{}", why,
+                        r.over_budget ? "; recording stops on this volume" : "");
           Event e;
           e.id = make_ulid(now);
           e.camera_id = "-";  // the node, not a camera
           e.type = "storage_alarm";
-          e.label = "volume_full";
+          e.label = label;
           e.start_us = now;
           storage_alarm = e;
           events.on_event(EventPhase::start, e);
-          for (auto& rec : recorders) rec->set_paused(true);
-        } else if (!r.over_budget && storage_alarm) {
-          spdlog::warn("storage alarm cleared: recording resumes");
-          storage_alarm->end_us = now;
-          events.on_event(EventPhase::end, *storage_alarm);
-          storage_alarm.reset();
-          for (auto& rec : recorders) rec->set_paused(false);
+        }
+        for (auto& rec : recorders) rec->set_paused(r.over_budget);
+        if (!due) {
+          std::lock_guard state_lock(storage_mutex);
+          storage_state["alarm"] = why.empty() ? json() : json(why);
+          storage_state["alarm_kind"] = label.empty() ? json() : json(label);
+          lock.lock();
+          retention_cv.wait_for(lock, tick, [&] { return retention_stop; });
+          continue;
         }
         json forecast = json::array();
         for (const auto& f : r.forecast) {
@@ -1262,11 +1332,12 @@ int run(const std::string& config_path) {
                                {"min_free_bytes", policy.min_free_bytes},
                                {"deleted_last_pass", r.deleted},
                                {"recording_paused", r.over_budget},
-                               {"alarm", r.over_budget ? json(r.alarm) : json()},
+                               {"alarm", why.empty() ? json() : json(why)},
+                               {"alarm_kind", label.empty() ? json() : json(label)},
                                {"forecast", forecast}};
         }
         lock.lock();
-        retention_cv.wait_for(lock, interval, [&] { return retention_stop; });
+        retention_cv.wait_for(lock, tick, [&] { return retention_stop; });
       }
     });
   }

@@ -189,28 +189,52 @@ std::expected<ExportResult, std::string> run_export(storage::Database& db, const
   }
   db.flush();
   const AuditHead head = audit_head(db);
-  json manifest{
-      {"format", "matthan-export/1"},
-      {"export_id", req.id},
-      {"node_id", req.node_id},
-      {"software", std::string("matthan ") + MATTHAN_VERSION},
-      {"created", format_iso8601_us(now_us)},
-      {"created_by", req.created_by},
-      {"reason", req.reason},
-      {"requesting_unit", req.requesting_unit},
-      {"officer", req.officer},
-      {"case_id", req.case_id.empty() ? json() : json(req.case_id)},
-      {"requested",
-       {{"from", format_iso8601_us(req.from_us)}, {"to", format_iso8601_us(req.to_us)}}},
-      {"server_time", {{"time_zone", req.time_zone}, {"ntp_synchronised", req.ntp_synchronised}}},
-      {"hold_id", result.hold_id},
-      {"cameras", cams},
-      {"audit_chain_head", {{"seq", head.seq}, {"hash", head.hash}}},
-      {"signing_key",
-       {{"algorithm", "Ed25519"},
-        {"public_key", key.public_base64()},
-        {"fingerprint", key.fingerprint()},
-        {"signature_file", "manifest.json.sig"}}}};
+  // System clock steps near the footage: its timestamps are server time, which never runs
+  // backwards (a step back is absorbed slowly), so a reader must know of any step.
+  json steps = json::array();
+  db.read([&](sqlite3* conn) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn,
+                       "SELECT at_us, delta_us, detail FROM clock_event WHERE node_id = ?1 AND"
+                       " kind = 'jump' AND at_us BETWEEN ?2 AND ?3 ORDER BY at_us",
+                       -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, req.node_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, req.from_us - 86'400'000'000LL);
+    sqlite3_bind_int64(st, 3, req.to_us + 86'400'000'000LL);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const auto* detail = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+      steps.push_back({{"at", format_iso8601_us(sqlite3_column_int64(st, 0))},
+                       {"delta_s", static_cast<double>(sqlite3_column_int64(st, 1)) / 1e6},
+                       {"detail", detail != nullptr ? detail : ""}});
+    }
+    sqlite3_finalize(st);
+    return 0;
+  });
+  json manifest{{"format", "matthan-export/1"},
+                {"export_id", req.id},
+                {"node_id", req.node_id},
+                {"software", std::string("matthan ") + MATTHAN_VERSION},
+                {"created", format_iso8601_us(now_us)},
+                {"created_by", req.created_by},
+                {"reason", req.reason},
+                {"requesting_unit", req.requesting_unit},
+                {"officer", req.officer},
+                {"case_id", req.case_id.empty() ? json() : json(req.case_id)},
+                {"requested",
+                 {{"from", format_iso8601_us(req.from_us)}, {"to", format_iso8601_us(req.to_us)}}},
+                {"server_time",
+                 {{"time_zone", req.time_zone},
+                  {"ntp_synchronised", req.ntp_synchronised},
+                  {"clock_steps", steps},
+                  {"ahead_of_system_clock_s", static_cast<double>(req.clock_ahead_us) / 1e6}}},
+                {"hold_id", result.hold_id},
+                {"cameras", cams},
+                {"audit_chain_head", {{"seq", head.seq}, {"hash", head.hash}}},
+                {"signing_key",
+                 {{"algorithm", "Ed25519"},
+                  {"public_key", key.public_base64()},
+                  {"fingerprint", key.fingerprint()},
+                  {"signature_file", "manifest.json.sig"}}}};
   const std::string manifest_text = manifest.dump(2) + "\n";
   const std::string dir = req.out_dir + "/";
   std::string sums_text;

@@ -195,7 +195,9 @@ class ClipMuxer {
     av_new_packet(pkt, n);
     std::memcpy(pkt->data, buf, static_cast<std::size_t>(n));
     pkt->stream_index = 1;
-    pkt->pts = pkt->dts = (wall_us - origin_us_) / 1000;
+    // Never backwards (the muxer refuses it), whatever the index says.
+    last_cue_ms_ = std::max(last_cue_ms_ + 1, (wall_us - origin_us_) / 1000);
+    pkt->pts = pkt->dts = last_cue_ms_;
     pkt->duration = duration_us / 1000;
     const int rc = av_interleaved_write_frame(fmt_, pkt);
     av_packet_free(&pkt);
@@ -209,6 +211,7 @@ class ClipMuxer {
   std::int64_t origin_us_ = -1;
   std::int64_t last_dts_ = AV_NOPTS_VALUE;
   std::int64_t last_second_ = -1;
+  std::int64_t last_cue_ms_ = -1;
 };
 
 struct InputFile {
@@ -298,6 +301,7 @@ std::expected<ClipResult, std::string> write_clip_once(const std::vector<SegRow>
     }
     result.segments.push_back(seg.path);
     std::int64_t first_dts = AV_NOPTS_VALUE, frame_us = 40'000, last_wall = -1;
+    double scale = 1;  // index span / media span (below 1 only while a clock step is absorbed)
     AVPacket* pkt = av_packet_alloc();
     for (;;) {
       const int rc = av_read_frame(in.fmt, pkt);
@@ -311,12 +315,30 @@ std::expected<ClipResult, std::string> write_clip_once(const std::vector<SegRow>
         continue;
       }
       const std::int64_t ts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
-      if (first_dts == AV_NOPTS_VALUE) first_dts = ts;
+      if (first_dts == AV_NOPTS_VALUE) {
+        first_dts = ts;
+        // A segment recorded while server time ran slow (a step back of the system clock being
+        // absorbed) is indexed shorter than its media: its frames are spread over its indexed
+        // span, so that they do not run into the next segment.
+        const std::int64_t nominal =
+            pkt->duration > 0 ? av_rescale_q(pkt->duration, vs->time_base, {1, 1'000'000})
+                              : frame_us;
+        const std::int64_t media = seg.frames * nominal;
+        if (seg.state != "open" && seg.frames > 1 && seg.end_us - seg.start_us < media - nominal) {
+          scale = static_cast<double>(seg.end_us - seg.start_us) / static_cast<double>(media);
+        }
+      }
       const std::int64_t wall =
-          seg.start_us + av_rescale_q(ts - first_dts, vs->time_base, {1, 1'000'000});
+          seg.start_us +
+          static_cast<std::int64_t>(scale * static_cast<double>(av_rescale_q(
+                                                ts - first_dts, vs->time_base, {1, 1'000'000})));
       if (last_wall >= 0 && wall > last_wall) frame_us = wall - last_wall;
       last_wall = wall;
-      if (pkt->duration > 0) frame_us = av_rescale_q(pkt->duration, vs->time_base, {1, 1'000'000});
+      if (pkt->duration > 0) {
+        frame_us =
+            static_cast<std::int64_t>(scale * static_cast<double>(av_rescale_q(
+                                                  pkt->duration, vs->time_base, {1, 1'000'000})));
+      }
       if (wall >= request.to_us) {
         done = true;
         av_packet_unref(pkt);

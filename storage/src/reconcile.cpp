@@ -135,22 +135,38 @@ ReconcileReport reconcile_segments(Database& db, const std::string& node_id,
   };
   // What the index knows.
   std::vector<OpenRow> open_rows;
+  std::vector<std::pair<std::string, std::int64_t>> cut_rows;  // recovered: path, indexed bytes
   std::set<std::string> known;
   db.read([&](sqlite3* conn) {
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(conn, "SELECT path, start_us, state FROM segment WHERE node_id = ?1", -1,
-                       &st, nullptr);
+    sqlite3_prepare_v2(conn, "SELECT path, start_us, state, bytes FROM segment WHERE node_id = ?1",
+                       -1, &st, nullptr);
     sqlite3_bind_text(st, 1, node_id.c_str(), -1, SQLITE_TRANSIENT);
     while (sqlite3_step(st) == SQLITE_ROW) {
       const std::string path = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
       known.insert(path);
       if (std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 2))) == "open") {
         open_rows.push_back({path, sqlite3_column_int64(st, 1)});
+      } else if (std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 2))) ==
+                 "recovered") {
+        cut_rows.emplace_back(path, sqlite3_column_int64(st, 3));
       }
     }
     sqlite3_finalize(st);
     return 0;
   });
+  // Segments cut short by a failed write whose torn tail could not be cut then (a read-only
+  // volume, then a stop): cut it to what the row describes.
+  for (const auto& [path, bytes] : cut_rows) {
+    const std::int64_t size = file_bytes(path);
+    if (bytes <= 0 || size <= bytes) continue;
+    std::error_code ec;
+    std::filesystem::resize_file(path, static_cast<std::uintmax_t>(bytes), ec);
+    if (!ec) {
+      report.messages.push_back("cut " + std::to_string(size - bytes) +
+                                " bytes of a torn last fragment from " + path);
+    }
+  }
   // Rows a crash left open: finish them from their files.
   for (const auto& row : open_rows) {
     if (const std::int64_t cut = trim_torn_fragment(row.path); cut > 0) {

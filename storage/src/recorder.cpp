@@ -17,8 +17,11 @@ Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, Str
   writer_ = std::make_unique<SegmentWriter>(
       settings_.writer, camera_id_, stream_, [this](const SegmentInfo& s) {
         // Completed after the writer's trailer and fdatasync: the row never points past data.
-        db_.write([s](sqlite3* conn) {
-          finish_segment_row(conn, s.path, s.end_us, s.bytes, s.frames, s.keyframes, "complete",
+        // A segment cut short by a failed write is 'recovered' (up to its last whole fragment),
+        // as after a crash.
+        const char* state = s.frames == 0 ? "unreadable" : s.cut_short ? "recovered" : "complete";
+        db_.write([s, state](sqlite3* conn) {
+          finish_segment_row(conn, s.path, s.end_us, s.bytes, s.frames, s.keyframes, state,
                              s.start_us);
         });
         std::lock_guard lock(mutex_);
@@ -66,17 +69,24 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
   if (last_wall_us_ != 0 && packet->wall_us - last_wall_us_ > settings_.gap_us) writer_->close();
   last_wall_us_ = packet->wall_us;
   const auto before = writer_->skipped();
+  const auto lost_before = writer_->lost();
   auto written = writer_->write(*packet);
   std::lock_guard lock(mutex_);
   stats_.paused = false;
   ++stats_.packets;
   stats_.skipped += static_cast<std::uint64_t>(writer_->skipped() - before);
+  stats_.lost += static_cast<std::uint64_t>(writer_->lost() - lost_before);
   if (!written) {
     ++stats_.errors;
     if (stats_.last_error != written.error()) {
       spdlog::error("camera {}: recording: {}", camera_id_, written.error());
     }
     stats_.last_error = written.error();
+    stats_.failing = true;
+  } else if (stats_.failing && writer_->lost() == lost_before) {
+    spdlog::warn("camera {}: recording resumed ({} frames lost to write failures so far)",
+                 camera_id_, stats_.lost);
+    stats_.failing = false;
   }
 }
 

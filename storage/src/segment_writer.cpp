@@ -6,6 +6,7 @@ extern "C" {
 }
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -62,6 +63,12 @@ struct SegmentWriter::Segment {
   std::int64_t last_wall_us = 0;
   std::int64_t anchor_us = INT64_MAX;  // min(wall - media offset): the first frame's server time
   SegmentInfo info;
+  // What is on the disk as of the last successful flush + fdatasync: a failed write later cuts
+  // the file back to this.
+  struct Durable {
+    std::int64_t bytes = 0, frames = 0, keyframes = 0;
+    std::int64_t last_dts = AV_NOPTS_VALUE, last_duration = 0, last_wall_us = 0;
+  } durable;
 
   static int write_cb(void* opaque, std::uint8_t* buf, int size) {  // FFmpeg 5: not const
     auto* s = static_cast<Segment*>(opaque);
@@ -110,6 +117,22 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
     return std::unexpected("camera " + camera_id_ + ": cannot record codec " +
                            std::string(to_string(p.codec)));
   }
+  if (first.wall_us < retry_after_us_) return std::unexpected(failure_);
+  // A full or read-only volume: say so without leaving an empty file behind each keyframe.
+  struct statvfs vfs {};
+  std::error_code mk;
+  std::filesystem::create_directories(settings_.root, mk);
+  if (::statvfs(settings_.root.c_str(), &vfs) == 0) {
+    const auto free_bytes =
+        static_cast<std::int64_t>(vfs.f_bavail) * static_cast<std::int64_t>(vfs.f_frsize);
+    if ((vfs.f_flag & ST_RDONLY) != 0 || free_bytes < settings_.min_free_bytes) {
+      return std::unexpected(fail((vfs.f_flag & ST_RDONLY) != 0
+                                      ? "the recording volume " + settings_.root + " is read-only"
+                                      : "the recording volume " + settings_.root + " is full (" +
+                                            std::to_string(free_bytes >> 10) + " KiB free)",
+                                  first.wall_us));
+    }
+  }
   auto seg = std::make_unique<Segment>();
   seg->sync = settings_.sync;
   seg->generation = p.generation;
@@ -117,16 +140,22 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
   seg->info.camera_id = camera_id_;
   seg->info.stream = stream_;
   seg->info.codec = std::string(to_string(p.codec));
-  seg->info.start_us = first.wall_us;
+  seg->info.start_us = std::max(first.wall_us, previous_end_us_);
   try {
     seg->info.path = segment_path(settings_.root, camera_id_, stream_, first.wall_us);
   } catch (const std::filesystem::filesystem_error& e) {
-    return std::unexpected("cannot create the recording folder: " + std::string(e.what()));
+    return std::unexpected(
+        fail("cannot create the recording folder: " + std::string(e.what()), first.wall_us));
   }
   seg->fd = ::open(seg->info.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (seg->fd < 0) {
-    return std::unexpected("cannot create " + seg->info.path + ": " + std::strerror(errno));
+    return std::unexpected(
+        fail("cannot create " + seg->info.path + ": " + std::strerror(errno), first.wall_us));
   }
+  // The volume is writable again: cut what a read-only volume left torn.
+  std::erase_if(untrimmed_, [](const auto& t) {
+    return ::truncate(t.first.c_str(), t.second) == 0 || errno == ENOENT;
+  });
   if (avformat_alloc_output_context2(&seg->fmt, nullptr, "mp4", nullptr) < 0) {
     return std::unexpected("no mp4 muxer");
   }
@@ -150,9 +179,10 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
   }
   if (p.codec == Codec::h265) st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');  // Apple/Chrome
   AVDictionary* opts = nullptr;
-  // Fragmented: playable and recoverable up to the last complete fragment after a crash.
-  av_dict_set(&opts, "movflags", "empty_moov+default_base_moof", 0);
-  av_dict_set_int(&opts, "frag_duration", static_cast<std::int64_t>(settings_.fragment_s * 1e6), 0);
+  // Fragmented: playable and recoverable up to the last complete fragment after a crash. We cut
+  // each fragment ourselves (frag_custom) right before it is synced, so that what is on the disk
+  // is known to the frame (a failed write cuts the file back to exactly that).
+  av_dict_set(&opts, "movflags", "empty_moov+default_base_moof+frag_custom", 0);
   const int rc = avformat_write_header(seg->fmt, &opts);
   av_dict_free(&opts);
   if (rc < 0) {
@@ -180,10 +210,18 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   }
   if (!segment_) {
     if (!packet.keyframe) {
+      if (!failure_.empty()) {  // after a failure: lost, not merely waiting for a keyframe
+        ++lost_;
+        return std::unexpected(failure_);
+      }
       ++skipped_;
       return {};
     }
-    if (auto opened = open(packet); !opened) return opened;
+    if (auto opened = open(packet); !opened) {
+      ++lost_;
+      return opened;
+    }
+    failure_.clear();
   }
   auto& s = *segment_;
   AVPacket* pkt = av_packet_alloc();
@@ -219,18 +257,38 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   // av_write_frame, not the interleaved variant: one stream, and no packet is held back.
   const int rc = av_write_frame(s.fmt, pkt);
   av_packet_free(&pkt);
-  if (rc < 0) return std::unexpected("writing " + s.info.path + ": " + av_error(rc));
+  if (rc < 0 || s.io->error < 0) {
+    ++lost_;  // this frame; finish() adds those of the fragment cut off
+    return std::unexpected(fail(
+        "writing " + s.info.path + ": " + av_error(rc < 0 ? rc : s.io->error), packet.wall_us));
+  }
   s.last_dts = dts_out;
   s.last_duration = duration_out;
   s.last_wall_us = packet.wall_us;
-  s.anchor_us =
-      std::min(s.anchor_us, packet.wall_us - av_rescale_q(dts_out, out_tb, {1, 1'000'000}));
+  // ...but never before the previous segment's end: server time may run slow for a while (a
+  // step back of the system clock being absorbed) and segments must not overlap.
+  s.anchor_us = std::max(
+      std::min(s.anchor_us, packet.wall_us - av_rescale_q(dts_out, out_tb, {1, 1'000'000})),
+      previous_end_us_);
   ++s.info.frames;
   s.info.keyframes += packet.keyframe ? 1 : 0;
   // Durability: once a fragment's worth is written, push it to the disk.
   if (dts_out >= s.next_sync_dts) {
+    if (const int cut = av_write_frame(s.fmt, nullptr); cut < 0) {  // end the fragment here
+      return std::unexpected(fail("writing " + s.info.path + ": " + av_error(cut), packet.wall_us));
+    }
     avio_flush(s.io);
-    if (s.sync) ::fdatasync(s.fd);
+    if (s.io->error < 0) {
+      return std::unexpected(
+          fail("writing " + s.info.path + ": " + av_error(s.io->error), packet.wall_us));
+    }
+    if (s.sync && ::fdatasync(s.fd) != 0) {
+      return std::unexpected(
+          fail("syncing " + s.info.path + ": " + std::strerror(errno), packet.wall_us));
+    }
+    // Everything but the frames still in the muxer's open fragment is now on the disk.
+    s.durable = {s.written,  s.info.frames,   s.info.keyframes,
+                 s.last_dts, s.last_duration, s.last_wall_us};
     s.next_sync_dts = dts_out + s.fragment_ticks;
     // The index follows the settled start (after a connection's burst), so a crash-recovered
     // segment is placed right.
@@ -248,8 +306,43 @@ void SegmentWriter::close() {
   auto& s = *segment_;
   av_write_trailer(s.fmt);
   avio_flush(s.io);
-  if (s.sync) ::fdatasync(s.fd);
-  s.info.bytes = s.written;
+  const bool ok = s.io->error >= 0 && (!s.sync || ::fdatasync(s.fd) == 0);
+  if (!ok) {
+    failure_ =
+        "closing " + s.info.path + ": " + av_error(s.io->error < 0 ? s.io->error : AVERROR(EIO));
+  } else {
+    s.durable = {s.written,  s.info.frames,   s.info.keyframes,
+                 s.last_dts, s.last_duration, s.last_wall_us};
+  }
+  finish(!ok);
+}
+
+std::string SegmentWriter::fail(const std::string& what, std::int64_t wall_us) {
+  failure_ = what + "; recording stopped, retried every " +
+             std::to_string(static_cast<int>(settings_.retry_s)) + " s";
+  retry_after_us_ = wall_us + static_cast<std::int64_t>(settings_.retry_s * 1e6);
+  if (segment_) finish(true);
+  return failure_;
+}
+
+// Closes the segment's bookkeeping: on a failure the file is cut back to its last whole
+// fragment (the torn rest would make players stop with an error) and described as such.
+void SegmentWriter::finish(bool cut_short) {
+  auto& s = *segment_;
+  if (cut_short) {
+    // Always: a short write may have put bytes on the disk that `written` never counted.
+    if (::ftruncate(s.fd, s.durable.bytes) != 0) {  // read-only: cut when it is writable again
+      untrimmed_.emplace_back(s.info.path, s.durable.bytes);
+    }
+    lost_ += s.info.frames - s.durable.frames;  // the frames of the fragment cut off
+    s.info.frames = s.durable.frames;
+    s.info.keyframes = s.durable.keyframes;
+    s.last_dts = s.durable.last_dts;
+    s.last_duration = s.durable.last_duration;
+    s.last_wall_us = s.durable.last_wall_us;
+    s.info.cut_short = true;
+  }
+  s.info.bytes = cut_short ? std::min(s.written, s.durable.bytes) : s.written;
   // The last frame lasts one frame interval: its duration, else the mean so far.
   const std::int64_t last_us =
       s.last_dts == AV_NOPTS_VALUE ? 0 : av_rescale_q(s.last_dts, {1, 90000}, {1, 1'000'000});
@@ -257,7 +350,14 @@ void SegmentWriter::close() {
       s.last_duration > 0 ? av_rescale_q(s.last_duration, {1, 90000}, {1, 1'000'000}) : 0;
   if (frame_us == 0 && s.info.frames > 1) frame_us = last_us / (s.info.frames - 1);
   if (s.anchor_us != INT64_MAX) s.info.start_us = s.anchor_us;
-  s.info.end_us = s.info.start_us + last_us + frame_us;
+  // The media span, unless server time ran slower (absorbing a step back): then the server time
+  // of the last frame, so the next segment does not start before this one ends.
+  s.info.end_us =
+      s.info.frames > 0
+          ? std::max(s.info.start_us + frame_us,
+                     std::min(s.info.start_us + last_us + frame_us, s.last_wall_us + frame_us))
+          : s.info.start_us;
+  previous_end_us_ = std::max(previous_end_us_, s.info.end_us);
   const SegmentInfo info = s.info;
   segment_.reset();
   if (on_closed_) on_closed_(info);

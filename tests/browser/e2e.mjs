@@ -65,8 +65,17 @@ function addUser(config, name, role, password, communes) {
   if (r.status !== 0) throw new Error(`user add ${name}: ${r.stderr}`);
 }
 
+// The server's own system clock, through Debian's libfaketime (never the machine's clock): the
+// last step sets it back an hour and the page must say so.
+const FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+const clockFile = path.join(out, "faketime.rc");
 async function startServer(config) {
-  const p = spawn(path.join(bin, "matthan"), ["run", "--config", config], { stdio: ["ignore", "pipe", fs.openSync(path.join(out, "server.err"), "w")] });
+  const env = { ...process.env };
+  if (fs.existsSync(FAKETIME)) {
+    fs.writeFileSync(clockFile, "+0\n");
+    Object.assign(env, { LD_PRELOAD: FAKETIME, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_CACHE_DURATION: "1", FAKETIME_DONT_FAKE_MONOTONIC: "1" });
+  }
+  const p = spawn(path.join(bin, "matthan"), ["run", "--config", config], { env, stdio: ["ignore", "pipe", fs.openSync(path.join(out, "server.err"), "w")] });
   children.push(p);
   const rl = createInterface({ input: p.stdout });
   for await (const line of rl) {
@@ -319,6 +328,17 @@ async function main() {
     check(status.other === 403, "a viewer of xa-a cannot see xa-b's camera", `→ ${status.other}`);
     check(status.list.join() === "gate", "a viewer's camera list is its commune's", status.list.join());
     await page.screenshot({ path: path.join(out, "viewer.png") });
+
+    // 11. The server's system clock is set back an hour: every page says so (in Vietnamese).
+    if (fs.existsSync(FAKETIME)) {
+      fs.writeFileSync(clockFile, "-3600\n");
+      await sleep(2500);
+      await page.reload();
+      await page.waitForSelector("#health-bar:not(.hidden)", { timeout: 10000 });
+      const bar = await page.textContent("#health-bar");
+      check(/lùi 3[56]\d\d giây/.test(bar) && bar.includes("đi trước đồng hồ hệ thống"), "a stepped clock is flagged on the page", bar);
+      await page.screenshot({ path: path.join(out, "clock-step.png") });
+    }
   } catch (e) {
     if (currentPage) {
       await currentPage.screenshot({ path: path.join(out, "failed.png") }).catch(() => {});

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -588,6 +589,168 @@ TEST(EvidenceIntegration, RetentionKeepsHeldFootageOnAFullDisk) {
   EXPECT_TRUE(fs::exists(held.path));
   EXPECT_EQ(run("sha256sum " + q(held.path)).out.substr(0, 64), held_sha);
   EXPECT_EQ(server.signal_and_wait(SIGTERM, 20s), 0);
+  if (!HasFailure()) fs::remove_all(dir + "/var");
+}
+
+// A disk that fills up under the recorder (another program's file, so retention cannot help) and
+// then turns read-only (ext4 taking itself read-only after an error, as a failing disk does):
+// no crash, the alarm says which, the cut segment decodes up to its last whole fragment and is
+// indexed as such, held footage is untouched, and recording resumes by itself once space
+// returns and once the disk is mounted again.
+TEST(EvidenceIntegration, ADiskThatFillsOrTurnsReadOnlyUnderTheRecorder) {
+  const std::string dir = temp_dir("matthan-disk-it");
+  const std::string img = dir + "/disk.img", vol = dir + "/vol";
+  fs::create_directories(vol);
+  if (run("truncate -s 48M " + q(img) + " && mkfs.ext4 -q " + q(img)).rc != 0 ||
+      run("mount -o loop,errors=remount-ro " + q(img) + " " + q(vol)).rc != 0) {
+    GTEST_SKIP() << "cannot mount an ext4 image here (needs root and loop devices)";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { run("umount -l " + q(path)); }
+  } unmount{vol};
+  std::string source = run("findmnt -n -o SOURCE " + q(vol)).out;
+  source.erase(source.find_last_not_of(" \n") + 1);
+  const std::string dev = fs::path(source).filename().string();  // loop0: /sys/fs/ext4/loop0
+  std::string base;
+  const auto camsim = start_camsim(dir, &base);
+  ASSERT_FALSE(base.empty()) << read_file(dir + "/camsim.log");
+  const std::string cfg = dir + "/matthan.yaml";
+  // No free-space floor: the volume really runs out (the recorder keeps 2 MiB itself).
+  write_config(cfg, dir + "/var", base,
+               "{segment_s: 2, dir: '" + vol + "', min_free_mb: 0, retention_interval_s: 1}");
+  const std::string bin = binary_path("matthan");
+  const std::string db = dir + "/var/matthan.db";
+  ChildProcess server({bin, "run", "--config", cfg}, dir + "/server.log");
+  const int port = port_of(server);
+  ASSERT_GT(port, 0) << read_file(dir + "/server.log");
+  ASSERT_EQ(login_admin(port, cfg), "");
+  auto complete = [&](const std::string& cam) {
+    std::vector<Seg> out;
+    for (const auto& s : segments(db)) {
+      if (s.camera == cam && s.state == "complete") out.push_back(s);
+    }
+    return out;
+  };
+  for (int i = 0; i < 40 && complete("rec-h264").size() < 2; ++i)
+    std::this_thread::sleep_for(500ms);
+  ASSERT_GE(complete("rec-h264").size(), 2u);
+  const Seg held = complete("rec-h264")[0];
+  const std::string held_sha = run("sha256sum " + q(held.path)).out.substr(0, 64);
+  ASSERT_EQ(run(bin + " hold --config " + q(cfg) + " --camera rec-h264 --from " +
+                iso(held.start_us + 100'000) + " --to " + iso(held.end_us - 100'000) +
+                " --reason 'Vụ việc 7/2026'")
+                .rc,
+            0);
+  auto health = [&] { return json::parse(http_get(port, "/healthz").body); };
+  auto alarm_kind = [&] {
+    const auto st = json::parse(http_get(port, "/api/storage").body);
+    return st.value("alarm_kind", json()).is_string() ? st["alarm_kind"].get<std::string>() : "";
+  };
+  auto camera = [&](const std::string& id) {
+    const auto list = json::parse(http_get(port, "/api/cameras").body);
+    for (const auto& c : list["cameras"]) {
+      if (c["id"] == id) return c;
+    }
+    return json();
+  };
+  auto wait_for = [&](const std::function<bool()>& done, int seconds) {
+    for (int i = 0; i < seconds * 2; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(500ms);
+    }
+    return false;
+  };
+
+  // Phase 1: another program fills the disk. Writes fail with ENOSPC.
+  run("dd if=/dev/zero of=" + q(vol + "/filler") + " bs=1M 2>/dev/null; sync");
+  ASSERT_TRUE(wait_for([&] { return alarm_kind() == "volume_full"; }, 30))
+      << read_file(dir + "/var/matthan.log");
+  EXPECT_TRUE(health()["storage_alarm"].is_string());
+  // Each camera's recorder says so as soon as its next fragment fails.
+  EXPECT_TRUE(wait_for(
+      [&] {
+        return camera("rec-h264")["recording"].value("failing", false) &&
+               camera("rec-h265")["recording"].value("failing", false);
+      },
+      10));
+  const auto cam = camera("rec-h264");
+  ASSERT_TRUE(cam.is_object()) << http_get(port, "/api/cameras").body;
+  EXPECT_TRUE(cam["recording"]["failing"].get<bool>()) << cam.dump();
+  EXPECT_NE(cam["recording"]["last_error"].get<std::string>().find("retried every"),
+            std::string::npos)
+      << cam.dump();
+  EXPECT_EQ(count_rows(db,
+                       "SELECT COUNT(*) FROM event WHERE type = 'storage_alarm' AND label = "
+                       "'volume_full'"),
+            1);
+  // Every file on the volume decodes without an error and holds exactly the frames indexed
+  // (a segment cut short by the failed write is 'recovered': its whole fragments).
+  auto check_files = [&] {
+    for (const auto& s : segments(db)) {
+      if (s.state == "open" || !fs::exists(s.path)) continue;
+      SCOPED_TRACE(s.path + " " + s.state);
+      // A segment that could not write even its first fragment holds nothing and says so.
+      if (s.state == "unreadable") {
+        EXPECT_EQ(s.frames, 0);
+        continue;
+      }
+      EXPECT_EQ(run("ffmpeg -v error -xerror -i " + q(s.path) + " -f null - 2>&1").rc, 0);
+      EXPECT_EQ(static_cast<std::int64_t>(frame_codes(s.path).size()), s.frames);
+    }
+  };
+  check_files();
+  EXPECT_EQ(http_get(port, "/healthz").status, 200);
+  // Space returns: recording resumes by itself, the alarm clears.
+  fs::remove(vol + "/filler");
+  const std::int64_t freed = std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  EXPECT_TRUE(wait_for([&] { return alarm_kind().empty(); }, 30))
+      << read_file(dir + "/var/matthan.log");
+  EXPECT_TRUE(wait_for(
+      [&] {
+        return count_rows(db,
+                          "SELECT COUNT(*) FROM segment WHERE camera_id = 'rec-h264' AND "
+                          "start_us > " +
+                              std::to_string(freed)) > 0;
+      },
+      30))
+      << "recording did not resume after space returned";
+  EXPECT_NE(read_file(dir + "/var/matthan.log").find("recording resumed"), std::string::npos);
+
+  // Phase 2: the disk turns read-only under the recorder (ext4's own reaction to an error).
+  std::this_thread::sleep_for(3s);
+  ASSERT_EQ(run("echo 1 > /sys/fs/ext4/" + dev + "/trigger_fs_error").rc, 0) << dev;
+  ASSERT_TRUE(wait_for([&] { return alarm_kind() == "volume_read_only"; }, 30))
+      << read_file(dir + "/var/matthan.log");
+  EXPECT_EQ(http_get(port, "/healthz").status, 200);
+  EXPECT_EQ(run("sha256sum " + q(held.path)).out.substr(0, 64), held_sha);
+  // The administrator checks and remounts the disk: recording resumes by itself.
+  ASSERT_EQ(run("umount " + q(vol) + " || umount -l " + q(vol)).rc, 0);
+  EXPECT_LE(run("e2fsck -fy " + q(img) + " >/dev/null 2>&1").rc, 1);
+  ASSERT_EQ(run("mount -o loop,errors=remount-ro " + q(img) + " " + q(vol)).rc, 0);
+  const std::int64_t remounted = std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+  EXPECT_TRUE(wait_for([&] { return alarm_kind().empty(); }, 30))
+      << read_file(dir + "/var/matthan.log");
+  EXPECT_TRUE(wait_for(
+      [&] {
+        return count_rows(db,
+                          "SELECT COUNT(*) FROM segment WHERE camera_id = 'rec-h264' AND "
+                          "state = 'complete' AND start_us > " +
+                              std::to_string(remounted)) > 0;
+      },
+      30))
+      << "recording did not resume after the remount";
+  EXPECT_EQ(run("sha256sum " + q(held.path)).out.substr(0, 64), held_sha);
+  EXPECT_EQ(server.signal_and_wait(SIGTERM, 20s), 0);
+  check_files();
+  EXPECT_EQ(count_rows(db,
+                       "SELECT COUNT(*) FROM event WHERE type = 'storage_alarm' AND label = "
+                       "'volume_read_only'"),
+            1);
   if (!HasFailure()) fs::remove_all(dir + "/var");
 }
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -491,15 +492,138 @@ TEST(RecordingIntegration, TwentyKillsLoseAtMostTwoSecondsPerCameraEach) {
       const double loss_s = (static_cast<double>(kill) - sent) / 1e6;
       worst_loss_s = std::max(worst_loss_s, loss_s);
       EXPECT_LE(loss_s, 2.0) << "kill at " << kill << ": footage lost";
-      // The downtime is a recorded gap.
-      const std::string gaps = scalar_text("SELECT COUNT(*) FROM gap WHERE camera_id = '" + cam +
-                                           "' AND start_us <= " + std::to_string(kill) +
-                                           " AND end_us >= " + std::to_string(kill));
+      // The downtime is a recorded gap. `kill` was read just before the signal was sent, and
+      // the last frame on disk lasts its 40 ms: the downtime surely covers kill + 0.2 s.
+      const std::string after = std::to_string(kill + 200'000);
+      const std::string gaps =
+          scalar_text("SELECT COUNT(*) FROM gap WHERE camera_id = '" + cam +
+                      "' AND start_us <= " + after + " AND end_us >= " + after);
       EXPECT_EQ(gaps, "1") << "no gap indexed over the kill at " << kill;
     }
   }
   sqlite3_close(db);
   std::printf("worst loss per camera per kill: %.2f s (20 kills, 4 cameras)\n", worst_loss_s);
+  if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
+// The system clock of the server process (Debian's libfaketime: never the machine's own clock)
+// is set back an hour, then forward ten minutes, while two cameras record. Server time never
+// runs backwards: no segment overlaps another or has a negative duration; both steps are
+// logged, counted in /healthz and stored, and an export manifest over the footage names them.
+TEST(RecordingIntegration, ClockStepsLeaveNoOverlapAndAreFlagged) {
+  const std::string lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+  if (!std::filesystem::exists(lib)) GTEST_SKIP() << "Debian's faketime is not installed";
+  const std::string dir = temp_dir("matthan-clock");
+  ChildProcess camsim({binary_path("matthan-camsim"), "--scenario",
+                       std::string(MATTHAN_SOURCE_DIR) + "/tests/scenarios/crash.yaml", "--cache",
+                       dir + "/../matthan-it-cache"},
+                      dir + "/camsim.log");
+  const auto line = camsim.wait_for_line("CAMSIM ", 300s);
+  ASSERT_TRUE(line.has_value()) << read_file(dir + "/camsim.log");
+  const std::vector<std::string> cams{"crash-1", "crash-2"};
+  const std::string cfg = dir + "/matthan.yaml";
+  {
+    std::ofstream out(cfg);
+    out << "node_id: clock-node\nserver: {listen: '127.0.0.1:0', data_dir: '" << dir << "/var'}\n"
+        << "analytics: {zmq_endpoint: '', people: false}\nrecording: {segment_s: 3}\ncameras:\n";
+    for (const auto& id : cams) {
+      out << "  - {id: " << id << ", main_url: '" << line->substr(7) << "/" << id << "/main'}\n";
+    }
+  }
+  const std::string offset_file = dir + "/faketime.rc";
+  auto set_offset = [&](const std::string& offset) {
+    std::ofstream(offset_file) << offset << "\n";
+  };
+  set_offset("+0");
+  ChildProcess server(
+      {"/usr/bin/env", "LD_PRELOAD=" + lib, "FAKETIME_TIMESTAMP_FILE=" + offset_file,
+       "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_FAKE_MONOTONIC=1", binary_path("matthan"), "run",
+       "--config", cfg},
+      dir + "/server.log");
+  const auto listening = server.wait_for_line("LISTENING ", 20s);
+  ASSERT_TRUE(listening.has_value()) << read_file(dir + "/var/matthan.log");
+  const int port = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
+  std::this_thread::sleep_for(7s);
+  set_offset("-3600");  // set back an hour
+  std::this_thread::sleep_for(8s);
+  set_offset("+600");  // then ten minutes ahead of real time
+  std::this_thread::sleep_for(7s);
+  const auto health = nlohmann::json::parse(http_get(port, "/healthz").body);
+  EXPECT_GE(health["clock"]["steps"].get<int>(), 2) << health.dump();
+  EXPECT_EQ(server.signal_and_wait(SIGTERM, 20s), 0);
+
+  const std::string db_path = dir + "/var/matthan.db";
+  const auto rows = segments(db_path);
+  for (const auto& cam : cams) {
+    SCOPED_TRACE(cam);
+    std::vector<Row> mine;
+    for (const auto& r : rows) {
+      if (r.camera == cam) mine.push_back(r);
+    }
+    ASSERT_GE(mine.size(), 5u);
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      SCOPED_TRACE(mine[i].path);
+      EXPECT_GT(mine[i].end_us, mine[i].start_us);
+      EXPECT_GT(mine[i].frames, 0);
+      if (i > 0) {
+        EXPECT_GE(mine[i].start_us, mine[i - 1].end_us) << "overlaps the segment before";
+      }
+    }
+  }
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT delta_us FROM clock_event WHERE kind = 'jump' ORDER BY at_us", -1,
+                     &st, nullptr);
+  std::vector<double> deltas;
+  while (sqlite3_step(st) == SQLITE_ROW) deltas.push_back(sqlite3_column_int64(st, 0) / 1e6);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  ASSERT_EQ(deltas.size(), 2u);
+  EXPECT_NEAR(deltas[0], -3600, 3);
+  EXPECT_NEAR(deltas[1], 600, 3);
+  EXPECT_NE(read_file(dir + "/var/matthan.log").find("the system clock stepped by -3600"),
+            std::string::npos);
+  // An export over the footage carries the steps in its (signed) manifest.
+  std::int64_t from = INT64_MAX, to = 0;
+  for (const auto& r : rows) {
+    if (r.camera == "crash-1") {
+      from = std::min(from, r.start_us);
+      to = std::max(to, r.end_us);
+    }
+  }
+  auto iso = [](std::int64_t us) {
+    const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(buf);
+  };
+  const std::string out = dir + "/export";
+  const int rc =
+      std::system((binary_path("matthan") + " export --config '" + cfg +
+                   "' --camera crash-1 --from " + iso(from) + " --to " + iso(to + 1'000'000) +
+                   " --reason 'clock test' --out '" + out + "' > '" + dir + "/export.log' 2>&1")
+                      .c_str());
+  ASSERT_EQ(rc, 0) << read_file(dir + "/export.log");
+  const auto manifest = nlohmann::json::parse(read_file(out + "/manifest.json"));
+  const auto& steps = manifest["server_time"]["clock_steps"];
+  ASSERT_EQ(steps.size(), 2u) << manifest["server_time"].dump();
+  EXPECT_NEAR(steps[0]["delta_s"].get<double>(), -3600, 3);
+  EXPECT_NEAR(steps[1]["delta_s"].get<double>(), 600, 3);
+  // ...and its clip, over both steps, plays without a single error.
+  int clips = 0;
+  for (const auto& f : std::filesystem::directory_iterator(out)) {
+    if (f.path().extension() != ".mp4") continue;
+    ++clips;
+    EXPECT_EQ(
+        std::system(("ffmpeg -v error -xerror -i '" + f.path().string() + "' -f null - 2>/dev/null")
+                        .c_str()),
+        0)
+        << f.path();
+  }
+  EXPECT_GE(clips, 1);
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 

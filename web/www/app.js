@@ -45,6 +45,7 @@ function showLogin() {
   $("#login").classList.remove("hidden");
   $("#nav").classList.add("hidden");
   $("#logout").classList.add("hidden");
+  $("#health-bar").classList.add("hidden");
   $("#page").innerHTML = "";
   $("#who").textContent = "";
 }
@@ -660,7 +661,30 @@ async function start() {
   $("#logout").classList.remove("hidden");
   $("#who").textContent = me.username;
   connectPush();
+  watchHealth();
   route();
+}
+
+// Node-wide faults every page must show: a storage alarm (full, read-only, failing disk) and a
+// stepped system clock (recorded times stay continuous, but whoever reads them must know).
+let healthTimer = null;
+async function watchHealth() {
+  clearTimeout(healthTimer);
+  try {
+    const h = await (await fetch("/healthz")).json();
+    const notes = [];
+    if (h.storage_alarm) notes.push(t("health.storage", { message: h.storage_alarm }));
+    const c = h.clock || {};
+    if (c.last_step) {
+      const d = c.last_step.delta_s;
+      notes.push(t(d < 0 ? "health.clock_back" : "health.clock_forward",
+        { seconds: Math.abs(d).toFixed(0), time: fmtTime(c.last_step.at) }) +
+        (c.ahead_of_system_clock_s > 1 ? " " + t("health.clock_ahead", { seconds: c.ahead_of_system_clock_s.toFixed(0) }) : ""));
+    }
+    $("#health-bar").innerHTML = notes.map((n) => `<div>${esc(n)}</div>`).join("");
+    $("#health-bar").classList.toggle("hidden", notes.length === 0);
+  } catch { /* the server is restarting: the next poll tells */ }
+  if (me) healthTimer = setTimeout(watchHealth, 15000);
 }
 
 loadStrings().then(start);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace matthan {
 
@@ -37,6 +38,42 @@ class FakeClock final : public Clock {
  private:
   std::atomic<std::int64_t> wall_us_;
   std::atomic<std::int64_t> steady_us_{0};
+};
+
+// Server time: the system clock, except that it never runs backwards. A forward step (an NTP
+// correction after a boot without a clock battery) is followed at once; a backward step is
+// absorbed by running slower than real time (by `slew`, e.g. 5 %) until the system clock catches
+// up, so recorded segments never overlap and no duration is negative. Steps larger than
+// `threshold_us` are counted for the log, the UI and export manifests (docs/design/time.md).
+// Thread-safe: mutex_ guards the state; each call costs two clock reads.
+class ServerClock final : public Clock {
+ public:
+  // not_before_us: server time starts no earlier than this (the end of what is already recorded,
+  // so a clock set back while the server was down does not overlap earlier footage either).
+  explicit ServerClock(const Clock& base, std::int64_t not_before_us = 0, double slew = 0.05,
+                       std::int64_t threshold_us = 1'000'000);
+  std::int64_t now_us() const override;
+  std::int64_t steady_us() const override { return base_.steady_us(); }
+
+  struct Steps {
+    std::uint64_t count = 0;         // steps seen since start
+    std::int64_t last_at_us = 0;     // server time of the last one
+    std::int64_t last_delta_us = 0;  // system clock minus server time then (< 0: stepped back)
+    std::int64_t ahead_us = 0;       // server time minus system time now (> 0 while absorbing)
+  };
+  Steps steps() const;
+
+ private:
+  const Clock& base_;
+  double slew_;
+  std::int64_t threshold_us_;
+  mutable std::mutex mutex_;
+  mutable bool started_ = false;
+  mutable std::int64_t not_before_us_;
+  mutable std::int64_t last_server_us_ = 0;
+  mutable std::int64_t last_steady_us_ = 0;
+  mutable std::int64_t lag_us_ = 0;  // how far the system clock was behind at the last call
+  mutable Steps steps_;
 };
 
 }  // namespace matthan

@@ -35,8 +35,9 @@ struct ExportRequest {
   std::string out_dir;  // created; must not exist or be empty
   std::string time_zone;
   bool ntp_synchronised = false;
-  std::string id;               // made when empty
-  bool job_registered = false;  // register_export_job() already wrote the job row
+  std::int64_t clock_ahead_us = 0;  // server time minus the system clock (a step back absorbed)
+  std::string id;                   // made when empty
+  bool job_registered = false;      // register_export_job() already wrote the job row
 };
 
 struct ExportResult {

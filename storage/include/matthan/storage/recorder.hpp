@@ -27,8 +27,10 @@ struct RecorderStats {
   std::uint64_t packets = 0;
   std::uint64_t segments = 0;
   std::uint64_t skipped = 0;  // before the first keyframe of a connection
-  std::uint64_t errors = 0;
+  std::uint64_t errors = 0;   // packets a write failure kept off the disk
   std::string last_error;
+  bool failing = false;    // the last packet could not be written (the volume is full, ...)
+  std::uint64_t lost = 0;  // frames lost to write failures (incl. fragments cut off)
   std::string current_path;
   bool paused = false;             // the volume is full of held footage: storage alarm
   std::uint64_t not_recorded = 0;  // packets dropped while paused

@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "matthan/core/packet.hpp"
 
@@ -28,6 +30,9 @@ struct SegmentInfo {
   std::int64_t frames = 0;
   std::int64_t keyframes = 0;
   std::int64_t retimed = 0;  // frames whose timestamp was missing or went backwards
+  // A write to the volume failed (full, read-only, I/O error): the file was cut back to its last
+  // whole fragment, which is all the fields above describe.
+  bool cut_short = false;
 };
 
 struct SegmentWriterSettings {
@@ -35,6 +40,10 @@ struct SegmentWriterSettings {
   double segment_s = 60;  // a new segment at the first keyframe after this long
   double fragment_s = 1;  // fragment length (and the durability unit)
   bool sync = true;       // fdatasync every fragment
+  // After a failed write, no new segment is tried for this long; nor while the volume is
+  // read-only or has less than min_free_bytes free (no empty files on a full disk).
+  double retry_s = 5;
+  std::int64_t min_free_bytes = 2 << 20;
 };
 
 // Not thread-safe: one per camera stream, driven by its recorder thread (never an io thread).
@@ -49,11 +58,14 @@ class SegmentWriter {
   SegmentWriter& operator=(const SegmentWriter&) = delete;
 
   // Video packets in decode order. Packets before the first keyframe (of the stream, or after
-  // a parameter change) cannot start a segment and are counted in skipped().
+  // a parameter change) cannot start a segment and are counted in skipped(). A failed write
+  // closes the segment cut short (see SegmentInfo::cut_short) and returns the error; so does
+  // every packet until a new segment can start, counted in lost().
   std::expected<void, std::string> write(const EncodedPacket& packet);
   // Ends the current segment (a reconnect, a stop): the next packet starts a new one.
   void close();
   std::int64_t skipped() const { return skipped_; }
+  std::int64_t lost() const { return lost_; }
   // Called when a segment's file was created (before its first packet is written).
   void set_on_opened(OnSegment on_opened) { on_opened_ = std::move(on_opened); }
   // Called (at a fragment boundary) when start_us moved earlier by more than 20 ms.
@@ -64,6 +76,8 @@ class SegmentWriter {
  private:
   struct Segment;
   std::expected<void, std::string> open(const EncodedPacket& first);
+  std::string fail(const std::string& what, std::int64_t wall_us);
+  void finish(bool cut_short);
   SegmentWriterSettings settings_;
   std::string camera_id_;
   StreamKind stream_;
@@ -72,6 +86,12 @@ class SegmentWriter {
   std::function<void(const SegmentInfo&, std::int64_t)> on_start_moved_;
   std::unique_ptr<Segment> segment_;
   std::int64_t skipped_ = 0;
+  std::int64_t lost_ = 0;
+  std::int64_t previous_end_us_ = 0;  // the last segment's end: the next starts no earlier
+  std::int64_t retry_after_us_ = 0;   // wall time before which no new segment is tried
+  std::string failure_;               // why, while retry_after_us_ holds
+  // Segments cut short whose torn tail could not be cut off yet (a read-only volume): path, size.
+  std::vector<std::pair<std::string, std::int64_t>> untrimmed_;
 };
 
 }  // namespace matthan::storage
