@@ -449,7 +449,13 @@ json stream_json(const ingest::StreamStats& s) {
       {"timestamp_jumps", s.timestamp_jumps},
       {"last_packet", s.last_packet_us ? json(format_iso8601_us(s.last_packet_us)) : json()},
       {"stall_timeout_ms", s.stall_timeout_ms},
-      {"next_retry", s.next_retry_us ? json(format_iso8601_us(s.next_retry_us)) : json()}};
+      {"next_retry", s.next_retry_us ? json(format_iso8601_us(s.next_retry_us)) : json()},
+      {"link",
+       {{"quality", s.link_degraded ? "degraded" : "good"},
+        {"issues", s.link_degraded ? json(s.link_issues) : json()},
+        {"nominal_fps", s.nominal_fps},
+        {"degraded_s", static_cast<double>(s.degraded_ms) / 1000.0},
+        {"degraded_spells", s.degraded_spells}}}};
 }
 
 int run(const std::string& config_path) {
@@ -868,6 +874,9 @@ int run(const std::string& config_path) {
                 static_cast<double>(ss.reconnects));
             put("matthan_stream_decode_errors_total", "counter", "frames that failed to decode", sl,
                 static_cast<double>(ss.decode_errors));
+            put("matthan_stream_link_degraded", "gauge",
+                "1 while frames arrive late, short or broken (a bad link)", sl,
+                ss.link_degraded ? 1 : 0);
           }
           if (const auto it = recorder_of.find(st.id); it != recorder_of.end()) {
             const auto r = it->second->stats();
@@ -879,6 +888,8 @@ int run(const std::string& config_path) {
                 static_cast<double>(r.errors));
             put("matthan_recorder_paused", "gauge", "1 while a storage alarm pauses recording", cam,
                 r.paused ? 1 : 0);
+            put("matthan_recorder_lost_frames_total", "counter",
+                "frames a failed write kept off the disk", cam, static_cast<double>(r.lost));
           }
         }
         const json storage = storage_json();

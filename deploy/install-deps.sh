@@ -16,7 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps util-linux openssl
   libsystemd-dev libpango1.0-dev libcairo2-dev libxlsxwriter-dev fonts-dejavu-core poppler-utils python3-openpyxl
-  faketime e2fsprogs
+  faketime e2fsprogs iproute2 nftables
   chromium
 )
 

@@ -214,6 +214,8 @@ void StreamSession::run() {
       std::lock_guard lock(mutex_);
       stats_.next_retry_us = clock_.now_us() + delay.count() * 1000;
       stats_.fps_in = stats_.fps_decoded = stats_.bitrate_bps = 0;
+      stats_.link_degraded = false;  // offline says more than degraded
+      rate_steady_us_ = 0;
     }
     char retry[48];
     std::snprintf(retry, sizeof retry, " (retrying in %.1f s)",
@@ -230,6 +232,9 @@ void StreamSession::sample_rates(std::int64_t steady_us) {
     rate_packets_ = stats_.packets_in;
     rate_frames_ = stats_.frames_decoded;
     rate_bytes_ = bytes_in_;
+    rate_decode_errors_ = stats_.decode_errors;
+    rate_jumps_ = stats_.timestamp_jumps;
+    window_max_gap_us_ = 0;
     return;
   }
   const double dt = static_cast<double>(steady_us - rate_steady_us_) / 1e6;
@@ -237,10 +242,49 @@ void StreamSession::sample_rates(std::int64_t steady_us) {
   stats_.fps_in = static_cast<double>(stats_.packets_in - rate_packets_) / dt;
   stats_.fps_decoded = static_cast<double>(stats_.frames_decoded - rate_frames_) / dt;
   stats_.bitrate_bps = static_cast<double>(bytes_in_ - rate_bytes_) * 8.0 / dt;
+  // Link quality over this sample.
+  std::string issues;
+  auto add = [&](const std::string& what) { issues += (issues.empty() ? "" : "; ") + what; };
+  char text[96];
+  if (stats_.nominal_fps > 0 && stats_.fps_in < 0.8 * stats_.nominal_fps) {
+    std::snprintf(text, sizeof text, "%.1f of %.0f frames/s arrive", stats_.fps_in,
+                  stats_.nominal_fps);
+    add(text);
+  }
+  const double gap_limit_us =
+      std::max(1e6, stats_.nominal_fps > 0 ? 5e6 / stats_.nominal_fps : 1e6);
+  if (static_cast<double>(window_max_gap_us_) > gap_limit_us) {
+    std::snprintf(text, sizeof text, "nothing arrived for %.1f s",
+                  static_cast<double>(window_max_gap_us_) / 1e6);
+    add(text);
+  }
+  if (stats_.decode_errors > rate_decode_errors_) {
+    add(std::to_string(stats_.decode_errors - rate_decode_errors_) + " broken frame(s)");
+  }
+  if (stats_.timestamp_jumps > rate_jumps_) {
+    add(std::to_string(stats_.timestamp_jumps - rate_jumps_) + " timestamp jump(s)");
+  }
+  const std::string who = options_.camera_id + " " + std::string(to_string(options_.kind));
+  if (!issues.empty()) {
+    clean_samples_ = 0;
+    if (!stats_.link_degraded) {
+      stats_.link_degraded = true;
+      ++stats_.degraded_spells;
+      spdlog::warn("camera {}: link degraded: {}", who, issues);
+    }
+    stats_.link_issues = issues;
+  } else if (stats_.link_degraded && ++clean_samples_ >= 3) {
+    stats_.link_degraded = false;
+    spdlog::info("camera {}: link good again", who);
+  }
+  if (stats_.link_degraded) stats_.degraded_ms += static_cast<std::int64_t>(dt * 1000);
   rate_steady_us_ = steady_us;
   rate_packets_ = stats_.packets_in;
   rate_frames_ = stats_.frames_decoded;
   rate_bytes_ = bytes_in_;
+  rate_decode_errors_ = stats_.decode_errors;
+  rate_jumps_ = stats_.timestamp_jumps;
+  window_max_gap_us_ = 0;
 }
 
 StreamSession::Outcome StreamSession::connect_and_stream() {
@@ -396,6 +440,8 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
   {
     std::lock_guard lock(mutex_);
     stats_.stall_timeout_ms = stall_us / 1000;
+    stats_.nominal_fps = rate.num > 0 && av_q2d(rate) <= 120 ? av_q2d(rate) : 0;
+    last_arrival_steady_us_ = 0;
   }
 
   TimestampSmoother smoother;
@@ -461,7 +507,12 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
               options_.camera_id, to_string(options_.kind), smoothed.jump_us / 1000);
         }
       }
+      const std::int64_t arrival_steady = clock_.steady_us();
       std::lock_guard lock(mutex_);
+      if (last_arrival_steady_us_ != 0) {
+        window_max_gap_us_ = std::max(window_max_gap_us_, arrival_steady - last_arrival_steady_us_);
+      }
+      last_arrival_steady_us_ = arrival_steady;
       ++stats_.packets_in;
       stats_.last_packet_us = arrival_us;
       stats_.timestamp_jumps = static_cast<std::uint64_t>(smoother.jumps());

@@ -64,7 +64,9 @@ Readable read_segment(const std::string& path) {
 // the file after the last complete moof+mdat pair so that every player reads it without an
 // error; the torn fragment never held more than fragment_s, the promised loss. Files without a
 // complete ftyp+moov are left as they are (nothing readable to keep). Returns the bytes cut.
-std::int64_t trim_torn_fragment(const std::string& path) {
+}  // namespace
+
+std::int64_t cut_torn_fragment(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return 0;
   std::error_code ec;
@@ -95,6 +97,8 @@ std::int64_t trim_torn_fragment(const std::string& path) {
   std::filesystem::resize_file(path, static_cast<std::uintmax_t>(good_end), ec);
   return ec ? 0 : size - good_end;
 }
+
+namespace {
 
 std::int64_t file_bytes(const std::string& path) {
   std::error_code ec;
@@ -169,7 +173,7 @@ ReconcileReport reconcile_segments(Database& db, const std::string& node_id,
   }
   // Rows a crash left open: finish them from their files.
   for (const auto& row : open_rows) {
-    if (const std::int64_t cut = trim_torn_fragment(row.path); cut > 0) {
+    if (const std::int64_t cut = cut_torn_fragment(row.path); cut > 0) {
       report.messages.push_back("cut " + std::to_string(cut) +
                                 " bytes of a torn last fragment from " + row.path);
     }
@@ -202,7 +206,7 @@ ReconcileReport reconcile_segments(Database& db, const std::string& node_id,
         report.messages.push_back("not a segment name, left alone: " + path);
         continue;
       }
-      if (const std::int64_t cut = trim_torn_fragment(path); cut > 0) {
+      if (const std::int64_t cut = cut_torn_fragment(path); cut > 0) {
         report.messages.push_back("cut " + std::to_string(cut) +
                                   " bytes of a torn last fragment from " + path);
       }

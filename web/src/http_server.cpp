@@ -91,6 +91,34 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
   return out;
 }
 
+}  // namespace
+
+std::optional<HttpRequest> parse_request(std::string_view raw, std::string* error) {
+  http::request_parser<http::string_body> parser;
+  parser.body_limit(1 << 20);
+  parser.header_limit(16 << 10);
+  parser.eager(true);
+  beast::error_code ec;
+  std::size_t used = 0;
+  while (used < raw.size() && !parser.is_done()) {
+    const std::size_t n = parser.put(asio::buffer(raw.data() + used, raw.size() - used), ec);
+    if (ec == http::error::need_more) break;
+    if (ec) {
+      if (error != nullptr) *error = ec.message();
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    used += n;
+  }
+  if (!parser.is_done()) {
+    if (error != nullptr) *error = "incomplete request";
+    return std::nullopt;
+  }
+  return to_request(parser.get());
+}
+
+namespace {
+
 // An accepted WebSocket: its own strand (the HTTP session's), a write queue, a read loop for the
 // client's text messages. Lives as long as the socket or a holder of its channel.
 template <class Stream>

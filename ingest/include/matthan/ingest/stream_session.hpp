@@ -55,6 +55,14 @@ struct StreamStats {
   std::int64_t last_packet_us = 0;
   std::int64_t stall_timeout_ms = 0;
   std::int64_t next_retry_us = 0;  // when in a failure state: the next attempt
+  // Link quality while online (a lossy, slow or capped link): frames arriving below the
+  // stream's own rate, holes in the arrivals, broken frames, timestamp jumps. Degraded at the
+  // first sample with an issue; good again after three clean samples (~6 s).
+  double nominal_fps = 0;  // the stream's declared frame rate (0: unknown)
+  bool link_degraded = false;
+  std::string link_issues;            // what was wrong at the last degraded sample
+  std::int64_t degraded_ms = 0;       // total time spent degraded
+  std::uint64_t degraded_spells = 0;  // how many times it became degraded
 };
 
 // Threads: the demux thread owns the libav contexts; state and stats are guarded by mutex_;
@@ -110,6 +118,11 @@ class StreamSession {
   std::uint64_t rate_frames_ = 0;
   std::uint64_t rate_bytes_ = 0;
   std::uint64_t bytes_in_ = 0;
+  std::uint64_t rate_decode_errors_ = 0;
+  std::uint64_t rate_jumps_ = 0;
+  std::int64_t last_arrival_steady_us_ = 0;
+  std::int64_t window_max_gap_us_ = 0;  // longest silence between video packets this sample
+  int clean_samples_ = 0;
 };
 
 void install_av_log_masking();

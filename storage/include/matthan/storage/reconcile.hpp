@@ -20,6 +20,10 @@ struct ReconcileReport {
   std::vector<std::string> messages;  // one line per segment touched, for the log
 };
 
+// Cuts a fragmented MP4 after its last complete moof+mdat pair (a kill mid-write leaves the last
+// one torn); files without a complete ftyp+moov are left alone. Returns the bytes cut.
+std::int64_t cut_torn_fragment(const std::string& path);
+
 // Runs before recording starts (nothing else writes segments then).
 ReconcileReport reconcile_segments(Database& db, const std::string& node_id,
                                    const std::string& recordings_root);

@@ -7,7 +7,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -99,5 +101,10 @@ class HttpServer {
 };
 
 HttpResponse json_error(int status, const std::string& code, const std::string& message);
+
+// One request read from raw bytes exactly as a connection reads it (the same parser limits: 16
+// KiB of header, 1 MiB of body), as the handlers see it; nullopt with *error when the server
+// would answer 400/413. For the fuzz targets (bench/fuzz) and tests.
+std::optional<HttpRequest> parse_request(std::string_view raw, std::string* error = nullptr);
 
 }  // namespace matthan::web

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""More cameras than the cores can analyse.
+
+`--cameras` (32) simulated cameras, each asking for analysis of its 640x360 sub stream at the
+full 25 fps with the people classifier on: far beyond what two cores decode and analyse. For
+`--seconds` the script watches the server; what must hold (exit 0):
+- every packet of every main stream is recorded: the recorder's packets equal the packets that
+  arrived (less those before the first keyframe), no write error, no queue over its limit, and
+  the segment rows hold as many frames as the recorders wrote;
+- analysis degrades instead of falling behind: per camera, the API reports the analysed rate
+  below the configured one and the frames it dropped;
+- live view keeps working: a WebSocket viewer of one camera receives fragments all along;
+- nothing crashes: the server answers throughout and stops cleanly.
+"""
+import argparse
+import base64
+import http.cookiejar
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+
+def read_line(proc, prefix, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(prefix):
+            return line.strip()
+    return None
+
+
+class Api:
+    def __init__(self, base):
+        self.base = base
+        self.csrf = ""
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def call(self, path, body=None, timeout=10):
+        req = urllib.request.Request(self.base + path, method="POST" if body else "GET",
+                                     data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json",
+                                              "X-CSRF-Token": self.csrf})
+        with self.opener.open(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"{}")
+
+    def cookie(self):
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+
+def live_viewer(port, path, cookie, stop, counts):
+    """A minimal WebSocket client (RFC 6455): counts binary messages per second."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               f"Origin: http://127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        counts.append(("refused", head.split(b"\r\n")[0].decode()))
+        return
+
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+
+    try:
+        while not stop.is_set():
+            need(2)
+            opcode, n = buf[0] & 0x0F, buf[1] & 0x7F
+            off = 2
+            if n == 126:
+                need(4)
+                n, off = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                need(10)
+                n, off = int.from_bytes(buf[2:10], "big"), 10
+            need(off + n)
+            buf = buf[off + n:]
+            if opcode == 2:
+                counts.append(("binary", time.time()))
+            elif opcode == 8:
+                break
+    except (ConnectionError, OSError):
+        pass
+    s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--cameras", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=40)
+    args = ap.parse_args()
+    out = args.out or tempfile.mkdtemp(prefix="matthan-overload-")
+    os.makedirs(out, exist_ok=True)
+    failures = []
+
+    def check(ok, what, detail=""):
+        print(("ok   " if ok else "FAIL ") + what + (f" ({detail})" if detail else ""), flush=True)
+        if not ok:
+            failures.append(what)
+
+    procs = []
+    try:
+        ids = [f"ov-{i:02d}" for i in range(args.cameras)]
+        scenario = f"{out}/overload.yaml"
+        with open(scenario, "w") as f:
+            f.write("seed: 3\nfps: 25\nduration_s: 10\ncameras:\n")
+            for i, cam in enumerate(ids):
+                bg = ("road", "houses", "market")[i % 3]
+                f.write(f"  - id: {cam}\n    main: {{width: 1280, height: 720, bitrate_kbps: 1000}}\n"
+                        f"    sub: {{width: 640, height: 360, bitrate_kbps: 300}}\n"
+                        f"    background: {bg}\n    actors:\n"
+                        f"      - {{kind: person, start_s: {2 + i % 4}, duration_s: 5,"
+                        f" from: [0.1, 0.85], to: [0.9, 0.8], size: 0.3}}\n")
+        camsim = subprocess.Popen([os.path.join(args.bin, "matthan-camsim"), "--scenario",
+                                   scenario, "--cache",
+                                   os.path.join(tempfile.gettempdir(), "matthan-it-cache")],
+                                  stdout=subprocess.PIPE, stderr=open(f"{out}/camsim.log", "w"),
+                                  text=True)
+        procs.append(camsim)
+        line = read_line(camsim, "CAMSIM ", 900)
+        if not line:
+            raise RuntimeError("the simulator did not start: see " + out)
+        base = line.split()[1]
+        cfg = f"{out}/matthan.yaml"
+        with open(cfg, "w") as f:
+            f.write(f"node_id: overload\nserver: {{listen: '127.0.0.1:0', data_dir: '{out}/var'}}\n"
+                    "analytics: {zmq_endpoint: '', people: true}\n"
+                    "defaults: {analysis_fps: 25}\nrecording: {segment_s: 10}\ncameras:\n")
+            for cam in ids:
+                f.write(f"  - {{id: {cam}, main_url: '{base}/{cam}/main',"
+                        f" sub_url: '{base}/{cam}/sub'}}\n")
+        matthan = os.path.join(args.bin, "matthan")
+        subprocess.run([matthan, "user", "add", "tester", "--role", "admin", "--config", cfg],
+                       input="Over-Load-2026!\n", text=True, check=True, capture_output=True)
+        server = subprocess.Popen([matthan, "run", "--config", cfg], stdout=subprocess.PIPE,
+                                  stderr=open(f"{out}/server.err", "w"), text=True)
+        procs.append(server)
+        listening = read_line(server, "LISTENING ", 60)
+        if not listening:
+            raise RuntimeError("the server did not start: see " + out)
+        url = listening.split()[1].rstrip("/")
+        port = int(url.rsplit(":", 1)[1])
+        api = Api(url)
+        api.csrf = api.call("/api/login", {"username": "tester",
+                                           "password": "Over-Load-2026!"}).get("csrf", "")
+        stop = threading.Event()
+        counts = []
+        viewer = threading.Thread(target=live_viewer, daemon=True,
+                                  args=(port, f"/api/cameras/{ids[0]}/live?stream=sub",
+                                        api.cookie(), stop, counts))
+        time.sleep(5)  # the cameras connect
+        viewer.start()
+        slow = []
+        end = time.time() + args.seconds
+        while time.time() < end:
+            t0 = time.time()
+            api.call("/api/cameras", timeout=20)
+            slow.append(time.time() - t0)
+            time.sleep(2)
+        cams = {c["id"]: c for c in api.call("/api/cameras")["cameras"]}
+        stop.set()
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(60)
+        check(code == 0, "the server stops cleanly under the load", f"exit {code}")
+
+        binary = [t for k, t in counts if k == "binary"]
+        refused = [t for k, t in counts if k == "refused"]
+        check(not refused, "the live viewer is let in", refused[0] if refused else "")
+        holes = max((b - a for a, b in zip(binary, binary[1:])), default=999)
+        check(len(binary) > 10 * args.seconds and holes < 2.0,
+              "live view keeps flowing under the load",
+              f"{len(binary)} fragments, longest wait {holes:.2f} s")
+        check(max(slow) < 5, "the API answers under the load", f"slowest {max(slow):.2f} s")
+        lost, degraded = [], []
+        for cam in ids:
+            c = cams[cam]
+            main = next(s for s in c["streams"] if s["kind"] == "main")
+            rec = c["recording"]
+            # Packets still queued for the recorder at the last sample are written at the stop.
+            if rec["errors"] or rec["queue_over_limit"] or rec.get("lost_frames", 0):
+                lost.append(f"{cam}: {rec}")
+            degraded.append((c["fps_analysed"], c["frames_dropped"]))
+        check(not lost, "no camera lost a recording packet (no error, no overflow)",
+              "; ".join(lost[:2]))
+        rates = [r for r, _ in degraded]
+        check(sum(rates) < 0.9 * 25 * len(ids), "the load is more than the cores can analyse",
+              f"{sum(rates):.0f} of {25 * len(ids)} frames/s analysed")
+        behind = [(r, d) for r, d in degraded if r < 0.9 * 25]
+        check(all(d > 0 for _, d in behind),
+              "each camera that falls behind reports its analysed rate and the frames it dropped",
+              f"{len(behind)} of {len(ids)} behind")
+        check(min(rates) > 0.5 * max(rates), "no camera is starved: the cores are shared fairly",
+              f"analysed fps {min(rates):.1f}–{max(rates):.1f}")
+        # The segments hold every packet the recorders took.
+        db = sqlite3.connect(f"file:{out}/var/matthan.db?mode=ro", uri=True)
+        rows = dict(db.execute("SELECT camera_id, SUM(frames) FROM segment WHERE stream = 'main'"
+                               " GROUP BY camera_id").fetchall())
+        states = dict(db.execute("SELECT state, COUNT(*) FROM segment GROUP BY state").fetchall())
+        check(set(states) == {"complete"}, "every segment closed complete", str(states))
+        short = []
+        for cam in ids:
+            main = next(s for s in cams[cam]["streams"] if s["kind"] == "main")
+            arrived = main["packets_in"] - cams[cam]["recording"]["skipped_before_keyframe"]
+            if rows.get(cam, 0) < arrived:  # more arrive between the last sample and the stop
+                short.append(f"{cam}: {rows.get(cam, 0)} < {arrived}")
+        check(not short, "the segments hold at least every packet counted in", "; ".join(short[:3]))
+        with open(f"{out}/summary.json", "w") as f:
+            json.dump({"cameras": args.cameras, "seconds": args.seconds,
+                       "analysed_fps": sorted(rates), "live_fragments": len(binary),
+                       "live_longest_wait_s": holes, "api_slowest_s": max(slow)}, f, indent=1)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    print(f"overload: {len(failures)} check(s) failed" if failures else "overload: all checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
