@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite under ASan + UBSan, then under TSan (not CI: each build and run takes
+# about an hour on 2 cores). A sanitizer report fails the run: halt_on_error, and the logs are
+# kept under build/<preset>/sanitizer-logs.
+#   bash bench/sanitizers/run.sh [asan|tsan]...   (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+presets=("$@")
+[ ${#presets[@]} -eq 0 ] && presets=(asan tsan)
+status=0
+for p in "${presets[@]}"; do
+  logs="build/$p/sanitizer-logs"
+  cmake --preset "$p" >/dev/null
+  cmake --build "build/$p" -j2
+  rm -rf "$logs" && mkdir -p "$logs"
+  export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$PWD/$logs/asan"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/$logs/ubsan"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$PWD/$logs/tsan"
+  echo "== ctest under $p"
+  if ! ctest --test-dir "build/$p" -LE slow --timeout 1800 --output-on-failure; then
+    status=1
+  fi
+  if ls "$logs"/* >/dev/null 2>&1; then
+    echo "$p: sanitizer reports in $logs:"; head -50 "$logs"/*
+    status=1
+  fi
+done
+exit $status
