@@ -497,6 +497,18 @@ int run(const std::string& config_path) {
     spdlog::error("{}", db.error());
     return 1;
   }
+  // Before anything records, and before server time reads where recordings end: finish what
+  // a crash left open, index files without a row.
+  if (config.recording.enabled) {
+    const std::string root = config.recording.dir.empty() ? config.server.data_dir + "/recordings"
+                                                          : config.recording.dir;
+    const auto report = storage::reconcile_segments(**db, config.node_id, root);
+    for (const auto& m : report.messages) spdlog::warn("recordings: {}", m);
+    if (report.recovered + report.unreadable + report.orphans > 0) {
+      spdlog::warn("recordings: {} segment(s) recovered, {} unreadable, {} orphan(s) indexed",
+                   report.recovered, report.unreadable, report.orphans);
+    }
+  }
   // Server time never runs backwards, not even across a restart: it starts no earlier than the
   // end of what is already recorded (core/clock.hpp).
   SystemClock system_clock;
@@ -653,13 +665,6 @@ int run(const std::string& config_path) {
     rs.writer.segment_s = config.recording.segment_s;
     rs.writer.fragment_s = config.recording.fragment_s;
     rs.writer.sync = config.recording.sync;
-    // Before anything records: finish what a crash left open, index files without a row.
-    const auto report = storage::reconcile_segments(**db, config.node_id, rs.writer.root);
-    for (const auto& m : report.messages) spdlog::warn("recordings: {}", m);
-    if (report.recovered + report.unreadable + report.orphans > 0) {
-      spdlog::warn("recordings: {} segment(s) recovered, {} unreadable, {} orphan(s) indexed",
-                   report.recovered, report.unreadable, report.orphans);
-    }
     for (auto& c : cameras) {
       for (const auto kind : {StreamKind::main, StreamKind::sub}) {
         if (kind == StreamKind::sub && !config.recording.sub_stream) continue;
@@ -1189,27 +1194,25 @@ int run(const std::string& config_path) {
 
   // Heartbeat: marks this run as monitored time and watches the clock for steps.
   boost::asio::steady_timer heartbeat(io);
-  std::uint64_t steps_seen = 0;
   std::function<void()> beat = [&] {
     heartbeat.expires_after(std::chrono::seconds(config.server.heartbeat_s));
     heartbeat.async_wait([&](const boost::system::error_code& e) {
       if (e) return;
       const std::int64_t wall = clock.now_us();
-      const auto steps = clock.steps();
-      if (steps.count != steps_seen) {
+      // Every step since the last beat, each stored (export manifests list them).
+      const std::int64_t ahead = clock.steps().ahead_us;
+      for (const auto& [at, delta] : clock.take_steps()) {
         const std::string detail =
-            steps.last_delta_us < 0
+            delta >= 0 ? std::string("system clock set forward; server time followed")
+            : ahead > 0
                 ? fmt::format(
                       "system clock set back; server time runs 5 % slow until it catches"
                       " up ({:.1f} s ahead now)",
-                      static_cast<double>(steps.ahead_us) / 1e6)
-                : std::string("system clock set forward; server time followed");
-        spdlog::warn("the system clock stepped by {:+.3f} s ({} step(s)): {}",
-                     static_cast<double>(steps.last_delta_us) / 1e6, steps.count - steps_seen,
+                      static_cast<double>(ahead) / 1e6)
+                : std::string("system clock set back too far to absorb; server time followed");
+        spdlog::warn("the system clock stepped by {:+.3f} s: {}", static_cast<double>(delta) / 1e6,
                      detail);
-        status.record_clock_event(ClockEventKind::jump, steps.last_at_us, steps.last_delta_us,
-                                  detail);
-        steps_seen = steps.count;
+        status.record_clock_event(ClockEventKind::jump, at, delta, detail);
       }
       const bool now_synced = ntp_synchronised();
       if (now_synced != synced) {

@@ -320,11 +320,13 @@ std::expected<ClipResult, std::string> write_clip_once(const std::vector<SegRow>
         // A segment recorded while server time ran slow (a step back of the system clock being
         // absorbed) is indexed shorter than its media: its frames are spread over its indexed
         // span, so that they do not run into the next segment.
+        // (Only when the file says how long a frame lasts: the writer gives every sample a
+        // duration; older files without one are never scaled.)
         const std::int64_t nominal =
-            pkt->duration > 0 ? av_rescale_q(pkt->duration, vs->time_base, {1, 1'000'000})
-                              : frame_us;
+            pkt->duration > 0 ? av_rescale_q(pkt->duration, vs->time_base, {1, 1'000'000}) : 0;
         const std::int64_t media = seg.frames * nominal;
-        if (seg.state != "open" && seg.frames > 1 && seg.end_us - seg.start_us < media - nominal) {
+        if (nominal > 0 && seg.state != "open" && seg.frames > 1 &&
+            seg.end_us - seg.start_us < media - nominal) {
           scale = static_cast<double>(seg.end_us - seg.start_us) / static_cast<double>(media);
         }
       }

@@ -85,7 +85,7 @@ std::int64_t cut_torn_fragment(const std::string& path) {
     } else if (box == 0) {
       box = size - offset;  // "to the end of the file": only ever the last box
     }
-    if (box < 8 || offset + box > size) break;  // torn
+    if (box < 8 || box > size - offset) break;  // torn (no overflow on a huge size field)
     offset += box;
     if (type == "moov") moov = true;
     if (type == "moof") in_fragment = true;

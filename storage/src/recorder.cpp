@@ -33,6 +33,22 @@ Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, Str
                                 s.codec, s.start_us},
                old_start](sqlite3* conn) { move_segment_start(conn, row, old_start); });
   });
+  // The end of this stream's recordings so far: the first segment of this run starts no
+  // earlier, whatever the clock did while the server was down.
+  writer_->set_not_before(db_.read([&](sqlite3* conn) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(conn,
+                       "SELECT MAX(end_us) FROM segment WHERE node_id = ?1 AND camera_id = ?2"
+                       " AND stream = ?3",
+                       -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, node_id_.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, camera_id_.c_str(), -1, SQLITE_TRANSIENT);
+    const std::string kind(to_string(stream_));
+    sqlite3_bind_text(st, 3, kind.c_str(), -1, SQLITE_TRANSIENT);
+    const std::int64_t end = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return end;
+  }));
   writer_->set_on_opened([this](const SegmentInfo& s) {
     // The first segment of this run follows the server's own downtime; later ones a break in
     // the stream.
@@ -69,25 +85,24 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
   if (last_wall_us_ != 0 && packet->wall_us - last_wall_us_ > settings_.gap_us) writer_->close();
   last_wall_us_ = packet->wall_us;
   const auto before = writer_->skipped();
-  const auto lost_before = writer_->lost();
   auto written = writer_->write(*packet);
   std::lock_guard lock(mutex_);
   stats_.paused = false;
   ++stats_.packets;
   stats_.skipped += static_cast<std::uint64_t>(writer_->skipped() - before);
-  stats_.lost += static_cast<std::uint64_t>(writer_->lost() - lost_before);
+  stats_.lost = static_cast<std::uint64_t>(writer_->lost());  // also what close() cut off
   if (!written) {
     ++stats_.errors;
     if (stats_.last_error != written.error()) {
       spdlog::error("camera {}: recording: {}", camera_id_, written.error());
     }
     stats_.last_error = written.error();
-    stats_.failing = true;
-  } else if (stats_.failing && writer_->lost() == lost_before) {
+  }
+  if (stats_.failing && !writer_->failing()) {
     spdlog::warn("camera {}: recording resumed ({} frames lost to write failures so far)",
                  camera_id_, stats_.lost);
-    stats_.failing = false;
   }
+  stats_.failing = writer_->failing();
 }
 
 RecorderStats Recorder::stats() const {

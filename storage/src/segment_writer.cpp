@@ -18,6 +18,10 @@ namespace matthan::storage {
 
 namespace {
 
+// Segments never start before the previous one ended, unless that end is this far ahead: then
+// it was stamped by a clock that was badly wrong (ServerClock follows such a step at once).
+constexpr std::int64_t kMaxClampUs = 6LL * 3600 * 1'000'000;
+
 std::string av_error(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {};
   av_strerror(code, buf, sizeof buf);
@@ -128,8 +132,7 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
     if ((vfs.f_flag & ST_RDONLY) != 0 || free_bytes < settings_.min_free_bytes) {
       return std::unexpected(fail((vfs.f_flag & ST_RDONLY) != 0
                                       ? "the recording volume " + settings_.root + " is read-only"
-                                      : "the recording volume " + settings_.root + " is full (" +
-                                            std::to_string(free_bytes >> 10) + " KiB free)",
+                                      : "the recording volume " + settings_.root + " is full",
                                   first.wall_us));
     }
   }
@@ -140,7 +143,9 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
   seg->info.camera_id = camera_id_;
   seg->info.stream = stream_;
   seg->info.codec = std::string(to_string(p.codec));
-  seg->info.start_us = std::max(first.wall_us, previous_end_us_);
+  seg->info.start_us = previous_end_us_ - first.wall_us <= kMaxClampUs
+                           ? std::max(first.wall_us, previous_end_us_)
+                           : first.wall_us;
   try {
     seg->info.path = segment_path(settings_.root, camera_id_, stream_, first.wall_us);
   } catch (const std::filesystem::filesystem_error& e) {
@@ -191,6 +196,7 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
     return std::unexpected("cannot start " + seg->info.path + ": " + av_error(rc));
   }
   seg->fragment_ticks = static_cast<std::int64_t>(settings_.fragment_s * 90000);
+  seg->next_sync_dts = seg->fragment_ticks;
   segment_ = std::move(seg);
   if (on_opened_) on_opened_(segment_->info);
   return {};
@@ -218,7 +224,7 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
       return {};
     }
     if (auto opened = open(packet); !opened) {
-      ++lost_;
+      if (!failure_.empty()) ++lost_;  // a write failure (not a codec that cannot be recorded)
       return opened;
     }
     failure_.clear();
@@ -249,7 +255,10 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
     s.frame_ticks = pkt->dts - s.last_dts;  // the usual interval, for the case above
   }
   if (pkt->pts < pkt->dts) pkt->pts = pkt->dts;
-  pkt->duration = packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : 0;
+  // Every sample gets a duration: fragments are cut by us, so the muxer cannot take the last
+  // one's from the next packet.
+  pkt->duration =
+      packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : s.frame_ticks;
   pkt->flags = packet.keyframe ? AV_PKT_FLAG_KEY : 0;
   pkt->stream_index = 0;
   const std::int64_t dts_out = pkt->dts;
@@ -267,9 +276,11 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   s.last_wall_us = packet.wall_us;
   // ...but never before the previous segment's end: server time may run slow for a while (a
   // step back of the system clock being absorbed) and segments must not overlap.
-  s.anchor_us = std::max(
-      std::min(s.anchor_us, packet.wall_us - av_rescale_q(dts_out, out_tb, {1, 1'000'000})),
-      previous_end_us_);
+  s.anchor_us =
+      std::min(s.anchor_us, packet.wall_us - av_rescale_q(dts_out, out_tb, {1, 1'000'000}));
+  if (previous_end_us_ - packet.wall_us <= kMaxClampUs) {
+    s.anchor_us = std::max(s.anchor_us, previous_end_us_);
+  }
   ++s.info.frames;
   s.info.keyframes += packet.keyframe ? 1 : 0;
   // Durability: once a fragment's worth is written, push it to the disk.
@@ -304,12 +315,13 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
 void SegmentWriter::close() {
   if (!segment_) return;
   auto& s = *segment_;
-  av_write_trailer(s.fmt);
+  const int trailer = av_write_trailer(s.fmt);
   avio_flush(s.io);
-  const bool ok = s.io->error >= 0 && (!s.sync || ::fdatasync(s.fd) == 0);
+  const bool ok = trailer >= 0 && s.io->error >= 0 && (!s.sync || ::fdatasync(s.fd) == 0);
   if (!ok) {
-    failure_ =
-        "closing " + s.info.path + ": " + av_error(s.io->error < 0 ? s.io->error : AVERROR(EIO));
+    const int err = trailer < 0 ? trailer : s.io->error < 0 ? s.io->error : AVERROR(EIO);
+    fail("closing " + s.info.path + ": " + av_error(err), s.last_wall_us);  // cuts it short
+    return;
   } else {
     s.durable = {s.written,  s.info.frames,   s.info.keyframes,
                  s.last_dts, s.last_duration, s.last_wall_us};

@@ -72,5 +72,33 @@ TEST(ServerClock, StartsNoEarlierThanWhatIsAlreadyRecorded) {
   EXPECT_EQ(clock.now_us(), recorded_end + 950'000);
 }
 
+TEST(ServerClock, AStepBackOfDaysIsFollowedAtOnceAndEveryStepIsKept) {
+  FakeClock sys;
+  ServerClock clock(sys);
+  (void)clock.now_us();
+  sys.advance_us(kSecond);
+  sys.step_wall_us(-3 * 86'400 * kSecond);  // set three days ahead once, now corrected
+  EXPECT_EQ(clock.now_us(), sys.now_us());  // absorbing it would take two months
+  EXPECT_EQ(clock.steps().ahead_us, 0);
+  sys.advance_us(kSecond);
+  sys.step_wall_us(-10 * kSecond);  // a small one right after: absorbed
+  // The second that passed already runs slow: 0.95 s after the last reading.
+  const std::int64_t expected = sys.now_us() + 10 * kSecond - 50'000;
+  EXPECT_EQ(clock.now_us(), expected);
+  const auto steps = clock.take_steps();
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0].second, -3 * 86'400 * kSecond);
+  EXPECT_EQ(steps[1].second, -10 * kSecond);
+  EXPECT_TRUE(clock.take_steps().empty());
+}
+
+TEST(ServerClock, IgnoresRecordingsFarInTheFutureAtStart) {
+  FakeClock sys;
+  ServerClock clock(sys, sys.now_us() + 30 * 86'400 * kSecond);  // stamped by a wrong clock
+  EXPECT_EQ(clock.now_us(), sys.now_us());
+  EXPECT_EQ(clock.steps().count, 1u);
+  EXPECT_EQ(clock.steps().ahead_us, 0);
+}
+
 }  // namespace
 }  // namespace matthan

@@ -66,6 +66,11 @@ class SegmentWriter {
   void close();
   std::int64_t skipped() const { return skipped_; }
   std::int64_t lost() const { return lost_; }
+  // A write failed and no segment could start since (the volume is full, read-only, broken).
+  bool failing() const { return !failure_.empty(); }
+  // The end of what this stream recorded before (its last segment in the index): the first
+  // segment starts no earlier.
+  void set_not_before(std::int64_t end_us) { previous_end_us_ = end_us; }
   // Called when a segment's file was created (before its first packet is written).
   void set_on_opened(OnSegment on_opened) { on_opened_ = std::move(on_opened); }
   // Called (at a fragment boundary) when start_us moved earlier by more than 20 ms.
