@@ -1319,9 +1319,11 @@ int run(const std::string& config_path) {
         }
         for (auto& rec : recorders) rec->set_paused(r.over_budget);
         if (!due) {
-          std::lock_guard state_lock(storage_mutex);
-          storage_state["alarm"] = why.empty() ? json() : json(why);
-          storage_state["alarm_kind"] = label.empty() ? json() : json(label);
+          {
+            std::lock_guard state_lock(storage_mutex);
+            storage_state["alarm"] = why.empty() ? json() : json(why);
+            storage_state["alarm_kind"] = label.empty() ? json() : json(label);
+          }  // not held while waiting: /healthz and /api/storage read it
           lock.lock();
           retention_cv.wait_for(lock, tick, [&] { return retention_stop; });
           continue;
