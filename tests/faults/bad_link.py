@@ -19,11 +19,11 @@ Needs root (network namespaces, tc, nft); exits 77 (skipped) without them.
 """
 import argparse
 import asyncio
-import http.cookiejar
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -31,7 +31,8 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+
+from common import Api, read_line
 
 SKIP = 77
 
@@ -112,31 +113,10 @@ class Relay:
                              return_exceptions=True)
 
 
-class Api:
-    def __init__(self, base):
-        self.base = base
-        self.csrf = ""
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-
-    def call(self, path, body=None):
-        req = urllib.request.Request(self.base + path, method="POST" if body else "GET",
-                                     data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json",
-                                              "X-CSRF-Token": self.csrf})
-        with self.opener.open(req, timeout=10) as r:
-            return json.loads(r.read() or b"{}")
 
 
-def read_line(proc, prefix, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith(prefix):
-            return line.strip()
-    return None
+
+
 
 
 def main():
@@ -157,6 +137,7 @@ def main():
             return SKIP
     out = args.out or tempfile.mkdtemp(prefix="matthan-badlink-")
     os.makedirs(out, exist_ok=True)
+    shutil.rmtree(f"{out}/var", ignore_errors=True)  # a rerun starts from an empty server
     tag = os.getpid() % 100000
     ns, host_if, cam_if = f"mtcam{tag}", f"mth{tag}", f"mtc{tag}"
     net = f"10.231.{tag % 250}"
@@ -221,8 +202,7 @@ def main():
         if not listening:
             raise RuntimeError("the server did not start: see " + out)
         api = Api(listening.split()[1].rstrip("/"))
-        me = api.call("/api/login", {"username": "tester", "password": "Bad-Link-2026!"})
-        api.csrf = me.get("csrf", "")
+        api.login("tester", "Bad-Link-2026!")
 
         samples = []  # (phase, t, {camera: (state, {stream: quality}, issues)})
 

@@ -16,9 +16,9 @@ the other): far beyond what it decodes and analyses. For
 import argparse
 import base64
 import collections
-import http.cookiejar
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -27,37 +27,8 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-
-def read_line(proc, prefix, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith(prefix):
-            return line.strip()
-    return None
-
-
-class Api:
-    def __init__(self, base):
-        self.base = base
-        self.csrf = ""
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-
-    def call(self, path, body=None, timeout=10):
-        req = urllib.request.Request(self.base + path, method="POST" if body else "GET",
-                                     data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json",
-                                              "X-CSRF-Token": self.csrf})
-        with self.opener.open(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"{}")
-
-    def cookie(self):
-        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+from common import Api, read_line
 
 
 def live_viewer(port, path, cookie, stop, counts):
@@ -114,6 +85,7 @@ def main():
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="matthan-overload-")
     os.makedirs(out, exist_ok=True)
+    shutil.rmtree(f"{out}/var", ignore_errors=True)  # a rerun starts from an empty server
     failures = []
 
     def check(ok, what, detail=""):
@@ -171,8 +143,7 @@ def main():
         url = listening.split()[1].rstrip("/")
         port = int(url.rsplit(":", 1)[1])
         api = Api(url)
-        api.csrf = api.call("/api/login", {"username": "tester",
-                                           "password": "Over-Load-2026!"}).get("csrf", "")
+        api.login("tester", "Over-Load-2026!")
         stop = threading.Event()
         counts = []
         viewer = threading.Thread(target=live_viewer, daemon=True,
