@@ -118,14 +118,14 @@ function toast(text, event) {
 function playLive(video, camera, stream, onMessage, format = "mp4") {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(camera)}/live?stream=${stream}&format=${format}`);
   ws.binaryType = "arraybuffer";
-  let ms = null, sb = null, queue = [], img = null, fallback = null, lastUrl = null;
+  let ms = null, sb = null, queue = [], img = null, fallback = null, lastUrl = null, stopped = false;
   const pump = () => {
     if (!sb || sb.updating || !queue.length || ms.readyState !== "open") return;
     try { sb.appendBuffer(queue.shift()); } catch (e) { queue = []; }
   };
   const keepLive = () => {
     const b = video.buffered;
-    if (!b.length) return;
+    if (!sb || !b.length) return;
     const end = b.end(b.length - 1);
     // Live, not a recording: jump to the newest frame when behind (the server skips a lagging
     // socket ahead; this skips the player's own buffer ahead).
@@ -149,11 +149,16 @@ function playLive(video, camera, stream, onMessage, format = "mp4") {
         fallback = playLive(video, camera, stream, onMessage, "jpeg");
         return;
       }
-      queue = [];
-      ms = new MediaSource();
-      video.src = URL.createObjectURL(ms);
-      ms.addEventListener("sourceopen", () => {
-        sb = ms.addSourceBuffer(m.mime);
+      queue = []; sb = null;
+      const mine = ms = new MediaSource();
+      video.src = URL.createObjectURL(mine);
+      mine.addEventListener("sourceopen", () => {
+        // A newer init or a stopped tile may have replaced this source between the event being
+        // queued and run; adding a buffer to a closed source throws.
+        if (stopped || ms !== mine || mine.readyState !== "open") return;
+        try {
+          sb = mine.addSourceBuffer(m.mime);
+        } catch (e) { onMessage?.("…"); return; }
         sb.mode = "segments";
         sb.addEventListener("updateend", () => { keepLive(); pump(); });
         pump();
@@ -173,6 +178,7 @@ function playLive(video, camera, stream, onMessage, format = "mp4") {
   };
   ws.onclose = () => onMessage?.("…");
   return () => {
+    stopped = true;
     ws.close(); fallback?.();
     if (img) { img.remove(); video.classList.remove("hidden"); }
     if (lastUrl) URL.revokeObjectURL(lastUrl);
