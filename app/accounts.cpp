@@ -29,7 +29,86 @@ web::HttpResponse ok_json(int status, const json& body) {
 json user_json(const web::Auth::UserRow& u) {
   return {{"username", u.username},
           {"role", std::string(web::to_string(u.role))},
-          {"communes", u.communes}};
+          {"communes", u.communes},
+          {"disabled", u.disabled}};
+}
+
+// A JSON list of commune codes, or nullopt when it is not one.
+std::optional<std::vector<std::string>> commune_list(const json& j) {
+  if (!j.is_array()) return std::nullopt;
+  std::vector<std::string> out;
+  for (const auto& c : j) {
+    if (!c.is_string()) return std::nullopt;
+    out.push_back(c.get<std::string>());
+  }
+  return out;
+}
+
+// PATCH /api/users/{name}: role, communes, disabled and a new password, each optional.
+web::HttpResponse patch_user(web::Auth& auth, storage::Database& db, const std::string& node_id,
+                             const web::HttpRequest& req) {
+  const auto& name = req.params.at("name");
+  if (!req.communes.empty())  // a commune's admin could otherwise widen their own scope
+    return web::json_error(403, "out_of_scope", "only an admin of every commune changes accounts");
+  const json body = json::parse(req.body, nullptr, false);
+  if (!body.is_object() || body.empty())
+    return web::json_error(400, "bad_request",
+                           "send any of role, communes, disabled and password as a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    if (key != "role" && key != "communes" && key != "disabled" && key != "password")
+      return web::json_error(400, "bad_request",
+                             "'" + key + "' cannot be changed (role, communes, disabled, password)");
+  }
+  web::Auth::UserChange change;
+  json audit = json::object();
+  if (body.contains("role")) {
+    const auto role = body["role"].is_string()
+                          ? web::role_from_string(body["role"].get<std::string>())
+                          : std::nullopt;
+    if (!role) return web::json_error(400, "bad_role", "role is viewer, reviewer or admin");
+    change.role = role;
+    audit["role"] = body["role"];
+  }
+  if (body.contains("communes")) {
+    change.communes = commune_list(body["communes"]);
+    if (!change.communes)
+      return web::json_error(400, "bad_request", "communes is a list of commune codes");
+    audit["communes"] = body["communes"];
+  }
+  if (body.contains("disabled")) {
+    if (!body["disabled"].is_boolean())
+      return web::json_error(400, "bad_request", "disabled is true or false");
+    change.disabled = body["disabled"].get<bool>();
+    audit["disabled"] = body["disabled"];
+  }
+  if (body.contains("password") && !body["password"].is_string())
+    return web::json_error(400, "bad_request", "password is a string");
+  if (body.contains("password")) {
+    // Checked before anything changes, so a weak password changes nothing.
+    if (auto ok = web::Auth::check_password_policy(name, body["password"]); !ok)
+      return web::json_error(400, "bad_password", ok.error());
+  }
+  if (change.role || change.communes || change.disabled) {
+    if (auto ok = auth.update_user(name, change); !ok) {
+      const bool missing = ok.error().starts_with("no user");
+      return web::json_error(missing ? 404 : 409, missing ? "not_found" : "last_admin",
+                             ok.error());
+    }
+  }
+  if (body.contains("password")) {
+    if (auto ok = auth.set_password(name, body["password"]); !ok) {
+      const bool missing = ok.error().starts_with("no user");
+      return web::json_error(missing ? 404 : 400, missing ? "not_found" : "bad_password",
+                             ok.error());
+    }
+    audit["password_reset"] = true;  // never the password itself
+  }
+  evidence::append_audit(db, node_id, SystemClock().now_us(), req.user, "user_update", name,
+                         audit.dump());
+  for (const auto& u : auth.users()) {
+    if (u.username == name) return ok_json(200, user_json(u));
+  }
+  return web::json_error(404, "not_found", "no user '" + name + "'");
 }
 
 }  // namespace
@@ -134,13 +213,10 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
         if (!role) return web::json_error(400, "bad_role", "role is viewer, reviewer or admin");
         std::vector<std::string> communes;
         if (body.contains("communes")) {
-          if (!body["communes"].is_array())
+          auto list = commune_list(body["communes"]);
+          if (!list)
             return web::json_error(400, "bad_request", "communes is a list of commune codes");
-          for (const auto& c : body["communes"]) {
-            if (!c.is_string())
-              return web::json_error(400, "bad_request", "communes is a list of commune codes");
-            communes.push_back(c.get<std::string>());
-          }
+          communes = std::move(*list);
         }
         const auto now_us = SystemClock().now_us();
         auto added = auth.add_user(body["username"], body["password"], *role, now_us, communes);
@@ -151,6 +227,11 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
         return ok_json(
             201, {{"username", body["username"]}, {"role", body["role"]}, {"communes", communes}});
       });
+  router.add({"PATCH", "/api/users/{name}", web::Role::admin, RouteKind::json,
+              "change an account: role, communes, disabled, a new password (audited)"},
+             [&auth, &db, node_id](const web::HttpRequest& req) {
+               return patch_user(auth, db, node_id, req);
+             });
   router.add({"POST", "/api/users/{name}/unlock", web::Role::admin, RouteKind::json,
               "lift a login lockout"},
              [&auth, &db, node_id](const web::HttpRequest& req) {

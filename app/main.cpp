@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -61,6 +62,9 @@
 #include "web_api.hpp"
 
 namespace {
+
+// Set by run() when SIGHUP stopped it: main() starts the binary again.
+bool restart_requested = false;
 
 using namespace matthan;
 using nlohmann::json;
@@ -792,6 +796,14 @@ int run(const std::string& config_path) {
   app::add_event_routes(router, event_ctx);
   app::OperationContext operation_ctx(config, config_path, **db);
   app::add_operation_routes(router, operation_ctx);
+  // A restart in place applies cameras edited in the admin page: SIGHUP to ourselves, after the
+  // answer has gone out; main() re-executes the binary once everything has stopped cleanly.
+  app::add_camera_admin_routes(router, operation_ctx, config, [] {
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ::kill(::getpid(), SIGHUP);
+    }).detach();
+  });
   router.add({"GET", "/healthz", std::nullopt, RouteKind::json, "server health"},
              [&](const web::HttpRequest&) -> web::HttpResponse {
                int online = 0;
@@ -1363,10 +1375,15 @@ int run(const std::string& config_path) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   int sig = 0;
   sigwait(&set, &sig);
-  spdlog::info("signal {}: stopping", sig);
-  service.stopping();
+  restart_requested = sig == SIGHUP;
+  spdlog::info("signal {}: {}", sig, restart_requested ? "restarting in place" : "stopping");
+  if (restart_requested)
+    service.restarting();
+  else
+    service.stopping();
   http.stop();
   {
     std::lock_guard lock(retention_mutex);
@@ -1399,6 +1416,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);  // restart in place (the admin page's "apply")
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -1423,7 +1441,16 @@ int main(int argc, char** argv) {
   if (cmd == "report") return app::report_cli(args);
   if (cmd == "record") return app::record_cli(args);
   if (cmd == "run") {
-    if (args.size() == 2 && args[0] == "--config") return run(args[1]);
+    if (args.size() == 2 && args[0] == "--config") {
+      const int rc = run(args[1]);
+      if (rc != 0 || !restart_requested) return rc;
+      // Everything has stopped and closed its files: the same binary, the same arguments, the
+      // same pid (systemd and the test harness keep watching it).
+      spdlog::shutdown();
+      ::execv("/proc/self/exe", argv);
+      std::fprintf(stderr, "restart: cannot execute /proc/self/exe: %s\n", std::strerror(errno));
+      return 1;
+    }
     return usage();
   }
   return usage();

@@ -307,52 +307,105 @@ json organisation_json(const Config& config, const web::HttpRequest& req) {
                {"cameras", cameras}});
 }
 
-// PUT /api/organisation: the edits checked against the config file as `matthan run` would read
-// it, then kept in data_dir/inventory.json and used from now on (the reports, this page).
+// Inventory keys: what PUT /api/organisation owns in the overlay (the connection keys belong to
+// the camera routes).
+const std::set<std::string> kInventoryKeys{"model", "owner", "installed", "funding", "lat", "lon"};
+
+// PUT /api/organisation: the organisation and the cameras' inventory replaced; cameras added,
+// removed or re-pointed in the page keep those edits.
 web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest& req) {
   if (!req.communes.empty())  // it replaces every commune's entries
     return web::json_error(403, "out_of_scope",
                            "only an admin of every commune can change the organisation");
   const auto body = json::parse(req.body, nullptr, false);
   if (!body.is_object()) return web::json_error(400, "bad_json", "the body must be a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    if (key != "organisation" && key != "cameras")
+      return web::json_error(400, "bad_organisation", key + ": unknown key");
+  }
+  if (body.contains("cameras") && !body["cameras"].is_null() && !body["cameras"].is_object())
+    return web::json_error(400, "bad_organisation", "cameras: must map camera ids to keys");
+  const json edits = body.contains("cameras") && body["cameras"].is_object() ? body["cameras"]
+                                                                             : json::object();
+  for (const auto& [id, keys] : edits.items()) {
+    if (!keys.is_object())
+      return web::json_error(400, "bad_organisation", "cameras." + id + ": must be a mapping");
+    for (const auto& [k, v] : keys.items()) {
+      if (!kInventoryKeys.contains(k))
+        return web::json_error(
+            400, "bad_organisation",
+            "cameras." + id + "." + k + ": not an inventory key (model, owner, installed, funding, lat, lon)");
+    }
+  }
+  auto fresh = edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
+    if (body.contains("organisation"))
+      overlay["organisation"] = body["organisation"];
+    else
+      overlay.erase("organisation");
+    auto& cams = overlay["cameras"];
+    if (!cams.is_object()) cams = json::object();
+    for (auto& [id, keys] : cams.items()) {
+      for (const auto& k : kInventoryKeys) keys.erase(k);
+    }
+    for (const auto& [id, keys] : edits.items()) cams[id].update(keys);
+    for (auto it = cams.begin(); it != cams.end();) it = it->empty() ? cams.erase(it) : std::next(it);
+    return std::nullopt;
+  });
+  if (!fresh) return fresh.error();
+  evidence::append_audit(ctx.db, (*fresh)->node_id, SystemClock().now_us(), req.user,
+                         "organisation_update", inventory_overlay_path((*fresh)->server.data_dir),
+                         body.dump(-1, ' ', false, json::error_handler_t::replace));
+  return ok(organisation_json(**fresh, req));
+}
+
+}  // namespace
+
+std::expected<std::shared_ptr<const Config>, web::HttpResponse> edit_overlay(
+    OperationContext& ctx,
+    const std::function<std::optional<web::HttpResponse>(nlohmann::json&)>& change) {
   // One edit at a time: the file written last is the snapshot in use.
   static std::mutex editing;
   std::lock_guard lock(editing);
   std::ifstream in(ctx.config_path(), std::ios::binary);
-  if (!in) return web::json_error(500, "no_config", "cannot read " + ctx.config_path());
+  if (!in)
+    return std::unexpected(web::json_error(500, "no_config", "cannot read " + ctx.config_path()));
   const std::string text((std::istreambuf_iterator<char>(in)), {});
   const auto snapshot = ctx.config();
   const auto overlay_path = inventory_overlay_path(snapshot->server.data_dir);
-  const std::string overlay = body.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
-  auto next = load_config_text(text, ctx.config_path(), process_env, overlay, overlay_path);
+  json overlay = json::object();
+  if (std::ifstream old(overlay_path, std::ios::binary); old) {
+    overlay = json::parse(old, nullptr, false);
+    if (!overlay.is_object())
+      return std::unexpected(web::json_error(500, "bad_overlay", overlay_path + " is not JSON"));
+  }
+  if (auto refused = change(overlay)) return std::unexpected(std::move(*refused));
+  const std::string written_text = overlay.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  auto next = load_config_text(text, ctx.config_path(), process_env, written_text, overlay_path);
   if (!next) {
     std::string message;
     for (const auto& e : next.error())
       message += (message.empty() ? "" : "; ") + e.key + ": " + e.message;
-    return web::json_error(400, "bad_organisation", message);
+    return std::unexpected(web::json_error(400, "bad_organisation", message));
   }
   // Written whole and synced beside the old file, then renamed over it: a crash leaves one or
-  // the other.
+  // the other. mkstemp makes it 0600: camera passwords may be in it.
   std::string tmp = overlay_path + ".XXXXXX";
   const int fd = mkstemp(tmp.data());
-  if (fd < 0) return web::json_error(500, "write_failed", "cannot write beside " + overlay_path);
-  bool written =
-      ::write(fd, overlay.data(), overlay.size()) == static_cast<ssize_t>(overlay.size());
+  if (fd < 0)
+    return std::unexpected(
+        web::json_error(500, "write_failed", "cannot write beside " + overlay_path));
+  bool written = ::write(fd, written_text.data(), written_text.size()) ==
+                 static_cast<ssize_t>(written_text.size());
   written = ::fsync(fd) == 0 && written;
   ::close(fd);
   if (!written || std::rename(tmp.c_str(), overlay_path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    return web::json_error(500, "write_failed", "cannot replace " + overlay_path);
+    return std::unexpected(web::json_error(500, "write_failed", "cannot replace " + overlay_path));
   }
   auto fresh = std::make_shared<const Config>(std::move(*next));
   ctx.replace(fresh);
-  evidence::append_audit(ctx.db, fresh->node_id, SystemClock().now_us(), req.user,
-                         "organisation_update", overlay_path,
-                         body.dump(-1, ' ', false, json::error_handler_t::replace));
-  return ok(organisation_json(*fresh, req));
+  return fresh;
 }
-
-}  // namespace
 
 void add_operation_routes(web::Router& router, OperationContext& ctx) {
   router.add({"GET", "/api/organisation", Role::viewer, RouteKind::json,

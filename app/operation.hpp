@@ -3,8 +3,12 @@
 // `matthan report`.
 #pragma once
 
+#include <expected>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,19 @@ class OperationContext {
 };
 
 void add_operation_routes(web::Router& router, OperationContext& ctx);
+
+// The admin UI's edits (data_dir/inventory.json): `change` edits the JSON (or answers an error),
+// the result is checked as `matthan run` would read it with the config file, written whole
+// (0600, synced, renamed) and made the snapshot in use. One edit at a time.
+std::expected<std::shared_ptr<const Config>, web::HttpResponse> edit_overlay(
+    OperationContext& ctx,
+    const std::function<std::optional<web::HttpResponse>(nlohmann::json&)>& change);
+
+// Cameras added, changed or removed by an admin (kept in the overlay, applied by a restart in
+// place: the pipelines are built at start), and POST /api/admin/restart. `restart` asks the
+// process to stop cleanly and start again.
+void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const Config& running,
+                             std::function<void()> restart);
 
 int report_cli(const std::vector<std::string>& args);
 // `matthan record EXPORT-DIR --out FILE`: the extraction record of an export, from its manifest.

@@ -56,4 +56,10 @@ void ServiceNotifier::stopping() {
   boost::asio::post(impl_->timer.get_executor(), [impl = impl_] { impl->timer.cancel(); });
 }
 
+void ServiceNotifier::restarting() {
+  if (impl_->stopped.exchange(true)) return;
+  sd_notify(0, "RELOADING=1\nSTATUS=restarting to apply saved settings");
+  boost::asio::post(impl_->timer.get_executor(), [impl = impl_] { impl->timer.cancel(); });
+}
+
 }  // namespace matthan::app

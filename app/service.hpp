@@ -1,6 +1,7 @@
 // Running under systemd (deploy/matthan.service, Type=notify): READY=1 once the server listens,
 // WATCHDOG=1 from the io threads at half the unit's WatchdogSec (a wedged pool stops the pings and
-// systemd restarts the server), STOPPING=1 on the way out. Without NOTIFY_SOCKET it does nothing.
+// systemd restarts the server), STOPPING=1 on the way out, RELOADING=1 before a restart in
+// place. Without NOTIFY_SOCKET it does nothing.
 #pragma once
 
 #include <memory>
@@ -23,6 +24,8 @@ class ServiceNotifier {
 
   void ready(const std::string& status);
   void stopping();
+  // A restart in place (SIGHUP, the admin page): RELOADING=1 now, READY=1 from the new image.
+  void restarting();
   bool watchdog_enabled() const;
 
  private:

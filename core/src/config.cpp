@@ -894,36 +894,78 @@ void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::strin
     errors.push_back({name, cams.Mark().line + 1, "cameras", "must map camera ids to keys"});
     return;
   }
-  static const std::set<std::string> keys{"model", "owner", "installed", "funding", "lat", "lon"};
-  auto list = root["cameras"];
+  // Inventory keys, and the connection settings an admin changes in the page (the camera's
+  // masks, zones and schedule stay in the config file).
+  static const std::set<std::string> keys{
+      "model",   "owner",    "installed", "funding",   "lat",          "lon",
+      "name",    "commune",  "hamlet",    "site",      "brand",        "host",
+      "port",    "username", "password",  "channel",   "main_url",     "sub_url",
+      "transport", "analysis_fps", "enabled", "retention_days", "event_retention_days"};
   for (const auto& kv : cams) {
     const auto id = kv.first.as<std::string>();
-    bool found = false;
-    for (std::size_t i = 0; list.IsSequence() && i < list.size(); ++i) {
-      auto cam = list[i];
-      if (!cam.IsMap() || !cam["id"].IsScalar() || cam["id"].Scalar() != id) continue;
-      found = true;
-      if (!kv.second.IsMap()) {
-        errors.push_back({name, kv.second.Mark().line + 1, "cameras." + id, "must be a mapping"});
-        break;
-      }
-      for (const auto& field : kv.second) {
-        const auto k = field.first.as<std::string>();
-        if (!keys.contains(k)) {
-          errors.push_back({name, field.first.Mark().line + 1, "cameras." + id + "." + k,
-                            "not an inventory key (model, owner, installed, funding, lat, lon)"});
-          continue;
-        }
-        if (field.second.IsNull())
-          cam.remove(k);
-        else
-          cam[k] = field.second;
-      }
+    // Fetched afresh: yaml-cpp handles share their node, so none is kept across a replacement.
+    auto list = root["cameras"];
+    if (!kv.second.IsMap()) {
+      errors.push_back({name, kv.second.Mark().line + 1, "cameras." + id, "must be a mapping"});
+      continue;
     }
-    // A camera since removed from the config: an error when editing, ignored when loading (the
-    // server must still start).
-    if (!found && strict)
-      errors.push_back({name, kv.first.Mark().line + 1, "cameras." + id, "no such camera"});
+    const auto flag = [&](const char* key) {
+      const auto v = kv.second[key];  // a zombie node when absent: only IsDefined() is safe
+      return v.IsDefined() && v.IsScalar() && v.Scalar() == "true";
+    };
+    const bool added = flag("added");
+    const bool removed = flag("removed");
+    std::optional<std::size_t> at;
+    for (std::size_t i = 0; list.IsSequence() && i < list.size(); ++i) {
+      const auto cam = list[i];
+      if (cam.IsMap() && cam["id"].IsScalar() && cam["id"].Scalar() == id) at = i;
+    }
+    if (added && at) {
+      // Added in the page, and since written into the file too: the file wins.
+      if (strict)
+        errors.push_back({name, kv.first.Mark().line + 1, "cameras." + id,
+                          "a camera with this id exists already"});
+      continue;
+    }
+    if (!added && !at) {
+      // A camera since removed from the config: an error when editing, ignored when loading
+      // (the server must still start).
+      if (strict)
+        errors.push_back({name, kv.first.Mark().line + 1, "cameras." + id, "no such camera"});
+      continue;
+    }
+    if (removed) {
+      YAML::Node kept(YAML::NodeType::Sequence);
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        if (i != *at) kept.push_back(list[i]);
+      }
+      root["cameras"] = kept;
+      continue;
+    }
+    YAML::Node cam;
+    if (added) {
+      cam = YAML::Node(YAML::NodeType::Map);
+      cam["id"] = id;
+    } else {
+      cam = list[*at];
+    }
+    for (const auto& field : kv.second) {
+      const auto k = field.first.as<std::string>();
+      if (k == "added") continue;
+      if (!keys.contains(k)) {
+        errors.push_back({name, field.first.Mark().line + 1, "cameras." + id + "." + k,
+                          "cannot be set here (inventory and connection keys only)"});
+        continue;
+      }
+      if (field.second.IsNull())
+        cam.remove(k);
+      else
+        cam[k] = field.second;
+    }
+    if (added) {
+      if (!list.IsSequence()) root["cameras"] = YAML::Node(YAML::NodeType::Sequence);
+      root["cameras"].push_back(cam);
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -47,9 +48,17 @@ async function startCamsim() {
   return cams;
 }
 
-function writeConfig(cams) {
+// A free port, so that the server keeps its address when the admin restarts it.
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+function writeConfig(cams, port) {
   const commune = { gate: "xa-a", market: "xa-b", night: "xa-b" };
-  const lines = ["node_id: e2e-node", "server:", "  listen: 127.0.0.1:0", `  data_dir: ${out}/data`, "defaults:", "  analysis_fps: 10",
+  const lines = ["node_id: e2e-node", "server:", `  listen: 127.0.0.1:${port}`, `  data_dir: ${out}/data`, "defaults:", "  analysis_fps: 10",
     "recording:", "  segment_s: 10", "cameras:"];
   for (const c of cams) {
     lines.push(`  - {id: ${c.id}, name: "Camera ${c.id}", commune: ${commune[c.id]}, hamlet: ${c.hamlet}, main_url: "${c.main}", sub_url: "${c.sub}",`);
@@ -108,7 +117,7 @@ let currentPage = null;  // for a screenshot when a step fails
 async function main() {
   log("output in", out);
   const cams = await startCamsim();
-  const config = writeConfig(cams);
+  const config = writeConfig(cams, await freePort());
   // Accounts before the server starts: no default password anywhere.
   addUser(config, "police", "reviewer", PASSWORD);
   addUser(config, "guard", "viewer", PASSWORD, "xa-a");
@@ -305,6 +314,47 @@ async function main() {
     await page.click("#org-save");
     await page.waitForFunction(() => document.querySelector("#org-msg").textContent === "Đã lưu.", null, { timeout: 10000 });
     await page.screenshot({ path: path.join(out, "admin.png"), fullPage: true });
+
+    // 9c. The admin adds an account and changes its role in the page; adds a camera (the market
+    // camera's streams under a new id), restarts the server from the page to apply it, and the
+    // new camera comes online.
+    await page.fill('#user-form input[name="username"]', "tuan-tra");
+    await page.fill('#user-form input[name="password"]', PASSWORD);
+    await page.click("#user-form button");
+    const patrolRow = page.locator('#user-table tr[data-user="tuan-tra"]');
+    await patrolRow.waitFor();
+    await patrolRow.locator('select[name="role"]').selectOption("reviewer");
+    await patrolRow.locator('input[name="communes"]').fill("xa-b");
+    await patrolRow.locator('button[data-act="save-user"]').click();
+    await page.waitForFunction(() => document.querySelector("#user-msg").textContent.startsWith("tuan-tra"), null, { timeout: 10000 });
+    const patrol = await page.evaluate(async () => (await (await fetch("/api/users")).json()).users.find((u) => u.username === "tuan-tra"));
+    check(patrol?.role === "reviewer" && patrol.communes.join() === "xa-b" && patrol.disabled === false,
+      "the admin changes an account's role and communes in the page", JSON.stringify(patrol));
+    await page.click("#cam-add");
+    const form = page.locator("#cam-form");
+    await form.locator('input[name="id"]').fill("cho-moi");
+    await form.locator('input[name="name"]').fill("Chợ mới");
+    await form.locator('input[name="commune"]').fill("xa-b");
+    await form.locator('input[name="hamlet"]').fill(cams[1].hamlet);
+    await form.locator('input[name="main_url"]').fill(cams[1].main);
+    await form.locator('input[name="sub_url"]').fill(cams[1].sub);
+    await form.locator('input[name="password"]').fill("Mat-khau-camera-1");
+    await page.screenshot({ path: path.join(out, "camera-form.png") });
+    await page.click("#cam-save");
+    await page.locator('#cam-admin tr[data-cam="cho-moi"]').waitFor();
+    check(await page.locator("#cam-restart-bar").isVisible(), "a camera added in the page asks for a restart");
+    const listed = await page.evaluate(async () => (await fetch("/api/admin/cameras")).text());
+    check(!listed.includes("Mat-khau-camera-1"), "the camera's password is never shown back");
+    page.once("dialog", (d) => d.accept());
+    await page.click("#cam-restart");
+    await page.waitForFunction(() => { const bar = document.querySelector("#cam-restart-bar"); return bar && bar.classList.contains("hidden"); }, null, { timeout: 60000 });
+    let added = null;
+    for (let i = 0; i < 60 && added?.state !== "online"; ++i) {
+      await sleep(500);
+      added = await page.evaluate(async () => (await (await fetch("/api/cameras")).json()).cameras.find((c) => c.id === "cho-moi"));
+    }
+    check(added?.state === "online", "after the restart from the page the added camera is online", JSON.stringify(added?.state));
+    await page.screenshot({ path: path.join(out, "admin-cameras.png"), fullPage: true });
     await page.click("#logout");
     await page.waitForSelector("#login:not(.hidden)");
 

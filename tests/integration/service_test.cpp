@@ -1,5 +1,6 @@
 // Under systemd: the real server, a real notify socket. It says READY=1 once it listens, pings
-// WATCHDOG=1 at half the watchdog interval, and STOPPING=1 when told to stop.
+// WATCHDOG=1 at half the watchdog interval, RELOADING=1 and READY=1 again across a restart in
+// place, and STOPPING=1 when told to stop.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -66,6 +67,19 @@ TEST(Service, TellsSystemdItIsReadyPingsTheWatchdogAndSaysWhenItStops) {
     if (got.find("WATCHDOG=1") != std::string::npos) ++pings;
   }
   EXPECT_EQ(pings, 3);
+  // `systemctl reload` (SIGHUP): RELOADING=1, then the same process starts again and says
+  // READY=1 (the reload protocol), not STOPPING=1 (systemd would wait for it to exit).
+  const int pid = server.pid();
+  ASSERT_EQ(::kill(pid, SIGHUP), 0);
+  const auto reload = receive_until(fd, "READY=1", 20s);
+  EXPECT_NE(reload.find("RELOADING=1"), std::string::npos) << reload;
+  EXPECT_EQ(reload.find("STOPPING=1"), std::string::npos) << reload;
+  EXPECT_NE(reload.find("READY=1"), std::string::npos) << reload;
+  EXPECT_LT(reload.find("RELOADING=1"), reload.find("READY=1")) << reload;
+  ASSERT_TRUE(server.wait_for_line("LISTENING ", 20s).has_value())
+      << read_file(dir + "/server.log");
+  EXPECT_TRUE(server.running());
+  EXPECT_EQ(server.pid(), pid);
   EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
   const auto bye = receive_until(fd, "STOPPING=1", 2s);
   EXPECT_NE(bye.find("STOPPING=1"), std::string::npos) << bye;

@@ -321,10 +321,15 @@ cameras:
   auto bad = load_config_text(
       text, "c.yaml", fake_env,
       R"({"organisation": {"communes": [{"code": "10105", "name": "X"}, {"code": "20000",
-          "name": "Y", "hamlets": [{"code": "tay"}]}]}, "cameras": {"cong": {"main_url": "x"}}})",
+          "name": "Y", "hamlets": [{"code": "tay"}]}]}, "cameras": {"cong": {"masks": []}}})",
       "inventory.json");
   ASSERT_FALSE(bad.has_value());
-  EXPECT_TRUE(has_error(bad.error(), "cameras.cong.main_url", 0, "not an inventory key"));
+  EXPECT_TRUE(has_error(bad.error(), "cameras.cong.masks", 0, "cannot be set here"));
+  // Connection keys go through the config's own checks.
+  bad = load_config_text(text, "c.yaml", fake_env,
+                         R"({"cameras": {"cong": {"main_url": "http://x/y"}}})", "inventory.json");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(has_error(bad.error(), "cameras[0].main_url", 0, "rtsp://"));
   bad = load_config_text(text, "c.yaml", fake_env, R"({"cameras": {"ghost": {"model": "x"}}})",
                          "inventory.json");
   ASSERT_FALSE(bad.has_value());
@@ -340,6 +345,35 @@ cameras:
                          R"({"cameras": {"cong": {"funding": "${CAM_PASS}"}}})", "inventory.json");
   ASSERT_FALSE(bad.has_value());
   EXPECT_TRUE(has_error(bad.error(), "(overlay)", 0, "'${' is not allowed"));
+  // Cameras added, re-pointed, disabled and taken out in the page.
+  const auto managed = load_config_text(
+      text, "c.yaml", fake_env,
+      R"({"cameras": {"cong": {"enabled": false, "main_url": "rtsp://10.0.0.9/live",
+          "username": "admin", "password": "p@ss"},
+          "cho": {"added": true, "commune": "10105", "hamlet": "dong", "main_url": "rtsp://10.0.0.7/ch1",
+          "installed": "2026-11-29"}}})",
+      "inventory.json");
+  ASSERT_TRUE(managed.has_value()) << managed.error().front().to_string();
+  ASSERT_EQ(managed->cameras.size(), 2u);
+  EXPECT_FALSE(managed->cameras[0].enabled);
+  EXPECT_EQ(managed->cameras[0].main_url, "rtsp://admin:p%40ss@10.0.0.9/live");
+  EXPECT_EQ(managed->cameras[0].model, "OLD");  // the file's keys the edit does not name stay
+  EXPECT_EQ(managed->cameras[1].id, "cho");
+  EXPECT_EQ(managed->cameras[1].installed, "2026-11-29");
+  const auto removed = load_config_text(text, "c.yaml", fake_env,
+                                        R"({"cameras": {"cong": {"removed": true}}})",
+                                        "inventory.json");
+  ASSERT_TRUE(removed.has_value()) << removed.error().front().to_string();
+  EXPECT_TRUE(removed->cameras.empty());
+  // Added in the page and since written into the file: an error when editing, the file's when
+  // loading.
+  const std::string twice = R"({"cameras": {"cong": {"added": true, "main_url": "rtsp://z/z"}}})";
+  bad = load_config_text(text, "c.yaml", fake_env, twice, "inventory.json");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(has_error(bad.error(), "cameras.cong", 0, "exists already"));
+  const auto file_wins = load_config_text(text, "c.yaml", fake_env, twice, "inventory.json", false);
+  ASSERT_TRUE(file_wins.has_value());
+  EXPECT_EQ(file_wins->cameras[0].main_url, "rtsp://x/y");
   // Loading (not editing), a camera since removed from the config is passed over.
   const auto stale =
       load_config_text(text, "c.yaml", fake_env, R"({"cameras": {"ghost": {"model": "x"}}})",

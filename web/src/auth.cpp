@@ -203,6 +203,77 @@ std::expected<void, std::string> Auth::set_password(const std::string& username,
   return {};
 }
 
+std::expected<void, std::string> Auth::update_user(const std::string& username,
+                                                   const UserChange& change) {
+  if (change.communes) {
+    for (const auto& c : *change.communes) {
+      if (c.empty() || c.find(',') != std::string::npos)
+        return std::unexpected("a commune code is not empty and has no comma");
+    }
+  }
+  std::string error;
+  db_.write([&](sqlite3* conn) {
+    // One transaction: the last-admin check and the change see the same rows.
+    sqlite3_exec(conn, "SAVEPOINT user_change", nullptr, nullptr, nullptr);
+    auto run = [&](const char* sql, auto&& bind) {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(conn, sql, -1, &st, nullptr);
+      bind(st);
+      const int rc = sqlite3_step(st);
+      const int value = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : sqlite3_changes(conn);
+      sqlite3_finalize(st);
+      return value;
+    };
+    const auto by_name = [&](sqlite3_stmt* st) {
+      sqlite3_bind_text(st, 1, username.c_str(), -1, SQLITE_TRANSIENT);
+    };
+    if (run("SELECT COUNT(*) FROM user WHERE username = ?1", by_name) == 0) {
+      error = "no user '" + username + "'";
+    } else {
+      if (change.role) {
+        run("UPDATE user SET role = ?2 WHERE username = ?1", [&](sqlite3_stmt* st) {
+          by_name(st);
+          sqlite3_bind_text(st, 2, std::string(to_string(*change.role)).c_str(), -1,
+                            SQLITE_TRANSIENT);
+        });
+      }
+      if (change.communes) {
+        run("UPDATE user SET communes = ?2 WHERE username = ?1", [&](sqlite3_stmt* st) {
+          by_name(st);
+          sqlite3_bind_text(st, 2, join_communes(*change.communes).c_str(), -1, SQLITE_TRANSIENT);
+        });
+      }
+      if (change.disabled) {
+        run("UPDATE user SET disabled = ?2 WHERE username = ?1", [&](sqlite3_stmt* st) {
+          by_name(st);
+          sqlite3_bind_int(st, 2, *change.disabled ? 1 : 0);
+        });
+      }
+      if (run("SELECT COUNT(*) FROM user WHERE role = 'admin' AND disabled = 0 AND communes = ''",
+              [](sqlite3_stmt*) {}) == 0) {
+        error = "this would leave no enabled admin of every commune: nobody could manage the server";
+      }
+    }
+    if (!error.empty()) {
+      sqlite3_exec(conn, "ROLLBACK TO user_change; RELEASE user_change", nullptr, nullptr,
+                   nullptr);
+      return;
+    }
+    if (change.disabled.value_or(false)) {
+      for (const char* sql :
+           {"DELETE FROM session WHERE user_id = (SELECT id FROM user WHERE username = ?1)",
+            "UPDATE api_token SET revoked_us = 1 WHERE revoked_us IS NULL AND user_id ="
+            " (SELECT id FROM user WHERE username = ?1)"}) {
+        run(sql, by_name);
+      }
+    }
+    sqlite3_exec(conn, "RELEASE user_change", nullptr, nullptr, nullptr);
+  });
+  db_.flush();
+  if (!error.empty()) return std::unexpected(error);
+  return {};
+}
+
 std::expected<std::string, std::string> Auth::new_api_token(const std::string& username,
                                                             const std::string& label,
                                                             std::int64_t now_us) {
@@ -230,11 +301,12 @@ std::vector<Auth::UserRow> Auth::users() const {
   return db_.read([](sqlite3* conn) {
     std::vector<UserRow> out;
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(conn, "SELECT username, role, communes FROM user ORDER BY username", -1, &st,
-                       nullptr);
+    sqlite3_prepare_v2(conn,
+                       "SELECT username, role, communes, disabled FROM user ORDER BY username", -1,
+                       &st, nullptr);
     while (sqlite3_step(st) == SQLITE_ROW) {
       out.push_back({col(st, 0), role_from_string(col(st, 1)).value_or(Role::viewer),
-                     split_communes(col(st, 2))});
+                     split_communes(col(st, 2)), sqlite3_column_int(st, 3) != 0});
     }
     sqlite3_finalize(st);
     return out;

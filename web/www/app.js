@@ -454,23 +454,122 @@ function orgFromForm(form) {
   return { organisation: { province: { code: form.province_code.value.trim(), name: form.province_name.value.trim() }, communes }, cameras };
 }
 
+// Cameras as the admin manages them: connection settings (passwords write-only), saved at once,
+// applied by a restart in place.
+const CAM_FIELDS = ["name", "commune", "hamlet", "site", "brand", "host", "port", "channel", "username", "password", "main_url", "sub_url", "transport", "analysis_fps"];
+const BRANDS = ["generic", "hikvision", "dahua", "kbvision", "imou", "ezviz", "uniview", "xmeye"];
+function cameraFormHtml(c) {
+  const add = !c;
+  c ||= { brand: "generic", port: 554, channel: 1, transport: "tcp", analysis_fps: 5, enabled: true };
+  const field = (n, type = "text", extra = "") => `<label>${esc(t(`cams.${n}`))}<input name="${n}" type="${type}" value="${esc(n === "password" ? "" : (c[n] ?? ""))}" ${extra}></label>`;
+  return `<form id="cam-form" class="filters" data-id="${esc(c.id || "")}"><h3>${esc(add ? t("cams.add") : `${t("cams.edit")} ${c.id}`)}</h3>
+    ${add ? field("id", "text", 'required pattern="[a-z0-9][a-z0-9_\\-]{0,63}"') : ""}${field("name")}${field("commune")}${field("hamlet")}${field("site")}
+    <label>${esc(t("cams.brand"))}<select name="brand">${BRANDS.map((b) => `<option ${b === c.brand ? "selected" : ""}>${b}</option>`).join("")}</select></label>
+    ${field("host")}${field("port", "number")}${field("channel", "number")}${field("username")}
+    ${field("password", "password", `placeholder="${esc(c.password_set ? t("cams.password_keep") : "")}" autocomplete="new-password"`)}
+    ${field("main_url", "text", 'class="url"')}${field("sub_url", "text", 'class="url"')}
+    <label>${esc(t("cams.transport"))}<select name="transport">${["tcp", "udp"].map((x) => `<option ${x === c.transport ? "selected" : ""}>${x}</option>`).join("")}</select></label>
+    ${field("analysis_fps", "number", 'step="0.5" min="0.5" max="60"')}
+    <label><input type="checkbox" name="enabled" ${c.enabled ? "checked" : ""}> ${esc(t("cams.enabled"))}</label>
+    <button class="btn" id="cam-save">${esc(t("common.save"))}</button><div class="err" id="cam-err"></div></form>`;
+}
+
+function cameraFromForm(form, before) {
+  const out = {};
+  if (!before) out.id = form.id.value.trim();
+  for (const n of CAM_FIELDS) {
+    let v = form[n].value.trim();
+    if (n === "password" && v === "") continue;  // blank: keep the one set
+    if (["port", "channel", "analysis_fps"].includes(n)) v = v === "" ? null : Number(v);
+    else if (v === "") v = null;
+    if (before && (before[n] ?? null) === v) continue;  // only what changed
+    if (!before && v === null) continue;
+    out[n] = v;
+  }
+  if (!before || before.enabled !== form.enabled.checked) out.enabled = form.enabled.checked;
+  return out;
+}
+
+async function restartServer(msg) {
+  if (!confirm(t("cams.restart_confirm"))) return;
+  await api("/api/admin/restart", { method: "POST", body: { confirm: true } });
+  msg.textContent = t("cams.restarting");
+  // The server stops, starts again with the saved settings and keeps the sessions.
+  await new Promise((r) => setTimeout(r, 1500));
+  for (let i = 0; i < 60; ++i) {
+    try { if ((await fetch("/healthz")).ok) break; } catch (e) { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  route();
+}
+
 async function pageAdmin(main) {
-  const [users, audit, org] = await Promise.all([api("/api/users"), api("/api/audit?limit=200"), api("/api/organisation")]);
-  main.innerHTML = `<h2>${esc(t("admin.users"))}</h2><table><thead><tr><th>${esc(t("login.user"))}</th><th>${esc(t("admin.role"))}</th><th>${esc(t("admin.communes"))}</th><th></th></tr></thead>
-    <tbody>${users.users.map((u) => `<tr><td>${esc(u.username)}</td><td>${esc(t(`role.${u.role}`))}</td><td>${esc((u.communes || []).join(", ") || "*")}</td>
-    <td><button class="btn" data-unlock="${esc(u.username)}">${esc(t("admin.unlock"))}</button></td></tr>`).join("")}</tbody></table>
+  const [users, audit, org, cams] = await Promise.all([api("/api/users"), api("/api/audit?limit=200"), api("/api/organisation"), api("/api/admin/cameras")]);
+  const roleSelect = (u) => `<select name="role">${["viewer", "reviewer", "admin"].map((r) => `<option value="${r}" ${r === u.role ? "selected" : ""}>${esc(t(`role.${r}`))}</option>`).join("")}</select>`;
+  main.innerHTML = `<h2>${esc(t("admin.users"))}</h2><table id="user-table"><thead><tr><th>${esc(t("login.user"))}</th><th>${esc(t("admin.role"))}</th><th>${esc(t("admin.communes"))}</th><th>${esc(t("admin.disabled"))}</th><th></th></tr></thead>
+    <tbody>${users.users.map((u) => `<tr data-user="${esc(u.username)}"><td>${esc(u.username)}</td><td>${roleSelect(u)}</td>
+    <td><input name="communes" size="10" value="${esc((u.communes || []).join(", "))}" placeholder="*"></td><td><input type="checkbox" name="disabled" ${u.disabled ? "checked" : ""}></td>
+    <td><button class="btn" data-act="save-user">${esc(t("common.save"))}</button> <button class="btn" data-act="reset">${esc(t("admin.reset"))}</button>
+    <button class="btn" data-act="unlock">${esc(t("admin.unlock"))}</button></td></tr>`).join("")}</tbody></table><div id="user-msg"></div>
     <h2>${esc(t("admin.add"))}</h2><form class="filters" id="user-form">
     <label>${esc(t("login.user"))}<input name="username" required></label><label>${esc(t("login.pass"))}<input name="password" type="password" required></label>
     <label>${esc(t("admin.role"))}<select name="role">${["viewer", "reviewer", "admin"].map((r) => `<option value="${r}">${esc(t(`role.${r}`))}</option>`).join("")}</select></label>
     <label>${esc(t("admin.communes"))}<input name="communes"></label><button class="btn">${esc(t("common.save"))}</button></form><div class="err" id="user-err"></div>
+    <h2>${esc(t("cams.title"))}</h2>
+    <div id="cam-restart-bar" class="${cams.restart_needed ? "warn-bar" : "hidden"}">${esc(t("cams.restart_needed"))}
+      <button class="btn" id="cam-restart">${esc(t("cams.restart"))}</button> <span id="cam-restart-msg"></span></div>
+    <table id="cam-admin"><thead><tr><th>Camera</th><th>${esc(t("cams.commune"))} / ${esc(t("cams.hamlet"))}</th><th class="wide">${esc(t("cams.main_url"))}</th><th>${esc(t("cams.enabled"))}</th><th></th></tr></thead>
+    <tbody>${cams.cameras.map((c) => `<tr data-cam="${esc(c.id)}"><td><b>${esc(c.id)}</b><br><small>${esc(c.name)}</small></td><td>${esc(c.commune)} / ${esc(c.hamlet)}</td>
+      <td class="wide"><small>${esc(c.main_url)}</small></td><td>${c.enabled ? "✓" : "—"}${c.restart_needed ? ` <span class="badge connecting">${esc(t("cams.pending"))}</span>` : ""}</td>
+      <td><button class="btn" data-act="cam-edit">${esc(t("cams.edit"))}</button> <button class="btn" data-act="cam-remove">${esc(t("cams.remove"))}</button></td></tr>`).join("")}
+      ${cams.removed_until_restart.map((id) => `<tr class="removed"><td><s>${esc(id)}</s></td><td colspan="4">${esc(t("cams.removed"))}</td></tr>`).join("")}</tbody></table>
+    <button class="btn" id="cam-add">${esc(t("cams.add"))}</button>
     <h2>${esc(t("org.title"))}</h2>${orgHtml(org)}
     <h2>${esc(t("admin.audit"))}</h2><p>${audit.chain_ok ? esc(t("admin.chain_ok")) : `<span class="err">${esc(t("admin.chain_bad", { error: audit.chain_error }))}</span>`}</p>
     <table><thead><tr><th>#</th><th>${esc(t("admin.at"))}</th><th>${esc(t("admin.actor"))}</th><th>${esc(t("admin.action"))}</th><th>${esc(t("admin.target"))}</th></tr></thead>
     <tbody>${audit.entries.map((a) => `<tr><td>${a.seq}</td><td>${esc(fmtTime(a.at))}</td><td>${esc(a.actor)}</td><td>${esc(a.action)}</td><td>${esc(a.target)}</td></tr>`).join("")}</tbody></table>`;
+  const say = (el, text, bad) => { el.className = bad ? "err" : ""; el.textContent = text; };
   main.onclick = async (ev) => {
-    const name = ev.target.dataset?.unlock; if (!name) return;
-    await api(`/api/users/${encodeURIComponent(name)}/unlock`, { method: "POST", body: {} });
+    const btn = ev.target.closest("button[data-act]"); if (!btn) return;
+    const act = btn.dataset.act;
+    const row = btn.closest("tr");
+    try {
+      if (act === "unlock" || act === "save-user" || act === "reset") {
+        const name = row.dataset.user, url = `/api/users/${encodeURIComponent(name)}`;
+        if (act === "unlock") await api(`${url}/unlock`, { method: "POST", body: {} });
+        if (act === "save-user") {
+          await api(url, { method: "PATCH", body: { role: $("[name=role]", row).value, disabled: $("[name=disabled]", row).checked,
+            communes: $("[name=communes]", row).value.split(",").map((x) => x.trim()).filter(Boolean) } });
+        }
+        if (act === "reset") {
+          const pw = prompt(t("admin.reset_prompt", { user: name }));
+          if (!pw) return;
+          await api(url, { method: "PATCH", body: { password: pw } });
+        }
+        say($("#user-msg"), `${name}: ${t("org.saved")}`);
+        return;
+      }
+      const cam = cams.cameras.find((c) => c.id === row?.dataset.cam);
+      if (act === "cam-edit") { openCameraForm(cam); return; }
+      if (act === "cam-remove" && confirm(t("cams.remove_confirm", { id: cam.id }))) {
+        await api(`/api/admin/cameras/${encodeURIComponent(cam.id)}`, { method: "DELETE" });
+        route();
+      }
+    } catch (err) { say(act.startsWith("cam") ? $("#cam-restart-msg") : $("#user-msg"), t("common.error", { message: err.message }), true); }
   };
+  const openCameraForm = (cam) => {
+    openModal(cameraFormHtml(cam));
+    $("#cam-form").onsubmit = async (ev) => {
+      ev.preventDefault();
+      try {
+        if (cam) await api(`/api/admin/cameras/${encodeURIComponent(cam.id)}`, { method: "PATCH", body: cameraFromForm(ev.target, cam) });
+        else await api("/api/admin/cameras", { method: "POST", body: cameraFromForm(ev.target, null) });
+        closeModal(); route();
+      } catch (err) { $("#cam-err").textContent = t("common.error", { message: err.message }); }
+    };
+  };
+  $("#cam-add").onclick = () => openCameraForm(null);
+  $("#cam-restart").onclick = () => restartServer($("#cam-restart-msg")).catch((err) => say($("#cam-restart-msg"), t("common.error", { message: err.message }), true));
   $("#org-add").onclick = () => {
     const n = document.querySelectorAll(".org-commune").length;
     $("#org-communes").insertAdjacentHTML("beforeend", orgHtml.commune({ code: "", name: "", model: "", hamlets: [], former: [] }, n));

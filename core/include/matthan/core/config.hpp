@@ -170,9 +170,12 @@ std::optional<std::string> process_env(const std::string& name);
 // cameras' inventory (inventory_overlay_path of its data_dir) over it.
 std::expected<Config, std::vector<ConfigError>> load_config_file(const std::string& path,
                                                                  EnvLookup env = process_env);
-// overlay_text: the edits (JSON or YAML: {"organisation": {...}, "cameras": {ID: {model, owner,
-// installed, funding, lat, lon}}}); a null value removes a camera's key; no ${VAR} in them.
-// strict_overlay: a camera id the config lacks is an error (else ignored: removed since).
+// overlay_text: the edits (JSON or YAML: {"organisation": {...}, "cameras": {ID: {KEY: VALUE}}}):
+// inventory keys (model, owner, installed, funding, lat, lon) and connection keys (name, commune,
+// hamlet, site, brand, host, port, username, password, channel, main_url, sub_url, transport,
+// analysis_fps, enabled, retention_days, event_retention_days); a null value removes a key;
+// {added: true, ...} is a camera added in the page, {removed: true} one taken out; no ${VAR}.
+// strict_overlay: a camera id the config lacks (or an added one it has) is an error, else ignored.
 std::expected<Config, std::vector<ConfigError>> load_config_text(
     const std::string& text, const std::string& file_name, EnvLookup env = process_env,
     const std::string& overlay_text = "", const std::string& overlay_name = "",

@@ -60,10 +60,21 @@ class Auth {
   std::expected<std::string, std::string> new_api_token(const std::string& username,
                                                         const std::string& label,
                                                         std::int64_t now_us);
+  // An admin's change to an account; unset fields stay. Refused when no enabled admin of every
+  // commune would be left (nobody could manage the server). Disabling ends the user's sessions
+  // and API tokens; role and scope apply from the next request (read per request).
+  struct UserChange {
+    std::optional<Role> role;
+    std::optional<std::vector<std::string>> communes;
+    std::optional<bool> disabled;
+  };
+  std::expected<void, std::string> update_user(const std::string& username,
+                                               const UserChange& change);
   struct UserRow {
     std::string username;
     Role role = Role::viewer;
     std::vector<std::string> communes;
+    bool disabled = false;
   };
   std::vector<UserRow> users() const;
 
