@@ -30,6 +30,7 @@ json user_json(const web::Auth::UserRow& u) {
   return {{"username", u.username},
           {"role", std::string(web::to_string(u.role))},
           {"communes", u.communes},
+          {"cameras", u.cameras},
           {"disabled", u.disabled}};
 }
 
@@ -48,16 +49,18 @@ std::optional<std::vector<std::string>> commune_list(const json& j) {
 web::HttpResponse patch_user(web::Auth& auth, storage::Database& db, const std::string& node_id,
                              const web::HttpRequest& req) {
   const auto& name = req.params.at("name");
-  if (!req.communes.empty())  // a commune's admin could otherwise widen their own scope
+  if (req.scoped())  // a commune's admin could otherwise widen their own scope
     return web::json_error(403, "out_of_scope", "only an admin of every commune changes accounts");
   const json body = json::parse(req.body, nullptr, false);
   if (!body.is_object() || body.empty())
     return web::json_error(400, "bad_request",
                            "send any of role, communes, disabled and password as a JSON object");
   for (const auto& [key, value] : body.items()) {
-    if (key != "role" && key != "communes" && key != "disabled" && key != "password")
-      return web::json_error(400, "bad_request",
-                             "'" + key + "' cannot be changed (role, communes, disabled, password)");
+    if (key != "role" && key != "communes" && key != "cameras" && key != "disabled" &&
+        key != "password")
+      return web::json_error(
+          400, "bad_request",
+          "'" + key + "' cannot be changed (role, communes, cameras, disabled, password)");
   }
   web::Auth::UserChange change;
   json audit = json::object();
@@ -75,6 +78,12 @@ web::HttpResponse patch_user(web::Auth& auth, storage::Database& db, const std::
       return web::json_error(400, "bad_request", "communes is a list of commune codes");
     audit["communes"] = body["communes"];
   }
+  if (body.contains("cameras")) {
+    change.cameras = commune_list(body["cameras"]);
+    if (!change.cameras)
+      return web::json_error(400, "bad_request", "cameras is a list of camera ids");
+    audit["cameras"] = body["cameras"];
+  }
   if (body.contains("disabled")) {
     if (!body["disabled"].is_boolean())
       return web::json_error(400, "bad_request", "disabled is true or false");
@@ -88,7 +97,7 @@ web::HttpResponse patch_user(web::Auth& auth, storage::Database& db, const std::
     if (auto ok = web::Auth::check_password_policy(name, body["password"]); !ok)
       return web::json_error(400, "bad_password", ok.error());
   }
-  if (change.role || change.communes || change.disabled) {
+  if (change.role || change.communes || change.cameras || change.disabled) {
     if (auto ok = auth.update_user(name, change); !ok) {
       const bool missing = ok.error().starts_with("no user");
       return web::json_error(missing ? 404 : 409, missing ? "not_found" : "last_admin",
@@ -129,6 +138,7 @@ std::optional<web::HttpResponse> check_access(web::HttpRequest& req, const web::
   req.role = std::string(web::to_string(who->role));
   req.csrf = who->csrf;
   req.communes = who->communes;
+  req.cameras = who->cameras;
   return std::nullopt;
 }
 
@@ -173,6 +183,7 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
         auto res = ok_json(200, {{"username", user},
                                  {"role", std::string(web::to_string(ok->who.role))},
                                  {"communes", ok->who.communes},
+                                 {"cameras", ok->who.cameras},
                                  {"csrf", ok->csrf}});
         res.headers.emplace_back("Set-Cookie", web::Auth::session_cookie(ok->token, req.secure));
         return res;
@@ -182,6 +193,7 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
                return ok_json(200, {{"username", req.user},
                                     {"role", req.role},
                                     {"communes", req.communes},
+                                    {"cameras", req.cameras},
                                     {"csrf", req.csrf}});
              });
   router.add({"POST", "/api/logout", web::Role::viewer, RouteKind::json, "end the session"},
@@ -218,14 +230,24 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
             return web::json_error(400, "bad_request", "communes is a list of commune codes");
           communes = std::move(*list);
         }
+        std::vector<std::string> cameras;
+        if (body.contains("cameras")) {
+          auto list = commune_list(body["cameras"]);
+          if (!list) return web::json_error(400, "bad_request", "cameras is a list of camera ids");
+          cameras = std::move(*list);
+        }
         const auto now_us = SystemClock().now_us();
-        auto added = auth.add_user(body["username"], body["password"], *role, now_us, communes);
+        auto added =
+            auth.add_user(body["username"], body["password"], *role, now_us, communes, cameras);
         if (!added) return web::json_error(400, "bad_user", added.error());
         evidence::append_audit(db, node_id, now_us, req.user, "user_add",
                                body["username"].get<std::string>(),
-                               json{{"role", body["role"]}, {"communes", communes}}.dump());
-        return ok_json(
-            201, {{"username", body["username"]}, {"role", body["role"]}, {"communes", communes}});
+                               json{{"role", body["role"]}, {"communes", communes}, {"cameras", cameras}}
+                                   .dump());
+        return ok_json(201, {{"username", body["username"]},
+                             {"role", body["role"]},
+                             {"communes", communes},
+                             {"cameras", cameras}});
       });
   router.add({"PATCH", "/api/users/{name}", web::Role::admin, RouteKind::json,
               "change an account: role, communes, disabled, a new password (audited)"},
@@ -272,7 +294,7 @@ int user_cli(const std::vector<std::string>& args) {
                                                                      : "/etc/matthan/matthan.yaml";
   std::vector<std::string> rest;
   std::string role_text = "viewer", label;
-  std::vector<std::string> communes;
+  std::vector<std::string> communes, cameras;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--config" && i + 1 < args.size())
       config_path = args[++i];
@@ -280,11 +302,12 @@ int user_cli(const std::vector<std::string>& args) {
       role_text = args[++i];
     else if (args[i] == "--label" && i + 1 < args.size())
       label = args[++i];
-    else if (args[i] == "--communes" && i + 1 < args.size()) {
+    else if ((args[i] == "--communes" || args[i] == "--cameras") && i + 1 < args.size()) {
+      auto& into = args[i] == "--communes" ? communes : cameras;
       std::string list = args[++i];
       for (std::size_t at = 0; at <= list.size();) {
         const auto comma = std::min(list.find(',', at), list.size());
-        if (comma > at) communes.push_back(list.substr(at, comma - at));
+        if (comma > at) into.push_back(list.substr(at, comma - at));
         at = comma + 1;
       }
     } else
@@ -294,6 +317,7 @@ int user_cli(const std::vector<std::string>& args) {
   if (cmd != "list" && (rest.size() != 2 || (cmd != "add" && cmd != "passwd" && cmd != "token"))) {
     std::fprintf(stderr,
                  "usage: matthan user add NAME --role viewer|reviewer|admin [--communes A,B]"
+                 " [--cameras X,Y]"
                  " [--config FILE]\n"
                  "       matthan user passwd NAME | token NAME [--label TEXT] | list\n"
                  "  (the password is read from stdin: typed without echo, or piped)\n");
@@ -316,6 +340,7 @@ int user_cli(const std::vector<std::string>& args) {
     for (const auto& u : auth.users()) {
       std::string scope;
       for (const auto& c : u.communes) scope += (scope.empty() ? "" : ",") + c;
+      for (const auto& c : u.cameras) scope += (scope.empty() ? "camera:" : ",camera:") + c;
       std::printf("%s\t%s\t%s\n", u.username.c_str(), std::string(web::to_string(u.role)).c_str(),
                   scope.empty() ? "*" : scope.c_str());
     }
@@ -341,12 +366,13 @@ int user_cli(const std::vector<std::string>& args) {
       std::fprintf(stderr, "user: --role is viewer, reviewer or admin\n");
       return 2;
     }
-    if (auto ok = auth.add_user(name, password, *role, now, communes); !ok) {
+    if (auto ok = auth.add_user(name, password, *role, now, communes, cameras); !ok) {
       std::fprintf(stderr, "user: %s\n", ok.error().c_str());
       return 1;
     }
     evidence::append_audit(**db, config->node_id, now, "cli", "user_add", name,
-                           json{{"role", role_text}, {"communes", communes}}.dump());
+                           json{{"role", role_text}, {"communes", communes}, {"cameras", cameras}}
+                               .dump());
   } else {
     if (auto ok = auth.set_password(name, password); !ok) {
       std::fprintf(stderr, "user: %s\n", ok.error().c_str());

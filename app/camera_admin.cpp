@@ -140,7 +140,7 @@ std::string today_local() {
 }
 
 std::optional<web::HttpResponse> every_commune_only(const web::HttpRequest& req) {
-  if (req.communes.empty()) return std::nullopt;
+  if (!req.scoped()) return std::nullopt;
   return web::json_error(403, "out_of_scope", "only an admin of every commune manages cameras");
 }
 

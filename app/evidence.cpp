@@ -53,17 +53,20 @@ const CameraConfig* find_camera(const Config& config, const std::string& id) {
   return nullptr;
 }
 
-// A user with a commune scope acts only on those communes' cameras.
-bool in_communes(const web::HttpRequest& req, const std::string& commune) {
-  return req.communes.empty() ||
-         std::find(req.communes.begin(), req.communes.end(), commune) != req.communes.end();
+// A scoped user acts only on the cameras of their communes and their own cameras.
+template <typename Camera>  // CameraConfig or evidence::ExportCamera: an id and a commune
+bool in_scope(const web::HttpRequest& req, const Camera& camera) {
+  return !req.scoped() ||
+         std::find(req.communes.begin(), req.communes.end(), camera.commune) !=
+             req.communes.end() ||
+         std::find(req.cameras.begin(), req.cameras.end(), camera.id) != req.cameras.end();
 }
 
 bool cameras_in_scope(const Config& config, const web::HttpRequest& req, const json& ids) {
-  if (req.communes.empty()) return true;
+  if (!req.scoped()) return true;
   for (const auto& id : ids) {
     const auto* c = id.is_string() ? find_camera(config, id.get<std::string>()) : nullptr;
-    if (c == nullptr || !in_communes(req, c->commune)) return false;
+    if (c == nullptr || !in_scope(req, *c)) return false;
   }
   return true;
 }
@@ -350,8 +353,8 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
   r.cameras = export_cameras(ctx.config, ids, &error);
   if (!error.empty()) return web::json_error(400, "bad_camera", error);
   for (const auto& c : r.cameras) {
-    if (!in_communes(req, c.commune))
-      return web::json_error(403, "out_of_scope", "camera '" + c.id + "' is outside your communes");
+    if (!in_scope(req, c))
+      return web::json_error(403, "out_of_scope", "camera '" + c.id + "' is outside your scope");
   }
   const auto now = ctx.clock.now_us();
   const auto from = parse_time_arg(body.value("from", ""), now);
@@ -496,11 +499,11 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
   if (p == "/api/storage" && req.method == "GET") {
     json j = ctx.storage_json();
     // A scoped user sees the volume's figures and only their cameras' forecasts.
-    if (!req.communes.empty() && j.contains("forecast") && j["forecast"].is_array()) {
+    if (req.scoped() && j.contains("forecast") && j["forecast"].is_array()) {
       json mine = json::array();
       for (auto& f : j["forecast"]) {
         const auto* c = find_camera(config, f.value("camera", ""));
-        if (c != nullptr && in_communes(req, c->commune)) mine.push_back(std::move(f));
+        if (c != nullptr && in_scope(req, *c)) mine.push_back(std::move(f));
       }
       j["forecast"] = std::move(mine);
     }
@@ -549,7 +552,7 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
       for (const auto& c : body["cameras"]) {
         if (!c.is_string() || find_camera(config, c.get<std::string>()) == nullptr)
           return web::json_error(400, "bad_camera", "unknown camera " + c.dump());
-        if (!in_communes(req, find_camera(config, c.get<std::string>())->commune))
+        if (!in_scope(req, *find_camera(config, c.get<std::string>())))
           return web::json_error(403, "out_of_scope",
                                  "camera " + c.dump() + " is outside your communes");
         h.cameras.push_back(c.get<std::string>());

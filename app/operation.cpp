@@ -54,8 +54,9 @@ struct TempFile {
   }
 };
 
+// A whole commune (its report, cases, organisation): users scoped to single cameras see none.
 bool may_see_commune(const web::HttpRequest& req, const Config& config, const std::string& code) {
-  if (req.communes.empty()) return true;
+  if (!req.scoped()) return true;
   const auto* c = config.organisation.commune(code);
   const std::string current = c != nullptr ? c->code : code;
   for (const auto& mine : req.communes) {
@@ -287,7 +288,9 @@ json organisation_json(const Config& config, const web::HttpRequest& req) {
   }
   json cameras = json::array();
   for (const auto& cam : config.cameras) {
-    if (!may_see_commune(req, config, cam.commune)) continue;
+    if (!may_see_commune(req, config, cam.commune) &&
+        std::find(req.cameras.begin(), req.cameras.end(), cam.id) == req.cameras.end())
+      continue;
     cameras.push_back({{"id", cam.id},
                        {"name", cam.name},
                        {"commune", cam.commune},
@@ -314,7 +317,7 @@ const std::set<std::string> kInventoryKeys{"model", "owner", "installed", "fundi
 // PUT /api/organisation: the organisation and the cameras' inventory replaced; cameras added,
 // removed or re-pointed in the page keep those edits.
 web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest& req) {
-  if (!req.communes.empty())  // it replaces every commune's entries
+  if (req.scoped())  // it replaces every commune's entries
     return web::json_error(403, "out_of_scope",
                            "only an admin of every commune can change the organisation");
   const auto body = json::parse(req.body, nullptr, false);

@@ -133,12 +133,13 @@ web::HttpResponse list_events(EventApiContext& ctx, const web::HttpRequest& req)
       return web::json_error(403, "out_of_scope", "camera '" + c + "' is outside your communes");
   }
   for (const auto& c : communes) {
+    // A commune filter from a camera-scoped user narrows to their cameras there.
     if (!req.communes.empty() &&
         std::find(req.communes.begin(), req.communes.end(), c) == req.communes.end())
       return web::json_error(403, "out_of_scope", "commune '" + c + "' is outside your communes");
   }
   const bool narrowed =
-      !cams.empty() || !communes.empty() || !hamlets.empty() || !req.communes.empty();
+      !cams.empty() || !communes.empty() || !hamlets.empty() || req.scoped();
   std::vector<std::string> allowed;
   if (narrowed) {
     for (const auto& [id, place] : ctx.places) {
@@ -266,11 +267,16 @@ std::map<std::string, CameraPlace> camera_places(const Config& config) {
 
 bool in_scope(const web::HttpRequest& req, const std::map<std::string, CameraPlace>& places,
               const std::string& camera_id) {
-  if (req.communes.empty() || camera_id == "-") return true;
+  return in_scope(req.communes, req.cameras, places, camera_id);
+}
+
+bool in_scope(const std::vector<std::string>& communes, const std::vector<std::string>& cameras,
+              const std::map<std::string, CameraPlace>& places, const std::string& camera_id) {
+  if ((communes.empty() && cameras.empty()) || camera_id == "-") return true;
+  if (std::find(cameras.begin(), cameras.end(), camera_id) != cameras.end()) return true;
   const auto it = places.find(camera_id);
   if (it == places.end()) return false;
-  return std::find(req.communes.begin(), req.communes.end(), it->second.commune) !=
-         req.communes.end();
+  return std::find(communes.begin(), communes.end(), it->second.commune) != communes.end();
 }
 
 void add_event_routes(web::Router& router, EventApiContext& ctx) {
@@ -376,10 +382,11 @@ void add_event_routes(web::Router& router, EventApiContext& ctx) {
 web::WsAccept PushHub::accept(const web::HttpRequest& req) {
   auto id = std::make_shared<std::uint64_t>(0);
   web::WsAccept a;
-  a.on_open = [this, id, communes = req.communes](const std::shared_ptr<web::WsChannel>& ch) {
+  a.on_open = [this, id, communes = req.communes,
+               cameras = req.cameras](const std::shared_ptr<web::WsChannel>& ch) {
     std::lock_guard lock(mutex_);
     *id = next_id_++;
-    clients_.push_back({*id, ch, communes});
+    clients_.push_back({*id, ch, communes, cameras});
     ch->send(std::make_shared<const std::string>(json{{"type", "hello"}}.dump()), false);
   };
   a.on_close = [this, id] {
@@ -402,13 +409,9 @@ int PushHub::clients() const {
 
 void PushHub::publish(const std::string& camera_id, const std::string& message) {
   const auto shared = std::make_shared<const std::string>(message);
-  const auto place = places_.find(camera_id);
   std::lock_guard lock(mutex_);
   for (const auto& c : clients_) {
-    if (!c.communes.empty() && camera_id != "-" &&
-        (place == places_.end() || std::find(c.communes.begin(), c.communes.end(),
-                                             place->second.commune) == c.communes.end()))
-      continue;
+    if (!in_scope(c.communes, c.cameras, places_, camera_id)) continue;
     if (c.channel->queued_bytes() > (1u << 20)) continue;  // a stalled page reloads the list
     c.channel->send(shared, false);
   }

@@ -27,6 +27,9 @@ std::map<std::string, CameraPlace> camera_places(const Config& config);
 // A camera the request's scope includes ("-": server-wide, e.g. storage alarms, seen by all).
 bool in_scope(const web::HttpRequest& req, const std::map<std::string, CameraPlace>& places,
               const std::string& camera_id);
+// The same for a scope held apart from a request (a push socket's).
+bool in_scope(const std::vector<std::string>& communes, const std::vector<std::string>& cameras,
+              const std::map<std::string, CameraPlace>& places, const std::string& camera_id);
 
 struct EventApiContext {
   const Config& config;
@@ -55,6 +58,7 @@ class PushHub final : public EventSink {
     std::uint64_t id = 0;
     std::shared_ptr<web::WsChannel> channel;
     std::vector<std::string> communes;
+    std::vector<std::string> cameras;
   };
   void publish(const std::string& camera_id, const std::string& message);
   const std::map<std::string, CameraPlace> places_;

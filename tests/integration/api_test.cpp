@@ -115,7 +115,8 @@ class Api : public ::testing::Test {
              {"xem-a", "--role viewer --communes xa-a"},
              {"cong-an", "--role reviewer"},
              {"cong-an-b", "--role reviewer --communes xa-b"},
-             {"quan-tri", "--role admin"}}) {
+             {"quan-tri", "--role admin"},
+             {"xem-cho", "--role viewer --cameras market"}}) {
       std::string out;
       ASSERT_EQ(run_command("printf 'Mat-khau-2026\\n' | " + bin + " user add " + user + " " +
                                 args + " --config " + cfg_,
@@ -138,7 +139,7 @@ class Api : public ::testing::Test {
                           &out),
               0)
         << out;
-    for (const auto& user : {"xem", "xem-a", "cong-an", "cong-an-b", "quan-tri"}) {
+    for (const auto& user : {"xem", "xem-a", "cong-an", "cong-an-b", "quan-tri", "xem-cho"}) {
       int status = 0;
       sessions_[user] = session_login(port_, user, "Mat-khau-2026", &status);
       ASSERT_EQ(status, 200) << user;
@@ -307,6 +308,65 @@ TEST_F(Api, AViewerOfOneCommuneSeesOnlyItsCamerasEventsAndFootage) {
   EXPECT_EQ(actions.count("event_review"), 1u);
   EXPECT_EQ(actions.count("alert_ack"), 1u);
   EXPECT_EQ(actions.count("live_view"), 1u);  // the one accepted live socket above
+
+  // What commune A's reviewer-wide colleague made stays out of commune B's reach: a hold, an
+  // export and its files and record, a case; /metrics lists only the caller's cameras.
+  const auto hold = http_request(port_, "POST", "/api/holds", r, range("gate"));
+  ASSERT_EQ(hold.status, 201) << hold.body;
+  const auto holds = json::parse(http_request(port_, "GET", "/api/holds", b).body);
+  for (const auto& h : holds["holds"]) EXPECT_NE(h["cameras"], json({"gate"})) << h.dump();
+  const auto job = http_request(port_, "POST", "/api/exports", r, range("gate"));
+  ASSERT_EQ(job.status, 202) << job.body;
+  const std::string export_id = json::parse(job.body)["id"];
+  const auto exports = json::parse(http_request(port_, "GET", "/api/exports", b).body);
+  for (const auto& e : exports["exports"]) EXPECT_NE(e["id"], export_id);
+  for (const std::string path : {"", "/files/manifest.json", "/record"})
+    EXPECT_EQ(http_request(port_, "GET", "/api/exports/" + export_id + path, b).status, 403)
+        << path;
+  const auto made = http_request(port_, "POST", "/api/cases", r,
+                                 json{{"commune", "xa-a"}, {"category", "theft"}, {"title", "x"}, {"occurred", "2026-11-01T08:00:00+07:00"}}.dump());
+  ASSERT_EQ(made.status, 201) << made.body;
+  const std::string case_id = json::parse(made.body)["id"];
+  EXPECT_EQ(http_request(port_, "GET", "/api/cases/" + case_id, b).status, 403);
+  EXPECT_EQ(json::parse(http_request(port_, "GET", "/api/cases", b).body)["cases"].size(), 0u);
+  const auto metrics = http_request(port_, "GET", "/metrics", a).body;
+  EXPECT_NE(metrics.find("camera=\"gate\""), std::string::npos);
+  EXPECT_EQ(metrics.find("camera=\"market\""), std::string::npos);
+}
+
+TEST_F(Api, AViewerOfOneCameraSeesThatCameraAndNoCommuneWideFigures) {
+  const auto& v = sessions_["xem-cho"];
+  const auto me = json::parse(http_request(port_, "GET", "/api/me", v).body);
+  EXPECT_EQ(me["cameras"], json({"market"}));
+  const auto cams = json::parse(http_request(port_, "GET", "/api/cameras", v).body);
+  ASSERT_EQ(cams["cameras"].size(), 1u);
+  EXPECT_EQ(cams["cameras"][0]["id"], "market");
+  EXPECT_EQ(http_request(port_, "GET", "/api/cameras/gate", v).status, 403);
+  EXPECT_EQ(upgrade(port_, "/api/cameras/gate/live", v), 403);
+  EXPECT_EQ(upgrade(port_, "/api/cameras/market/live", v), 101);
+  const auto events = json::parse(http_request(port_, "GET", "/api/events", v).body);
+  ASSERT_EQ(events["events"].size(), 1u);
+  EXPECT_EQ(events["events"][0]["id"], "01MARKETEVENT");
+  const auto in_b = json::parse(http_request(port_, "GET", "/api/events?commune=xa-a", v).body);
+  EXPECT_EQ(in_b["events"].size(), 0u) << "a commune filter narrows to the viewer's cameras";
+  EXPECT_EQ(http_request(port_, "GET", "/api/events/01GATEEVENT", v).status, 403);
+  // A commune's report and organisation are commune-wide: not for a one-camera viewer.
+  EXPECT_EQ(http_request(port_, "GET", "/api/reports/operation?commune=xa-b&from=2026-01-01&to=2026-01-31", v)
+                .status,
+            403);
+  const auto org = json::parse(http_request(port_, "GET", "/api/organisation", v).body);
+  EXPECT_EQ(org["communes"].size(), 0u);
+  ASSERT_EQ(org["cameras"].size(), 1u);
+  EXPECT_EQ(org["cameras"][0]["id"], "market");
+  const auto metrics = http_request(port_, "GET", "/metrics", v).body;
+  EXPECT_NE(metrics.find("camera=\"market\""), std::string::npos);
+  EXPECT_EQ(metrics.find("camera=\"gate\""), std::string::npos);
+  // The admin widens the scope with a commune: both cameras from the next request.
+  const auto widened = http_request(port_, "PATCH", "/api/users/xem-cho", sessions_["quan-tri"],
+                                    json{{"communes", {"xa-a"}}}.dump());
+  ASSERT_EQ(widened.status, 200) << widened.body;
+  EXPECT_EQ(json::parse(widened.body)["cameras"], json({"market"}));
+  EXPECT_EQ(json::parse(http_request(port_, "GET", "/api/cameras", v).body)["cameras"].size(), 2u);
 }
 
 TEST_F(Api, WebSocketsFromOtherSitesAreRefusedAndCloseWithTheSession) {

@@ -107,39 +107,55 @@ std::expected<void, std::string> Auth::check_password_policy(const std::string& 
 
 namespace {
 
-std::string join_communes(const std::vector<std::string>& communes) {
+// The user's scope in one column (user.communes): commune codes, and cameras as "camera:ID".
+constexpr std::string_view kCameraPrefix = "camera:";
+
+std::string join_scope(const std::vector<std::string>& communes,
+                       const std::vector<std::string>& cameras) {
   std::string out;
   for (const auto& c : communes) out += (out.empty() ? "" : ",") + c;
+  for (const auto& c : cameras) out += (out.empty() ? "" : ",") + std::string(kCameraPrefix) + c;
   return out;
 }
 
-std::vector<std::string> split_communes(const std::string& text) {
-  std::vector<std::string> out;
+struct Scope {
+  std::vector<std::string> communes, cameras;
+};
+
+Scope split_scope(const std::string& text) {
+  Scope out;
   std::size_t at = 0;
   while (at < text.size()) {
     const auto comma = text.find(',', at);
     auto item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-    if (!item.empty()) out.push_back(item);
+    if (item.starts_with(kCameraPrefix))
+      out.cameras.push_back(item.substr(kCameraPrefix.size()));
+    else if (!item.empty())
+      out.communes.push_back(item);
     if (comma == std::string::npos) break;
     at = comma + 1;
   }
   return out;
 }
 
+std::optional<std::string> bad_scope(const std::vector<std::string>& items) {
+  for (const auto& c : items) {
+    if (c.empty() || c.find(',') != std::string::npos || c.starts_with(kCameraPrefix))
+      return "a commune code or camera id is not empty and has no comma";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-bool Principal::sees(const std::string& commune) const {
-  return communes.empty() || std::find(communes.begin(), communes.end(), commune) != communes.end();
-}
 
 std::expected<void, std::string> Auth::add_user(const std::string& username,
                                                 const std::string& password, Role role,
                                                 std::int64_t now_us,
-                                                const std::vector<std::string>& communes) {
-  for (const auto& c : communes) {
-    if (c.empty() || c.find(',') != std::string::npos)
-      return std::unexpected("a commune code is not empty and has no comma");
-  }
+                                                const std::vector<std::string>& communes,
+                                                const std::vector<std::string>& cameras) {
+  if (auto bad = bad_scope(communes)) return std::unexpected(*bad);
+  if (auto bad = bad_scope(cameras)) return std::unexpected(*bad);
   static const auto valid = [](const std::string& u) {
     return !u.empty() && u.size() <= 64 && std::all_of(u.begin(), u.end(), [](unsigned char c) {
       return std::isalnum(c) || c == '.' || c == '_' || c == '-';
@@ -158,7 +174,7 @@ std::expected<void, std::string> Auth::add_user(const std::string& username,
                        "INSERT INTO user (username, password_hash, role, created_us, communes)"
                        " VALUES (?1, ?2, ?3, ?4, ?5)",
                        -1, &st, nullptr);
-    sqlite3_bind_text(st, 5, join_communes(communes).c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, join_scope(communes, cameras).c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 1, username.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, hash.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, std::string(to_string(role)).c_str(), -1, SQLITE_TRANSIENT);
@@ -205,11 +221,9 @@ std::expected<void, std::string> Auth::set_password(const std::string& username,
 
 std::expected<void, std::string> Auth::update_user(const std::string& username,
                                                    const UserChange& change) {
-  if (change.communes) {
-    for (const auto& c : *change.communes) {
-      if (c.empty() || c.find(',') != std::string::npos)
-        return std::unexpected("a commune code is not empty and has no comma");
-    }
+  for (const auto& list : {change.communes, change.cameras}) {
+    if (!list) continue;
+    if (auto bad = bad_scope(*list)) return std::unexpected(*bad);
   }
   std::string error;
   db_.write([&](sqlite3* conn) {
@@ -237,10 +251,21 @@ std::expected<void, std::string> Auth::update_user(const std::string& username,
                             SQLITE_TRANSIENT);
         });
       }
-      if (change.communes) {
-        run("UPDATE user SET communes = ?2 WHERE username = ?1", [&](sqlite3_stmt* st) {
-          by_name(st);
-          sqlite3_bind_text(st, 2, join_communes(*change.communes).c_str(), -1, SQLITE_TRANSIENT);
+      if (change.communes || change.cameras) {
+        // One column holds both: the part not changed is kept.
+        std::string text;
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(conn, "SELECT communes FROM user WHERE username = ?1", -1, &st, nullptr);
+        by_name(st);
+        if (sqlite3_step(st) == SQLITE_ROW) text = col(st, 0);
+        sqlite3_finalize(st);
+        auto scope = split_scope(text);
+        if (change.communes) scope.communes = *change.communes;
+        if (change.cameras) scope.cameras = *change.cameras;
+        run("UPDATE user SET communes = ?2 WHERE username = ?1", [&](sqlite3_stmt* q) {
+          by_name(q);
+          sqlite3_bind_text(q, 2, join_scope(scope.communes, scope.cameras).c_str(), -1,
+                            SQLITE_TRANSIENT);
         });
       }
       if (change.disabled) {
@@ -305,8 +330,10 @@ std::vector<Auth::UserRow> Auth::users() const {
                        "SELECT username, role, communes, disabled FROM user ORDER BY username", -1,
                        &st, nullptr);
     while (sqlite3_step(st) == SQLITE_ROW) {
+      auto scope = split_scope(col(st, 2));
       out.push_back({col(st, 0), role_from_string(col(st, 1)).value_or(Role::viewer),
-                     split_communes(col(st, 2)), sqlite3_column_int(st, 3) != 0});
+                     std::move(scope.communes), std::move(scope.cameras),
+                     sqlite3_column_int(st, 3) != 0});
     }
     sqlite3_finalize(st);
     return out;
@@ -373,7 +400,8 @@ std::expected<LoginOk, LoginError> Auth::login(const std::string& username,
   }
   LoginOk ok{random_token(),
              random_token(),
-             {row->id, username, row->role, false, "", split_communes(row->communes)}};
+             {row->id, username, row->role, false, "", split_scope(row->communes).communes,
+              split_scope(row->communes).cameras}};
   ok.who.csrf = ok.csrf;
   db_.write(
       [id = row->id, th = token_hash(ok.token), csrf = ok.csrf, source, now_us](sqlite3* conn) {
@@ -436,7 +464,8 @@ std::optional<Principal> Auth::authenticate(const HttpRequest& req, std::int64_t
                       role_from_string(col(st, 2)).value_or(Role::viewer),
                       true,
                       "",
-                      split_communes(col(st, 3))};
+                      split_scope(col(st, 3)).communes,
+                      split_scope(col(st, 3)).cameras};
       }
       sqlite3_finalize(st);
       return p;
@@ -462,7 +491,8 @@ std::optional<Principal> Auth::authenticate(const HttpRequest& req, std::int64_t
                     role_from_string(col(st, 2)).value_or(Role::viewer),
                     false,
                     col(st, 3),
-                    split_communes(col(st, 4))};
+                    split_scope(col(st, 4)).communes,
+                    split_scope(col(st, 4)).cameras};
     }
     sqlite3_finalize(st);
     return p;

@@ -506,15 +506,17 @@ async function restartServer(msg) {
 async function pageAdmin(main) {
   const [users, audit, org, cams] = await Promise.all([api("/api/users"), api("/api/audit?limit=200"), api("/api/organisation"), api("/api/admin/cameras")]);
   const roleSelect = (u) => `<select name="role">${["viewer", "reviewer", "admin"].map((r) => `<option value="${r}" ${r === u.role ? "selected" : ""}>${esc(t(`role.${r}`))}</option>`).join("")}</select>`;
-  main.innerHTML = `<h2>${esc(t("admin.users"))}</h2><table id="user-table"><thead><tr><th>${esc(t("login.user"))}</th><th>${esc(t("admin.role"))}</th><th>${esc(t("admin.communes"))}</th><th>${esc(t("admin.disabled"))}</th><th></th></tr></thead>
+  main.innerHTML = `<h2>${esc(t("admin.users"))}</h2><table id="user-table"><thead><tr><th>${esc(t("login.user"))}</th><th>${esc(t("admin.role"))}</th><th>${esc(t("admin.communes"))}</th><th>${esc(t("admin.cameras"))}</th><th>${esc(t("admin.disabled"))}</th><th></th></tr></thead>
     <tbody>${users.users.map((u) => `<tr data-user="${esc(u.username)}"><td>${esc(u.username)}</td><td>${roleSelect(u)}</td>
-    <td><input name="communes" size="10" value="${esc((u.communes || []).join(", "))}" placeholder="*"></td><td><input type="checkbox" name="disabled" ${u.disabled ? "checked" : ""}></td>
+    <td><input name="communes" size="10" value="${esc((u.communes || []).join(", "))}" placeholder="*"></td>
+    <td><input name="cameras" size="10" value="${esc((u.cameras || []).join(", "))}"></td><td><input type="checkbox" name="disabled" ${u.disabled ? "checked" : ""}></td>
     <td><button class="btn" data-act="save-user">${esc(t("common.save"))}</button> <button class="btn" data-act="reset">${esc(t("admin.reset"))}</button>
     <button class="btn" data-act="unlock">${esc(t("admin.unlock"))}</button></td></tr>`).join("")}</tbody></table><div id="user-msg"></div>
     <h2>${esc(t("admin.add"))}</h2><form class="filters" id="user-form">
     <label>${esc(t("login.user"))}<input name="username" required></label><label>${esc(t("login.pass"))}<input name="password" type="password" required></label>
     <label>${esc(t("admin.role"))}<select name="role">${["viewer", "reviewer", "admin"].map((r) => `<option value="${r}">${esc(t(`role.${r}`))}</option>`).join("")}</select></label>
-    <label>${esc(t("admin.communes"))}<input name="communes"></label><button class="btn">${esc(t("common.save"))}</button></form><div class="err" id="user-err"></div>
+    <label>${esc(t("admin.communes"))}<input name="communes"></label><label>${esc(t("admin.cameras"))}<input name="cameras"></label>
+    <button class="btn">${esc(t("common.save"))}</button></form><div class="err" id="user-err"></div>
     <h2>${esc(t("cams.title"))}</h2>
     <div id="cam-restart-bar" class="${cams.restart_needed ? "warn-bar" : "hidden"}">${esc(t("cams.restart_needed"))}
       <button class="btn" id="cam-restart">${esc(t("cams.restart"))}</button> <span id="cam-restart-msg"></span></div>
@@ -529,6 +531,7 @@ async function pageAdmin(main) {
     <table><thead><tr><th>#</th><th>${esc(t("admin.at"))}</th><th>${esc(t("admin.actor"))}</th><th>${esc(t("admin.action"))}</th><th>${esc(t("admin.target"))}</th></tr></thead>
     <tbody>${audit.entries.map((a) => `<tr><td>${a.seq}</td><td>${esc(fmtTime(a.at))}</td><td>${esc(a.actor)}</td><td>${esc(a.action)}</td><td>${esc(a.target)}</td></tr>`).join("")}</tbody></table>`;
   const say = (el, text, bad) => { el.className = bad ? "err" : ""; el.textContent = text; };
+  const list = (text) => String(text || "").split(",").map((x) => x.trim()).filter(Boolean);
   main.onclick = async (ev) => {
     const btn = ev.target.closest("button[data-act]"); if (!btn) return;
     const act = btn.dataset.act;
@@ -539,7 +542,7 @@ async function pageAdmin(main) {
         if (act === "unlock") await api(`${url}/unlock`, { method: "POST", body: {} });
         if (act === "save-user") {
           await api(url, { method: "PATCH", body: { role: $("[name=role]", row).value, disabled: $("[name=disabled]", row).checked,
-            communes: $("[name=communes]", row).value.split(",").map((x) => x.trim()).filter(Boolean) } });
+            communes: list($("[name=communes]", row).value), cameras: list($("[name=cameras]", row).value) } });
         }
         if (act === "reset") {
           const pw = prompt(t("admin.reset_prompt", { user: name }));
@@ -586,7 +589,7 @@ async function pageAdmin(main) {
     const f = new FormData(ev.target);
     try {
       await api("/api/users", { method: "POST", body: { username: f.get("username"), password: f.get("password"), role: f.get("role"),
-        communes: String(f.get("communes") || "").split(",").map((s) => s.trim()).filter(Boolean) } });
+        communes: list(f.get("communes")), cameras: list(f.get("cameras")) } });
       route();
     } catch (err) { $("#user-err").textContent = t("common.error", { message: err.message }); }
   };

@@ -30,8 +30,9 @@ struct Principal {
   Role role = Role::viewer;
   bool bearer = false;  // an API token: no cookie, so no CSRF check
   std::string csrf;
-  std::vector<std::string> communes;  // a viewer's scope; empty: every commune
-  bool sees(const std::string& commune) const;
+  // The scope: cameras of these communes and these cameras; both empty: everything.
+  std::vector<std::string> communes;
+  std::vector<std::string> cameras;
 };
 
 struct LoginOk {
@@ -53,7 +54,8 @@ class Auth {
   std::expected<void, std::string> add_user(const std::string& username,
                                             const std::string& password, Role role,
                                             std::int64_t now_us,
-                                            const std::vector<std::string>& communes = {});
+                                            const std::vector<std::string>& communes = {},
+                                            const std::vector<std::string>& cameras = {});
   std::expected<void, std::string> set_password(const std::string& username,
                                                 const std::string& password);
   // A new API token for the user (shown once; only its hash is stored).
@@ -66,6 +68,7 @@ class Auth {
   struct UserChange {
     std::optional<Role> role;
     std::optional<std::vector<std::string>> communes;
+    std::optional<std::vector<std::string>> cameras;
     std::optional<bool> disabled;
   };
   std::expected<void, std::string> update_user(const std::string& username,
@@ -74,6 +77,7 @@ class Auth {
     std::string username;
     Role role = Role::viewer;
     std::vector<std::string> communes;
+    std::vector<std::string> cameras;
     bool disabled = false;
   };
   std::vector<UserRow> users() const;

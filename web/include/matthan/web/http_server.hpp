@@ -34,7 +34,11 @@ struct HttpRequest {
   std::string user;     // set by the server's auth gate: who is asking (for the audit log)
   std::string role;     // set by the auth gate: viewer, reviewer or admin
   std::string csrf;     // set by the auth gate for cookie sessions
-  std::vector<std::string> communes;  // set by the auth gate: the scope; empty means all
+  // Set by the auth gate: the scope. A camera is in it when its commune is in `communes` or its
+  // id in `cameras`; both empty means everything.
+  std::vector<std::string> communes;
+  std::vector<std::string> cameras;
+  bool scoped() const { return !communes.empty() || !cameras.empty(); }
 };
 
 struct HttpResponse {
