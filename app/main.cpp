@@ -883,8 +883,23 @@ int run(const std::string& config_path) {
           put("matthan_analysis_fps", "gauge", "frames analysed per second", cam, a.fps_analysed);
           put("matthan_analysis_dropped_total", "counter", "frames the analysis could not take",
               cam, static_cast<double>(a.frames_dropped));
+          put("matthan_analysis_queue_frames", "gauge", "decoded frames waiting for analysis", cam,
+              static_cast<double>(a.queued));
           for (const auto& ss : st.streams) {
             const std::string sl = cam + ",stream=\"" + std::string(to_string(ss.kind)) + "\"";
+            // Each consumer of the stream's packets (recorder, live view) has its own queue.
+            if (auto* session = c->session(ss.kind)) {
+              for (const auto& q : session->packets().stats()) {
+                const std::string ql = sl + ",queue=\"" + esc(q.name) + "\"";
+                put("matthan_queue_packets", "gauge", "packets waiting for a consumer", ql,
+                    static_cast<double>(q.queued));
+                put("matthan_queue_bytes", "gauge", "bytes waiting for a consumer", ql,
+                    static_cast<double>(q.queued_bytes));
+                put("matthan_queue_dropped_total", "counter",
+                    "packets a full queue dropped (live view only; recording never drops)", ql,
+                    static_cast<double>(q.dropped));
+              }
+            }
             put("matthan_stream_fps", "gauge", "frames received per second", sl, ss.fps_in);
             put("matthan_stream_bitrate_bps", "gauge", "received bitrate", sl, ss.bitrate_bps);
             put("matthan_stream_reconnects_total", "counter", "reconnections", sl,
@@ -914,6 +929,12 @@ int run(const std::string& config_path) {
           if (storage.contains(k))
             put(std::string("matthan_storage_") + k, "gauge",
                 "recordings volume (last retention pass)", "", storage[k].get<double>());
+        }
+        for (const auto& f : storage.value("forecast", json::array())) {
+          const std::string id = f.value("camera", "");
+          if (id.empty() || !app::in_scope(req, places, id)) continue;
+          put("matthan_storage_camera_bytes", "gauge", "a camera's recordings (last retention pass)",
+              "camera=\"" + esc(id) + "\"", f.value("bytes", 0.0));
         }
         put("matthan_db_write_failures_total", "counter", "database writes that failed", "",
             static_cast<double>((*db)->write_failures()));

@@ -109,6 +109,7 @@ AnalysisStats AnalysisPool::stats(const std::string& camera_id) const {
   auto it = cameras_.find(camera_id);
   if (it == cameras_.end()) return {};
   AnalysisStats s = it->second.stats;
+  s.queued = it->second.frames.size();
   // A camera that stopped delivering frames has no analysis rate, whatever was measured last.
   if (it->second.rate_steady_us != 0 &&
       clock_.steady_us() - it->second.rate_steady_us > 5'000'000) {

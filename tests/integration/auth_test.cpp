@@ -138,6 +138,13 @@ TEST(Auth, RolesSessionsCsrfLockoutAndTokens) {
             std::string::npos)
       << metrics.body;
   EXPECT_NE(metrics.body.find("# TYPE matthan_stream_reconnects_total counter"), std::string::npos);
+  // Queue depths: the analysis queue and each consumer of a stream's packets (the recorder).
+  EXPECT_NE(metrics.body.find("matthan_analysis_queue_frames{camera=\"gate\",commune=\"\"} 0"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("matthan_queue_packets{camera=\"gate\",commune=\"\",stream=\"main\","
+                              "queue=\"recorder\"} 0"),
+            std::string::npos)
+      << metrics.body;
   const std::regex sample(R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$)");
   std::istringstream lines(metrics.body);
   int samples = 0;

@@ -24,6 +24,7 @@ struct AnalysisStats {
   double fps_analysed = 0;
   double mean_luma = 0;  // of the last analysed frame: 0 black .. 255 white
   double analyse_ms_avg = 0;
+  std::size_t queued = 0;  // frames waiting for a worker (at most the pool's depth)
 };
 
 // Thread-safe: on_frame() is called from demux threads; workers run analysis; mutex_ guards
