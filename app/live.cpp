@@ -1,5 +1,7 @@
 #include "live.hpp"
 
+#include <chrono>
+
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
@@ -32,14 +34,33 @@ void LiveStream::attach(PacketFanout& fanout) {
                    [this](const EncodedPacketPtr& p) { on_packet(p); });
 }
 
+bool LiveStream::Viewer::within_budget(std::size_t bytes, bool key) {
+  if (rate <= 0) return true;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  const double burst = rate * 2;
+  tokens = std::min(burst, tokens + rate * static_cast<double>(now - refilled_us) / 1e6);
+  refilled_us = now;
+  const auto need = static_cast<double>(bytes);
+  if (tokens < need && !(key && tokens >= burst)) return false;
+  tokens -= need;  // may go below zero for a large keyframe: paid back before the next
+  return true;
+}
+
 std::uint64_t LiveStream::add_viewer(std::shared_ptr<web::WsChannel> channel, std::size_t cap_bytes,
-                                     bool jpeg) {
+                                     bool jpeg, double max_bytes_per_s) {
   std::lock_guard lock(mutex_);
   Viewer v;
   v.id = next_id_++;
   v.channel = std::move(channel);
   v.cap = cap_bytes;
   v.jpeg = jpeg;
+  v.rate = max_bytes_per_s;
+  v.tokens = max_bytes_per_s * 2;
+  v.refilled_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
   // Running already: the init segment and this GOP's fragments now; else at the next packet.
   if (!jpeg && muxer_.open() && !gop_fragments_.empty()) send_start(v);
   viewers_.push_back(std::move(v));
@@ -163,7 +184,8 @@ void LiveStream::send_jpeg(std::string picture) {
       v.channel->send(std::make_shared<const std::string>(hello.dump()), false);
       v.fresh = false;
     }
-    if (v.channel->queued_bytes() > v.cap) {  // behind: this picture is dropped, not queued
+    // Behind, or over its data budget: this picture is dropped, not queued.
+    if (v.channel->queued_bytes() > v.cap || !v.within_budget(shared->size(), true)) {
       ++stats_.skipped;
       continue;
     }
@@ -232,8 +254,9 @@ void LiveStream::flush(bool previous_gop) {
       // The tail of the GOP before: nothing a new viewer can decode; it starts at the keyframe.
       if (previous_gop) continue;
       send_start(v);  // the GOP without this message's frames; then the message
-    } else if (v.channel->queued_bytes() > v.cap || (v.skipping && !key)) {
-      // Behind: skip to the next keyframe rather than queue latency.
+    } else if (v.channel->queued_bytes() > v.cap || (v.skipping && !key) ||
+               !v.within_budget(message->size(), key)) {
+      // Behind or over budget: skip to the next keyframe rather than queue latency.
       v.skipping = true;
       ++stats_.skipped;
       continue;

@@ -39,8 +39,10 @@ class LiveStream {
   void attach(PacketFanout& fanout);
   // cap_bytes: the most a viewer's socket may have queued before it is skipped ahead. jpeg: the
   // fallback (JPEG pictures) instead of fMP4, for browsers that cannot play the codec in MSE.
+  // max_bytes_per_s: a data budget (0: none); over it the viewer gets fewer GOPs, keyframe to
+  // keyframe, never a broken one (a phone on a 4G plan).
   std::uint64_t add_viewer(std::shared_ptr<web::WsChannel> channel, std::size_t cap_bytes,
-                           bool jpeg = false);
+                           bool jpeg = false, double max_bytes_per_s = 0);
   void remove_viewer(std::uint64_t id);
   LiveStats stats() const;
   const std::string& camera_id() const { return camera_id_; }
@@ -54,6 +56,13 @@ class LiveStream {
     bool fresh = true;      // has not had the init segment yet
     bool skipping = false;  // waits for a keyframe
     bool jpeg = false;      // the JPEG fallback
+    // Token bucket of the data budget: rate bytes/s, up to 2 s of it saved.
+    double rate = 0;
+    double tokens = 0;
+    std::int64_t refilled_us = 0;
+    // Whether `bytes` fit the budget now (a keyframe message always goes once the bucket is
+    // full, so a budget below one keyframe still shows a picture now and then).
+    bool within_budget(std::size_t bytes, bool key);
   };
   void on_packet(const EncodedPacketPtr& packet);
   void send_start(Viewer& v);

@@ -1075,6 +1075,15 @@ int run(const std::string& config_path) {
             return web::json_error(400, "bad_cap", "cap_kb is a number of kilobytes");
           cap = std::clamp<std::size_t>(std::stoul(v), 16, 8192) * 1024;
         }
+        // A data budget (kilobits per second), e.g. for a phone on a 4G plan.
+        double budget = 0;
+        if (req.query.contains("max_kbps")) {
+          const auto& v = req.query.at("max_kbps");
+          if (v.empty() || v.size() > 6 || !std::all_of(v.begin(), v.end(), ::isdigit))
+            return web::json_error(400, "bad_max_kbps", "max_kbps is a number of kilobits/s");
+          budget = static_cast<double>(std::clamp<unsigned long>(std::stoul(v), 32, 100000)) *
+                   1000 / 8;
+        }
         const auto format = req.query.contains("format") ? req.query.at("format") : "mp4";
         if (format != "mp4" && format != "jpeg")
           return web::json_error(400, "bad_format", "format is mp4 or jpeg");
@@ -1086,9 +1095,9 @@ int run(const std::string& config_path) {
         auto* ls = it->second.get();
         auto viewer = std::make_shared<std::uint64_t>(0);
         web::WsAccept a;
-        a.on_open = [ls, viewer, cap,
+        a.on_open = [ls, viewer, cap, budget,
                      jpeg = format == "jpeg"](const std::shared_ptr<web::WsChannel>& ch) {
-          *viewer = ls->add_viewer(ch, cap, jpeg);
+          *viewer = ls->add_viewer(ch, cap, jpeg, budget);
         };
         a.on_close = [ls, viewer] { ls->remove_viewer(*viewer); };
         return a;

@@ -14,7 +14,6 @@ the other): far beyond what it decodes and analyses. For
 - nothing crashes: the server answers throughout and stops cleanly.
 """
 import argparse
-import base64
 import collections
 import json
 import os
@@ -28,52 +27,7 @@ import tempfile
 import threading
 import time
 
-from common import Api, read_line
-
-
-def live_viewer(port, path, cookie, stop, counts):
-    """A minimal WebSocket client (RFC 6455): counts binary messages per second."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-               f"Origin: http://127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
-    head, buf = buf.split(b"\r\n\r\n", 1)
-    if b" 101 " not in head.split(b"\r\n")[0]:
-        counts.append(("refused", head.split(b"\r\n")[0].decode()))
-        return
-
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-
-    try:
-        while not stop.is_set():
-            need(2)
-            opcode, n = buf[0] & 0x0F, buf[1] & 0x7F
-            off = 2
-            if n == 126:
-                need(4)
-                n, off = int.from_bytes(buf[2:4], "big"), 4
-            elif n == 127:
-                need(10)
-                n, off = int.from_bytes(buf[2:10], "big"), 10
-            need(off + n)
-            buf = buf[off + n:]
-            if opcode == 2:
-                counts.append(("binary", time.time()))
-            elif opcode == 8:
-                break
-    except (ConnectionError, OSError):
-        pass
-    s.close()
+from common import Api, live_viewer, read_line
 
 
 def main():
@@ -170,8 +124,8 @@ def main():
         code = server.wait(60)
         check(code == 0, "the server stops cleanly under the load", f"exit {code}")
 
-        binary = [t for k, t in counts if k == "binary"]
-        refused = [t for k, t in counts if k == "refused"]
+        binary = [t for k, t, *_ in counts if k == "binary"]
+        refused = [t for k, t, *_ in counts if k == "refused"]
         check(not refused, "the live viewer is let in", refused[0] if refused else "")
         marks = [viewer_start + 1.0] + binary + [viewer_stop]  # a second to connect
         holes = max(b - a for a, b in zip(marks, marks[1:]))

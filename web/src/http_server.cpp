@@ -2,6 +2,10 @@
 // bounded request size, idle timeout, keep-alive. Bad requests get a JSON error, never a crash.
 #include "matthan/web/http_server.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -130,6 +134,13 @@ class WsSession : public WsChannel, public std::enable_shared_from_this<WsSessio
 
   void start(http::request<http::string_body> req) {
     beast::get_lowest_layer(ws_).expires_never();
+    // At most 32 KiB not yet sent may sit in the kernel: what a slow client has not taken waits
+    // in our queue, where the live view sees it and skips ahead, instead of seconds of video
+    // hiding in an autotuned send buffer (up to 4 MiB). Data in flight is not limited, so fast
+    // links keep their throughput.
+    const int lowat = 32 << 10;
+    ::setsockopt(beast::get_lowest_layer(ws_).socket().native_handle(), IPPROTO_TCP,
+                 TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "matthan"); }));

@@ -115,8 +115,11 @@ function toast(text, event) {
 }
 
 // ---- live view: fragmented MP4 over a WebSocket into Media Source Extensions ----
+// A data budget per camera (kbit/s; 0: none), chosen on the live page and kept on this device.
+let maxKbps = Number(localStorage.getItem("matthan.max_kbps") || 0);
 function playLive(video, camera, stream, onMessage, format = "mp4") {
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(camera)}/live?stream=${stream}&format=${format}`);
+  const budget = maxKbps > 0 ? `&max_kbps=${maxKbps}` : "";
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(camera)}/live?stream=${stream}&format=${format}${budget}`);
   ws.binaryType = "arraybuffer";
   let ms = null, sb = null, queue = [], img = null, fallback = null, lastUrl = null, stopped = false;
   const pump = () => {
@@ -194,7 +197,9 @@ async function pageLive(main) {
   const online = cameras.filter((c) => c.state === "online").length;
   const byHamlet = {};
   for (const c of cameras) (byHamlet[c.hamlet || t("live.hamlet_none")] ||= []).push(c);
-  main.innerHTML = `<div class="summary" id="live-summary">${esc(t("live.summary", { on: online, all: cameras.length }))}</div>` +
+  const caps = [0, 1000, 256];
+  main.innerHTML = `<div class="summary" id="live-summary">${esc(t("live.summary", { on: online, all: cameras.length }))}
+    <label class="data-cap">${esc(t("live.cap"))} <select id="data-cap">${caps.map((k) => `<option value="${k}" ${k === maxKbps ? "selected" : ""}>${esc(t(`live.cap_${k}`))}</option>`).join("")}</select></label></div>` +
     Object.entries(byHamlet).map(([h, list]) => `<h2>${esc(h)}</h2><div class="grid">${list.map((c) =>
       `<div class="tile" data-camera="${esc(c.id)}"><video muted playsinline></video>
         <div class="cap"><b>${esc(c.name)}</b><span class="badge ${esc(c.state)}">${esc(t(`state.${c.state}`))}</span>
@@ -221,6 +226,11 @@ async function pageLive(main) {
       startTile(tile, full ? "main" : "sub");   // main stream full screen, sub in the grid
     };
   }
+  $("#data-cap").onchange = (ev) => {
+    maxKbps = Number(ev.target.value);
+    localStorage.setItem("matthan.max_kbps", String(maxKbps));
+    for (const tile of players.keys()) startTile(tile, tile.classList.contains("full") ? "main" : "sub");
+  };
   const onCam = (ev) => {
     const tile = main.querySelector(`.tile[data-camera="${CSS.escape(ev.detail.camera)}"] .badge`);
     if (tile) { tile.className = `badge ${ev.detail.state}`; tile.textContent = t(`state.${ev.detail.state}`); }
