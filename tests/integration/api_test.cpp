@@ -291,6 +291,16 @@ TEST_F(Api, AViewerOfOneCommuneSeesOnlyItsCamerasEventsAndFootage) {
     EXPECT_EQ(f["camera"], "market") << "a forecast of another commune's camera";
   // Review of an event is the reviewer's and lands in the audit log.
   const auto& r = sessions_["cong-an"];
+  // The playback timeline's events come with the recordings of the range (this camera's only).
+  const auto timeline = http_request(
+      port_, "GET",
+      "/api/cameras/gate/recordings?from=1970-01-01T00:00:00%2B00:00&to=1970-01-01T00:00:10%2B00:00",
+      r);
+  ASSERT_EQ(timeline.status, 200) << timeline.body;
+  const auto tl = json::parse(timeline.body);
+  ASSERT_EQ(tl["events"].size(), 1u) << timeline.body;
+  EXPECT_EQ(tl["events"][0]["id"], "01GATEEVENT");
+  EXPECT_EQ(tl["events"][0]["from"], "1970-01-01T00:00:01.000000Z");
   const auto reviewed = http_request(port_, "POST", "/api/events/01GATEEVENT/review", r,
                                      json{{"state", "false_alarm"}, {"note", "gió"}}.dump());
   ASSERT_EQ(reviewed.status, 200) << reviewed.body;

@@ -338,12 +338,11 @@ async function pagePlayback(main) {
     const cam = f.get("camera");
     const q = `from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}`;
     const rec = await api(`/api/cameras/${encodeURIComponent(cam)}/recordings?${q}`);
-    const evs = await api(`/api/events?camera=${encodeURIComponent(cam)}&${q}&limit=500`);
     segments = rec.segments.filter((s) => s.stream === "main").map((s) => [Date.parse(s.from), s.state === "open" ? Date.now() : Date.parse(s.to)]);
     line.innerHTML = `<div class="cursor" id="pb-cursor"></div>` +
       segments.map(([a, b]) => `<div class="seg" style="left:${pos(Math.max(a, from))};width:${pos(from + Math.min(b, to) - Math.max(a, from))}"></div>`).join("") +
       rec.gaps.filter((g) => g.stream === "main").map((g) => `<div class="gap" title="${esc(g.reason)}" style="left:${pos(Math.max(Date.parse(g.from), from))};width:${pos(from + Math.min(Date.parse(g.to), to) - Math.max(Date.parse(g.from), from))}"></div>`).join("") +
-      evs.events.map((e) => `<div class="ev" title="${esc(typeName(e.type))}" style="left:${pos(Date.parse(e.start))}"></div>`).join("");
+      (rec.events || []).map((e) => `<div class="ev" title="${esc(typeName(e.type))}" style="left:${pos(Date.parse(e.from))}"></div>`).join("");
     const hhmm = (ms) => new Date(ms).toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB", { hour: "2-digit", minute: "2-digit" });
     $("#pb-ticks").innerHTML = [0, 0.25, 0.5, 0.75, 1].map((x) => `<span style="left:${100 * x}%">${hhmm(from + x * (to - from))}</span>`).join("");
   };
