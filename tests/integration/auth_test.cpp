@@ -3,7 +3,11 @@
 // logins lock the account from that address only for 5 minutes, API tokens work without
 // cookies, and logins, failures and locks are in the audit log.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +26,37 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using Reply = HttpReply;
+
+// A login sent from another loopback address (127.0.0.2): another source, as another phone
+// would be. The answer's status code, 0 when the connection fails.
+int login_from_other_address(int port, const std::string& user, const std::string& password) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  ::inet_pton(AF_INET, "127.0.0.2", &from.sin_addr);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  int status = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0 &&
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+    const std::string body =
+        nlohmann::json{{"username", user}, {"password", password}}.dump();
+    const std::string req = "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Content-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[64] = {};
+      timeval tv{10, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      if (::recv(fd, buf, sizeof buf - 1, 0) > 12) status = std::atoi(buf + 9);
+    }
+  }
+  ::close(fd);
+  return status;
+}
 
 std::string login(int port, const std::string& user, const std::string& password, int* status) {
   return session_login(port, user, password, status);
@@ -163,6 +198,10 @@ TEST(Auth, RolesSessionsCsrfLockoutAndTokens) {
   }
   login(port, "an-ninh", "Mat-khau-2026", &status);
   EXPECT_EQ(status, 429);
+  // Locked from that address only: the owner logs in from their own (a stranger's guesses
+  // cannot lock the police out).
+  EXPECT_EQ(login_from_other_address(port, "an-ninh", "Mat-khau-2026"), 200);
+  EXPECT_EQ(login_from_other_address(port, "an-ninh", "wrong-again"), 401);
   login(port, "cong-an", "Mat-khau-2026", &status);  // other accounts are not affected
   EXPECT_EQ(status, 200);
   EXPECT_EQ(request(port, "POST", "/api/users/an-ninh/unlock", admin).status, 200);
