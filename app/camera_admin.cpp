@@ -172,6 +172,8 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
           if (!entry.contains("installed")) entry["installed"] = today_local();
           if (cams.contains(id) && cams[id].value("removed", false)) {
             cams[id].erase("removed");  // taken out earlier: back with these settings
+            cams[id].erase("removed_on");
+            entry.erase("installed");  // it keeps its first install date
             cams[id].update(entry);
             return std::nullopt;
           }
@@ -226,10 +228,12 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
         auto fresh = edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
           auto& cams = overlay["cameras"];
           if (!cams.is_object()) cams = json::object();
-          if (cams.contains(id) && cams[id].value("added", false))
-            cams.erase(id);
-          else
-            cams[id] = json{{"removed", true}};
+          // Kept as taken out today: not run after the restart, still in the reports of the
+          // days it served; its footage and events stay until retention.
+          auto& entry = cams[id];
+          if (!entry.is_object()) entry = json::object();
+          entry["removed"] = true;
+          entry["removed_on"] = today_local();
           return std::nullopt;
         });
         if (!fresh) return fresh.error();

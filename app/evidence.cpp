@@ -46,9 +46,12 @@ std::string query(const web::HttpRequest& req, const std::string& key, std::stri
   return it == req.query.end() ? fallback : it->second;
 }
 
+// A camera taken out (retired) still has footage until retention: evidence routes find it too.
 const CameraConfig* find_camera(const Config& config, const std::string& id) {
-  for (const auto& c : config.cameras) {
-    if (c.id == id) return &c;
+  for (const auto* list : {&config.cameras, &config.retired}) {
+    for (const auto& c : *list) {
+      if (c.id == id) return &c;
+    }
   }
   return nullptr;
 }

@@ -261,7 +261,10 @@ std::optional<std::string> event_camera(EventApiContext& ctx, const std::string&
 
 std::map<std::string, CameraPlace> camera_places(const Config& config) {
   std::map<std::string, CameraPlace> out;
-  for (const auto& c : config.cameras) out[c.id] = {c.name, c.commune, c.hamlet};
+  // Retired cameras too: their events and footage stay reviewable, in their commune's scope.
+  for (const auto* list : {&config.cameras, &config.retired}) {
+    for (const auto& c : *list) out[c.id] = {c.name, c.commune, c.hamlet};
+  }
   return out;
 }
 

@@ -557,7 +557,8 @@ class Parser {
                 "installed",
                 "funding",
                 "lat",
-                "lon"});
+                "lon",
+                "removed"});
     static const std::regex id_re("^[a-z0-9][a-z0-9_-]{0,63}$");
     if (auto id = str(node, path, "id")) {
       if (!std::regex_match(*id, id_re)) {
@@ -616,6 +617,7 @@ class Parser {
       }
     }
     if (auto v = date(node, path, "installed")) cam.installed = *v;
+    if (auto v = date(node, path, "removed")) cam.removed = *v;
     cam.funding = str(node, path, "funding").value_or("");
     cam.lat = num<double>(node, path, "lat", -90.0, 90.0);
     cam.lon = num<double>(node, path, "lon", -180.0, 180.0);
@@ -849,6 +851,16 @@ class Parser {
         }
       }
     }
+    // Cameras taken out (`removed: DATE`) are not run; the reports still count them for the
+    // days they served.
+    for (auto it = config.cameras.begin(); it != config.cameras.end();) {
+      if (it->removed.empty()) {
+        ++it;
+      } else {
+        config.retired.push_back(std::move(*it));
+        it = config.cameras.erase(it);
+      }
+    }
     return config;
   }
 
@@ -934,7 +946,11 @@ void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::strin
         errors.push_back({name, kv.first.Mark().line + 1, "cameras." + id, "no such camera"});
       continue;
     }
-    if (removed) {
+    const auto removed_on = kv.second["removed_on"];
+    const bool dated = removed && removed_on.IsDefined() && removed_on.IsScalar();
+    if (removed && !added && !dated) {
+      // Taken out with no day: dropped. With a day it is kept as `removed: DAY` (below): not
+      // run, and the reports still count the days it served.
       YAML::Node kept(YAML::NodeType::Sequence);
       for (std::size_t i = 0; i < list.size(); ++i) {
         if (i != *at) kept.push_back(list[i]);
@@ -949,9 +965,11 @@ void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::strin
     } else {
       cam = list[*at];
     }
+    if (removed && added && !dated) continue;  // added in the page and taken out: nothing kept
+    if (removed) cam["removed"] = removed_on.Scalar();
     for (const auto& field : kv.second) {
       const auto k = field.first.as<std::string>();
-      if (k == "added") continue;
+      if (k == "added" || k == "removed" || k == "removed_on") continue;
       if (!keys.contains(k)) {
         errors.push_back({name, field.first.Mark().line + 1, "cameras." + id + "." + k,
                           "cannot be set here (inventory and connection keys only)"});

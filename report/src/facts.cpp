@@ -198,7 +198,11 @@ void availability(sqlite3* db, const std::string& node, const std::vector<Run>& 
   // A camera the server has never known was not in service here (added later, or never).
   if (first_seen < 0) start = b;
   start = std::max(start, first_seen);
-  const std::int64_t end = b;
+  std::int64_t end = b;
+  // Taken out: in service until the start of that day.
+  if (!c.removed.empty()) {
+    if (auto m = local_midnight_us(c.removed)) end = std::min(end, *m);
+  }
   c.state_at_end = "not_monitored";
   if (start >= end) return;
   c.in_service_us = end - start;
@@ -281,8 +285,13 @@ std::expected<Availability, std::string> camera_availability(sqlite3* db, const 
   if (!runs) return std::unexpected(runs.error());
   CameraFacts c;
   c.id = camera_id;
-  for (const auto& cam : config.cameras) {
-    if (cam.id == camera_id) c.installed = cam.installed;
+  for (const auto* list : {&config.cameras, &config.retired}) {
+    for (const auto& cam : *list) {
+      if (cam.id == camera_id) {
+        c.installed = cam.installed;
+        c.removed = cam.removed;
+      }
+    }
   }
   availability(db, config.node_id, *runs, from_us, std::min(to_us, std::max(from_us, now_us)), c);
   return Availability{c.in_service_us, c.monitored_us, c.online_us, c.not_monitored_us, c.uptime};
@@ -342,7 +351,8 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
     } else {
       // No organisation in the config: the code is what cameras name.
       bool any = false;
-      for (const auto& cam : config.cameras) any = any || cam.commune == code;
+      for (const auto* list : {&config.cameras, &config.retired})
+        for (const auto& cam : *list) any = any || cam.commune == code;
       if (!any) return std::unexpected("no commune '" + code + "' in the config");
       names.code = names.name = code;
       scope.commune_codes.insert(code);
@@ -351,7 +361,14 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
                      [&](const CommuneNames& n) { return n.code == names.code; }))
       d.communes.push_back(std::move(names));
   }
-  for (const auto& cam : config.cameras) {
+  // The cameras of the period: those running and those taken out after it began.
+  std::vector<const CameraConfig*> period_cameras;
+  for (const auto& cam : config.cameras) period_cameras.push_back(&cam);
+  for (const auto& cam : config.retired) {
+    if (cam.removed > req.from_day) period_cameras.push_back(&cam);
+  }
+  for (const auto* camp : period_cameras) {
+    const auto& cam = *camp;
     const auto* commune = config.organisation.commune(cam.commune);
     const std::string code = commune != nullptr ? commune->code : cam.commune;
     if (!scope.commune_codes.contains(code)) continue;
@@ -370,6 +387,7 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
     c.brand = std::string(to_string(cam.brand));
     c.model = cam.model;
     c.installed = cam.installed;
+    c.removed = cam.removed;
     c.funding = cam.funding;
     d.cameras.push_back(std::move(c));
     scope.camera_ids.insert(cam.id);
@@ -473,6 +491,7 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
       CameraFacts c;
       c.id = cam.id;
       c.installed = cam.installed;
+      c.removed = cam.removed;
       availability(db, config.node_id, runs, pa, *a, c);
       p_online += c.online_us;
       p_monitored += c.monitored_us;

@@ -268,6 +268,15 @@ TEST_F(AdminCameras, AddedChangedAndRemovedInThePageApplyAfterARestartAndKeepThe
             0)
       << out;
   EXPECT_GE(std::atoi(out.c_str()), 1) << "cam2's recordings were kept";
+  // ...and stay reachable for review and export until retention takes them.
+  const auto rec =
+      http_request(port_, "GET", "/api/cameras/cam2/recordings?from=now-10m&to=now", chief_);
+  ASSERT_EQ(rec.status, 200) << rec.body;
+  EXPECT_GE(body_of(rec)["segments"].size(), 1u) << rec.body;
+  // The overlay keeps it as taken out today, for the reports of the days it served.
+  const auto overlay = json::parse(read_file(dir_ + "/var/inventory.json"), nullptr, false);
+  EXPECT_EQ(overlay["cameras"]["cam2"]["removed"], true) << overlay.dump();
+  EXPECT_TRUE(overlay["cameras"]["cam2"].contains("removed_on")) << overlay.dump();
 
   // Audited, and the camera's password is in no answer, audit entry or log line.
   const auto audit = http_request(port_, "GET", "/api/audit?limit=200", chief_);

@@ -430,6 +430,41 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
   EXPECT_NE(out.find("'to' is before 'from'"), std::string::npos) << out;
 }
 
+// A camera taken out (the admin page's "remove", or `removed:` in the config) is not run, but
+// the reports still count the days it served, and only those.
+TEST_F(Report, ACameraTakenOutCountsForTheDaysItServed) {
+  auto text = read_file(cfg_);
+  const std::string at = "installed: '2026-10-10',";
+  ASSERT_NE(text.find(at), std::string::npos);
+  text.replace(text.find(at), at.size(), at + " removed: '2026-10-20',");
+  std::ofstream(cfg_) << text;
+  std::string out;
+  ASSERT_EQ(run_command(binary_path("matthan") + " check-config " + cfg_, &out), 0) << out;
+  const auto r = json::parse(read_file(report("json")), nullptr, false);
+  ASSERT_EQ(r["cameras"].size(), 2u) << r.dump(1);
+  const auto& cong = r["cameras"][0];
+  const auto& cho = r["cameras"][1];
+  EXPECT_EQ(cong["in_service_s"], 744 * 3600);  // the other camera is untouched
+  EXPECT_NEAR(cong["uptime"].get<double>(), kCongUptime, 1e-12);
+  // cho: first seen 10-10 08:00, taken out at the start of 10-20: 232 h in service, all
+  // monitored, online from 08:01.
+  EXPECT_EQ(cho["id"], "cho");
+  EXPECT_EQ(cho["in_service_s"], 232 * 3600);
+  EXPECT_EQ(cho["monitored_s"], 232 * 3600);
+  EXPECT_EQ(cho["online_s"], std::llround((231 + 59 / 60.0) * kH));
+  EXPECT_NEAR(cho["uptime"].get<double>(), (231 + 59 / 60.0) / 232, 1e-12);
+  // A period after it was taken out does not list it.
+  ASSERT_EQ(run_command(binary_path("matthan") + " report --config " + cfg_ +
+                            " --commune 10105 --from 2026-10-21 --to 2026-10-31 --format json"
+                            " --out " + dir_ + "/late.json",
+                        &out),
+            0)
+      << out;
+  const auto late = json::parse(read_file(dir_ + "/late.json"), nullptr, false);
+  ASSERT_EQ(late["cameras"].size(), 1u) << late.dump(1);
+  EXPECT_EQ(late["cameras"][0]["id"], "cong");
+}
+
 // The same report through the server, scoped; cases through the API, checked and audited.
 TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
   const std::string bin = binary_path("matthan");

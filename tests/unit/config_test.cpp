@@ -365,6 +365,18 @@ cameras:
                                         "inventory.json");
   ASSERT_TRUE(removed.has_value()) << removed.error().front().to_string();
   EXPECT_TRUE(removed->cameras.empty());
+  EXPECT_TRUE(removed->retired.empty());
+  // Taken out on a day (what the page writes): not run, kept with its inventory for reports.
+  const auto retired = load_config_text(
+      text, "c.yaml", fake_env,
+      R"({"cameras": {"cong": {"removed": true, "removed_on": "2026-11-29", "model": "NEW"}}})",
+      "inventory.json");
+  ASSERT_TRUE(retired.has_value()) << retired.error().front().to_string();
+  EXPECT_TRUE(retired->cameras.empty());
+  ASSERT_EQ(retired->retired.size(), 1u);
+  EXPECT_EQ(retired->retired[0].id, "cong");
+  EXPECT_EQ(retired->retired[0].removed, "2026-11-29");
+  EXPECT_EQ(retired->retired[0].model, "NEW");
   // Added in the page and since written into the file: an error when editing, the file's when
   // loading.
   const std::string twice = R"({"cameras": {"cong": {"added": true, "main_url": "rtsp://z/z"}}})";

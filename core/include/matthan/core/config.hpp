@@ -52,6 +52,7 @@ struct CameraConfig {
   std::string model;  // the camera's make and model as written on it, e.g. "DS-2CD1023G0E-I"
   std::string owner = "model";  // model (the commune's camera model), household, business, agency
   std::string installed;        // YYYY-MM-DD local; before it the camera is not counted
+  std::string removed;  // YYYY-MM-DD local: taken out that day (not run; reports count it before)
   std::string funding;          // e.g. "ngân sách xã", "xã hội hóa"
   std::optional<double> lat, lon;
   std::optional<double> retention_days;        // overrides recording.retention_days
@@ -160,6 +161,7 @@ struct Config {
   RecordingConfig recording;
   std::vector<AlertChannelConfig> alerts;
   std::vector<CameraConfig> cameras;
+  std::vector<CameraConfig> retired;  // cameras with `removed`: not run, kept for reports
 };
 
 // getenv is injectable so tests need not touch the process environment.
@@ -174,7 +176,8 @@ std::expected<Config, std::vector<ConfigError>> load_config_file(const std::stri
 // inventory keys (model, owner, installed, funding, lat, lon) and connection keys (name, commune,
 // hamlet, site, brand, host, port, username, password, channel, main_url, sub_url, transport,
 // analysis_fps, enabled, retention_days, event_retention_days); a null value removes a key;
-// {added: true, ...} is a camera added in the page, {removed: true} one taken out; no ${VAR}.
+// {added: true, ...} is a camera added in the page, {removed: true, removed_on: DATE} one taken
+// out that day (kept as `removed: DATE`; without a date it is dropped); no ${VAR}.
 // strict_overlay: a camera id the config lacks (or an added one it has) is an error, else ignored.
 std::expected<Config, std::vector<ConfigError>> load_config_text(
     const std::string& text, const std::string& file_name, EnvLookup env = process_env,

@@ -30,6 +30,7 @@ struct ReportRequest {
 
 struct CameraFacts {
   std::string id, name, commune, hamlet, hamlet_name, owner, brand, model, installed, funding;
+  std::string removed;                // YYYY-MM-DD the camera was taken out; "" while it serves
   std::int64_t in_service_us = 0;     // [start, end) of the period the camera existed in
   std::int64_t monitored_us = 0;      // of that, while the server ran and the camera was enabled
   std::int64_t online_us = 0;         // of that, online
