@@ -375,6 +375,25 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
   EXPECT_NEAR(x["daily"][3][2].get<double>(), 0.5, 1e-12);
   EXPECT_TRUE(x["daily"][5][1].is_null());  // 10-05: nothing monitored
 
+  // What the printed forms (PDF and HTML, the same sections) must say, worked out by hand.
+  const std::vector<std::string> printed{
+      "Tổng số camera: 2",
+      "Camera trực tuyến cuối kỳ: 1/2",
+      "Tỷ lệ hoạt động chung: " + pct_vi(kUptime),
+      "Thời gian máy chủ ngừng giám sát: 24,00 giờ",
+      "Tỷ lệ thời gian có ghi hình: " + pct_vi(kCoverage),
+      "Tổng số sự kiện: 6",
+      "Số lần trích xuất: 3",
+      "Tổng số vụ việc: 3; camera giúp làm rõ: 2",
+      "Kỳ trước: từ ngày 31/08/2026 đến hết ngày 30/09/2026",
+      "Camera có tỷ lệ hoạt động dưới 90 %: 1",
+      "720,00",  // cong monitored hours
+      "677,83",  // cong online hours
+      "496,00",  // cho monitored hours
+      "423,98",  // cho online hours
+      pct_vi(kCongCoverage),
+      pct_vi(kChoCoverage)};
+
   // PDF: renders, and its text has the Vietnamese headings and figures exactly.
   const auto pdf = report("pdf");
   ASSERT_EQ(run_command("pdftotext -layout " + pdf + " " + dir_ + "/report.txt", &out), 0) << out;
@@ -402,6 +421,7 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
                                 pct_vi(kChoUptime)}) {
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
   }
+  for (const auto& want : printed) EXPECT_NE(text.find(want), std::string::npos) << "PDF: " << want;
   ASSERT_EQ(run_command("pdftoppm -r 50 -png -f 1 -l 1 " + pdf + " " + dir_ + "/page", &out), 0)
       << out;
   EXPECT_GT(std::filesystem::file_size(dir_ + "/page-1.png"), 5000u);
@@ -412,6 +432,7 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
                                   pct_vi(kUptime), std::string("<svg")}) {
     EXPECT_NE(html.find(want), std::string::npos) << want;
   }
+  for (const auto& want : printed) EXPECT_NE(html.find(want), std::string::npos) << "HTML: " << want;
 
   // Bad requests get a clear error.
   EXPECT_NE(run_command(binary_path("matthan") + " report --config " + cfg_ +
@@ -463,6 +484,36 @@ TEST_F(Report, ACameraTakenOutCountsForTheDaysItServed) {
   const auto late = json::parse(read_file(dir_ + "/late.json"), nullptr, false);
   ASSERT_EQ(late["cameras"].size(), 1u) << late.dump(1);
   EXPECT_EQ(late["cameras"][0]["id"], "cong");
+}
+
+// Several communes in one report: each named, every camera of both, the totals over them all.
+TEST_F(Report, SeveralCommunesInOneReport) {
+  std::string out;
+  ASSERT_EQ(run_command(binary_path("matthan") + " report --config " + cfg_ +
+                            " --commune 10105,10200 --from 2026-10-01 --to 2026-10-31"
+                            " --format json --out " + dir_ + "/two.json",
+                        &out),
+            0)
+      << out;
+  const auto r = json::parse(read_file(dir_ + "/two.json"), nullptr, false);
+  ASSERT_EQ(r["communes"].size(), 2u) << r.dump(1);
+  std::set<std::string> ids;
+  for (const auto& c : r["cameras"]) ids.insert(c["id"]);
+  EXPECT_EQ(ids, (std::set<std::string>{"cong", "cho", "ben"}));
+  // ben: one state row, online on 09-20, in the server's first run: a state lasts until the run
+  // it was seen in ends (10-05 00:00), and the second run never saw ben online. So 744 h in
+  // service, 720 h monitored (the server's 24 h down), 96 h online (10-01 → 10-05); one more
+  // event (E8) and one more extraction (X4).
+  for (const auto& c : r["cameras"]) {
+    if (c["id"] != "ben") continue;
+    EXPECT_EQ(c["in_service_s"], 744 * 3600);
+    EXPECT_EQ(c["monitored_s"], 720 * 3600);
+    EXPECT_EQ(c["online_s"], 96 * 3600);
+  }
+  EXPECT_NEAR(r["totals"]["uptime"].get<double>(),
+              (kCongOnlineH + kChoOnlineH + 96) / (kCongMonitoredH + kChoMonitoredH + 720), 1e-12);
+  EXPECT_EQ(r["totals"]["events"], 7);
+  EXPECT_EQ(r["totals"]["extractions"], 4);
 }
 
 // The same report through the server, scoped; cases through the API, checked and audited.
