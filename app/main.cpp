@@ -1134,6 +1134,13 @@ int run(const std::string& config_path) {
     const auto& route = router.routes()[match.index];
     req.params = std::move(match.params);
     if (auto answer = app::check_access(req, route, auth, clock.now_us())) return *answer;
+    // A scope written with a commune's former code (before the 2025 mergers) means the commune.
+    if (!req.communes.empty()) {
+      const auto org = operation_ctx.config();
+      for (auto& c : req.communes) {
+        if (const auto* commune = org->organisation.commune(c)) c = commune->code;
+      }
+    }
     if (route.pattern.starts_with("/api/cameras/{id}")) {
       const auto& id = req.params.at("id");
       if (!places.contains(id)) return web::json_error(404, "not_found", "no camera '" + id + "'");

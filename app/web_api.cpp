@@ -125,7 +125,10 @@ std::variant<EventRow, web::HttpResponse> scoped_event(EventApiContext& ctx,
 web::HttpResponse list_events(EventApiContext& ctx, const web::HttpRequest& req) {
   // Which cameras: the scope, narrowed by camera / commune / hamlet filters.
   const auto cams = split_list(get(req, "camera"));
-  const auto communes = split_list(get(req, "commune"));
+  auto communes = split_list(get(req, "commune"));
+  for (auto& c : communes) {  // a former code names its commune
+    if (const auto* commune = ctx.config.organisation.commune(c)) c = commune->code;
+  }
   const auto hamlets = split_list(get(req, "hamlet"));
   for (const auto& c : cams) {
     if (!ctx.places.contains(c)) return web::json_error(400, "bad_camera", "no camera '" + c + "'");

@@ -524,7 +524,8 @@ TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
            {"can-bo", "--role viewer --communes 10105"},
            {"ben", "--role viewer --communes 10200"},
            {"cong-an", "--role reviewer --communes 10105"},
-           {"quan-tri", "--role admin"}}) {
+           {"quan-tri", "--role admin"},
+           {"xa-cu", "--role viewer --communes 09877"}}) {
     ASSERT_EQ(run_command("printf 'Mat-khau-2026\\n' | " + bin + " user add " + user + " " + args +
                               " --config " + cfg_,
                           &out),
@@ -536,10 +537,25 @@ TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
   ASSERT_TRUE(listening.has_value()) << read_file(dir_ + "/server.log");
   const int port = std::atoi(listening->substr(listening->rfind(':') + 1).c_str());
   std::map<std::string, std::string> s;
-  for (const auto* user : {"can-bo", "ben", "cong-an", "quan-tri"}) {
+  for (const auto* user : {"can-bo", "ben", "cong-an", "quan-tri", "xa-cu"}) {
     int status = 0;
     s[user] = session_login(port, user, "Mat-khau-2026", &status);
     ASSERT_EQ(status, 200) << user;
+  }
+  // A scope written with the commune's former code (before the merger) is that commune's.
+  {
+    std::set<std::string> seen;
+    const auto listed = json::parse(http_request(port, "GET", "/api/cameras", s["xa-cu"]).body);
+    for (const auto& c : listed["cameras"]) seen.insert(c["id"]);
+    EXPECT_EQ(seen, (std::set<std::string>{"cong", "cho"}));
+    EXPECT_EQ(http_request(port, "GET", "/api/cameras/ben", s["xa-cu"]).status, 403);
+    const auto old_code = json::parse(
+        http_request(port, "GET", "/api/events?commune=09877&limit=100", s["can-bo"]).body);
+    const auto new_code = json::parse(
+        http_request(port, "GET", "/api/events?commune=10105&limit=100", s["can-bo"]).body);
+    ASSERT_TRUE(old_code.contains("events")) << old_code.dump();
+    EXPECT_EQ(old_code["events"], new_code["events"]) << "a former code filters its commune";
+    EXPECT_GE(old_code["events"].size(), 6u);
   }
   const std::string q = "/api/reports/operation?commune=10105&from=2026-10-01&to=2026-10-31";
   const auto r = http_request(port, "GET", q + "&format=json", s["can-bo"]);
