@@ -314,6 +314,9 @@ TEST(EvidenceIntegration, ClipsExportsVerifyAndSurviveARestore) {
   EXPECT_EQ(run("cd " + q(out) + " && sha256sum -c SHA256SUMS").rc, 0);
   json manifest = json::parse(read_file(out + "/manifest.json"));
   EXPECT_EQ(manifest["reason"], "Vụ trộm xe máy");
+  // The audit chain's head at the export, so the log can later be shown unchanged since.
+  EXPECT_GT(manifest["audit_chain_head"]["seq"].get<std::int64_t>(), 0) << manifest.dump();
+  EXPECT_EQ(manifest["audit_chain_head"]["hash"].get<std::string>().size(), 64u);
   EXPECT_EQ(manifest["requested"]["from"], iso(from));
   ASSERT_EQ(manifest["cameras"].size(), 2u);
   for (const auto& c : manifest["cameras"]) {

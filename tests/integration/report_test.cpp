@@ -252,6 +252,8 @@ void expect_figures(const json& r) {
   EXPECT_EQ(cho["events"], 2);
   EXPECT_EQ(cho["hamlet_name"], "Thôn Tây");
   EXPECT_EQ(r["online_at_end"], 1);
+  // Inventory by hamlet: one camera in each of the commune's two hamlets.
+  EXPECT_EQ(r["by_hamlet"], json({{"Thôn Đông", 1}, {"Thôn Tây", 1}})) << r["by_hamlet"].dump();
   EXPECT_EQ(r["server_not_monitored_s"], 24 * 3600);
   EXPECT_NEAR(r["totals"]["uptime"].get<double>(), kUptime, 1e-12);
   EXPECT_NEAR(r["coverage"].get<double>(), kCoverage, 1e-12);
@@ -610,6 +612,10 @@ TEST_F(Report, ApiServesTheReportWithinScopeAndKeepsCasesHonest) {
                                      R"({"kind":"event","id":"NO-SUCH-EVENT"})");
   EXPECT_EQ(dangling.status, 400);
   EXPECT_NE(dangling.body.find("dangling_link"), std::string::npos) << dangling.body;
+  const auto no_export = http_request(port, "POST", "/api/cases/" + id + "/links", s["cong-an"],
+                                      R"({"kind":"export","id":"NO-SUCH-EXPORT"})");
+  EXPECT_EQ(no_export.status, 400);
+  EXPECT_NE(no_export.body.find("dangling_link"), std::string::npos) << no_export.body;
   // The other commune's event is not this reviewer's to link.
   EXPECT_EQ(http_request(port, "POST", "/api/cases/" + id + "/links", s["cong-an"],
                          R"({"kind":"event","id":"E8"})")
