@@ -100,8 +100,7 @@ web::HttpResponse patch_user(web::Auth& auth, storage::Database& db, const std::
   if (change.role || change.communes || change.cameras || change.disabled) {
     if (auto ok = auth.update_user(name, change); !ok) {
       const bool missing = ok.error().starts_with("no user");
-      return web::json_error(missing ? 404 : 409, missing ? "not_found" : "last_admin",
-                             ok.error());
+      return web::json_error(missing ? 404 : 409, missing ? "not_found" : "last_admin", ok.error());
     }
   }
   if (body.contains("password")) {
@@ -240,10 +239,9 @@ void add_account_routes(web::Router& router, web::Auth& auth, storage::Database&
         auto added =
             auth.add_user(body["username"], body["password"], *role, now_us, communes, cameras);
         if (!added) return web::json_error(400, "bad_user", added.error());
-        evidence::append_audit(db, node_id, now_us, req.user, "user_add",
-                               body["username"].get<std::string>(),
-                               json{{"role", body["role"]}, {"communes", communes}, {"cameras", cameras}}
-                                   .dump());
+        evidence::append_audit(
+            db, node_id, now_us, req.user, "user_add", body["username"].get<std::string>(),
+            json{{"role", body["role"]}, {"communes", communes}, {"cameras", cameras}}.dump());
         return ok_json(201, {{"username", body["username"]},
                              {"role", body["role"]},
                              {"communes", communes},
@@ -370,9 +368,9 @@ int user_cli(const std::vector<std::string>& args) {
       std::fprintf(stderr, "user: %s\n", ok.error().c_str());
       return 1;
     }
-    evidence::append_audit(**db, config->node_id, now, "cli", "user_add", name,
-                           json{{"role", role_text}, {"communes", communes}, {"cameras", cameras}}
-                               .dump());
+    evidence::append_audit(
+        **db, config->node_id, now, "cli", "user_add", name,
+        json{{"role", role_text}, {"communes", communes}, {"cameras", cameras}}.dump());
   } else {
     if (auto ok = auth.set_password(name, password); !ok) {
       std::fprintf(stderr, "user: %s\n", ok.error().c_str());

@@ -23,11 +23,29 @@ using web::Role;
 using web::RouteKind;
 
 // What the page may set on a camera; the parser checks the values.
-const std::set<std::string> kCameraKeys{
-    "name",     "commune", "hamlet",  "site",         "brand",   "host",
-    "port",     "username", "password", "channel",    "main_url", "sub_url",
-    "transport", "analysis_fps", "enabled", "retention_days", "event_retention_days", "model",
-    "owner",    "installed", "funding", "lat",          "lon"};
+const std::set<std::string> kCameraKeys{"name",
+                                        "commune",
+                                        "hamlet",
+                                        "site",
+                                        "brand",
+                                        "host",
+                                        "port",
+                                        "username",
+                                        "password",
+                                        "channel",
+                                        "main_url",
+                                        "sub_url",
+                                        "transport",
+                                        "analysis_fps",
+                                        "enabled",
+                                        "retention_days",
+                                        "event_retention_days",
+                                        "model",
+                                        "owner",
+                                        "installed",
+                                        "funding",
+                                        "lat",
+                                        "lon"};
 
 web::HttpResponse ok(const json& body, int status = 200) {
   return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
@@ -62,9 +80,9 @@ const CameraConfig* find(const Config& config, const std::string& id) {
 
 json settings_json(const CameraConfig& c, const Config& running, const json& overlay) {
   const auto* now = find(running, c.id);
-  const json entry =
-      overlay.contains("cameras") && overlay["cameras"].contains(c.id) ? overlay["cameras"][c.id]
-                                                                       : json::object();
+  const json entry = overlay.contains("cameras") && overlay["cameras"].contains(c.id)
+                         ? overlay["cameras"][c.id]
+                         : json::object();
   return {{"id", c.id},
           {"name", c.name},
           {"commune", c.commune},
@@ -148,11 +166,10 @@ std::optional<web::HttpResponse> every_commune_only(const web::HttpRequest& req)
 
 void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const Config& running,
                              std::function<void()> restart) {
-  router.add({"GET", "/api/admin/cameras", Role::admin, RouteKind::json,
-              "every camera's connection settings (no passwords) and whether a restart is needed"},
-             [&ctx, &running](const web::HttpRequest&) {
-               return ok(list_json(*ctx.config(), running));
-             });
+  router.add(
+      {"GET", "/api/admin/cameras", Role::admin, RouteKind::json,
+       "every camera's connection settings (no passwords) and whether a restart is needed"},
+      [&ctx, &running](const web::HttpRequest&) { return ok(list_json(*ctx.config(), running)); });
   router.add(
       {"POST", "/api/admin/cameras", Role::admin, RouteKind::json,
        "add a camera (checked as the config is; applied by a restart; audited)"},
@@ -188,59 +205,60 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
                                "camera_add", id, audit_copy(body).dump());
         return ok(settings_json(*find(**fresh, id), running, overlay_of(**fresh)), 201);
       });
-  router.add(
-      {"PATCH", "/api/admin/cameras/{id}", Role::admin, RouteKind::json,
-       "change a camera's settings (a null removes a key; applied by a restart; audited)"},
-      [&ctx, &running](const web::HttpRequest& req) -> web::HttpResponse {
-        if (auto no = every_commune_only(req)) return *no;
-        const auto& id = req.params.at("id");
-        const auto body = json::parse(req.body, nullptr, false);
-        if (auto bad = check_keys(body, false)) return *bad;
-        if (find(*ctx.config(), id) == nullptr)
-          return web::json_error(404, "not_found", "no camera '" + id + "'");
-        auto fresh = edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
-          auto& cams = overlay["cameras"];
-          if (!cams.is_object()) cams = json::object();
-          auto& entry = cams[id];
-          if (!entry.is_object()) entry = json::object();
-          for (const auto& [k, v] : body.items()) {
-            // A camera added in the page has no file entry under it: a null removes the key.
-            if (v.is_null() && entry.value("added", false))
-              entry.erase(k);
-            else
-              entry[k] = v;
-          }
-          return std::nullopt;
-        });
-        if (!fresh) return fresh.error();
-        evidence::append_audit(ctx.db, (*fresh)->node_id, SystemClock().now_us(), req.user,
-                               "camera_update", id, audit_copy(body).dump());
-        return ok(settings_json(*find(**fresh, id), running, overlay_of(**fresh)));
-      });
-  router.add(
-      {"DELETE", "/api/admin/cameras/{id}", Role::admin, RouteKind::json,
-       "take a camera out (its recordings and events stay; applied by a restart; audited)"},
-      [&ctx, &running](const web::HttpRequest& req) -> web::HttpResponse {
-        if (auto no = every_commune_only(req)) return *no;
-        const auto& id = req.params.at("id");
-        if (find(*ctx.config(), id) == nullptr)
-          return web::json_error(404, "not_found", "no camera '" + id + "'");
-        auto fresh = edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
-          auto& cams = overlay["cameras"];
-          if (!cams.is_object()) cams = json::object();
-          // Kept as taken out today: not run after the restart, still in the reports of the
-          // days it served; its footage and events stay until retention.
-          auto& entry = cams[id];
-          if (!entry.is_object()) entry = json::object();
-          entry["removed"] = true;
-          entry["removed_on"] = today_local();
-          return std::nullopt;
-        });
-        if (!fresh) return fresh.error();
-        evidence::append_audit(ctx.db, (*fresh)->node_id, SystemClock().now_us(), req.user,
-                               "camera_remove", id);
-        return ok(list_json(**fresh, running));
-      });
+  router.add({"PATCH", "/api/admin/cameras/{id}", Role::admin, RouteKind::json,
+              "change a camera's settings (a null removes a key; applied by a restart; audited)"},
+             [&ctx, &running](const web::HttpRequest& req) -> web::HttpResponse {
+               if (auto no = every_commune_only(req)) return *no;
+               const auto& id = req.params.at("id");
+               const auto body = json::parse(req.body, nullptr, false);
+               if (auto bad = check_keys(body, false)) return *bad;
+               if (find(*ctx.config(), id) == nullptr)
+                 return web::json_error(404, "not_found", "no camera '" + id + "'");
+               auto fresh =
+                   edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
+                     auto& cams = overlay["cameras"];
+                     if (!cams.is_object()) cams = json::object();
+                     auto& entry = cams[id];
+                     if (!entry.is_object()) entry = json::object();
+                     for (const auto& [k, v] : body.items()) {
+                       // A camera added in the page has no file entry under it: a null removes the
+                       // key.
+                       if (v.is_null() && entry.value("added", false))
+                         entry.erase(k);
+                       else
+                         entry[k] = v;
+                     }
+                     return std::nullopt;
+                   });
+               if (!fresh) return fresh.error();
+               evidence::append_audit(ctx.db, (*fresh)->node_id, SystemClock().now_us(), req.user,
+                                      "camera_update", id, audit_copy(body).dump());
+               return ok(settings_json(*find(**fresh, id), running, overlay_of(**fresh)));
+             });
+  router.add({"DELETE", "/api/admin/cameras/{id}", Role::admin, RouteKind::json,
+              "take a camera out (its recordings and events stay; applied by a restart; audited)"},
+             [&ctx, &running](const web::HttpRequest& req) -> web::HttpResponse {
+               if (auto no = every_commune_only(req)) return *no;
+               const auto& id = req.params.at("id");
+               if (find(*ctx.config(), id) == nullptr)
+                 return web::json_error(404, "not_found", "no camera '" + id + "'");
+               auto fresh =
+                   edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
+                     auto& cams = overlay["cameras"];
+                     if (!cams.is_object()) cams = json::object();
+                     // Kept as taken out today: not run after the restart, still in the reports of
+                     // the days it served; its footage and events stay until retention.
+                     auto& entry = cams[id];
+                     if (!entry.is_object()) entry = json::object();
+                     entry["removed"] = true;
+                     entry["removed_on"] = today_local();
+                     return std::nullopt;
+                   });
+               if (!fresh) return fresh.error();
+               evidence::append_audit(ctx.db, (*fresh)->node_id, SystemClock().now_us(), req.user,
+                                      "camera_remove", id);
+               return ok(list_json(**fresh, running));
+             });
   router.add(
       {"POST", "/api/admin/restart", Role::admin, RouteKind::json,
        "stop cleanly and start again with the saved settings (send {\"confirm\": true}; audited)"},

@@ -748,15 +748,14 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
     sqlite3_bind_int64(st, 3, *from);
     sqlite3_bind_int64(st, 4, *to);
     while (sqlite3_step(st) == SQLITE_ROW) {
-      events.push_back(
-          {{"id", col(st, 0)},
-           {"type", col(st, 1)},
-           {"label", col(st, 2)},
-           {"from", format_iso8601_us(sqlite3_column_int64(st, 3))},
-           {"to", sqlite3_column_type(st, 4) == SQLITE_NULL
-                      ? json()
-                      : json(format_iso8601_us(sqlite3_column_int64(st, 4)))},
-           {"review", col(st, 5)}});
+      events.push_back({{"id", col(st, 0)},
+                        {"type", col(st, 1)},
+                        {"label", col(st, 2)},
+                        {"from", format_iso8601_us(sqlite3_column_int64(st, 3))},
+                        {"to", sqlite3_column_type(st, 4) == SQLITE_NULL
+                                   ? json()
+                                   : json(format_iso8601_us(sqlite3_column_int64(st, 4)))},
+                        {"review", col(st, 5)}});
     }
     sqlite3_finalize(st);
     std::reverse(events.begin(), events.end());  // oldest first, like segments and gaps

@@ -13,8 +13,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <csignal>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -933,8 +933,9 @@ int run(const std::string& config_path) {
         for (const auto& f : storage.value("forecast", json::array())) {
           const std::string id = f.value("camera", "");
           if (id.empty() || !app::in_scope(req, places, id)) continue;
-          put("matthan_storage_camera_bytes", "gauge", "a camera's recordings (last retention pass)",
-              "camera=\"" + esc(id) + "\"", f.value("bytes", 0.0));
+          put("matthan_storage_camera_bytes", "gauge",
+              "a camera's recordings (last retention pass)", "camera=\"" + esc(id) + "\"",
+              f.value("bytes", 0.0));
         }
         put("matthan_db_write_failures_total", "counter", "database writes that failed", "",
             static_cast<double>((*db)->write_failures()));
@@ -1081,8 +1082,8 @@ int run(const std::string& config_path) {
           const auto& v = req.query.at("max_kbps");
           if (v.empty() || v.size() > 6 || !std::all_of(v.begin(), v.end(), ::isdigit))
             return web::json_error(400, "bad_max_kbps", "max_kbps is a number of kilobits/s");
-          budget = static_cast<double>(std::clamp<unsigned long>(std::stoul(v), 32, 100000)) *
-                   1000 / 8;
+          budget =
+              static_cast<double>(std::clamp<unsigned long>(std::stoul(v), 32, 100000)) * 1000 / 8;
         }
         const auto format = req.query.contains("format") ? req.query.at("format") : "mp4";
         if (format != "mp4" && format != "jpeg")

@@ -328,8 +328,8 @@ web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest
   }
   if (body.contains("cameras") && !body["cameras"].is_null() && !body["cameras"].is_object())
     return web::json_error(400, "bad_organisation", "cameras: must map camera ids to keys");
-  const json edits = body.contains("cameras") && body["cameras"].is_object() ? body["cameras"]
-                                                                             : json::object();
+  const json edits =
+      body.contains("cameras") && body["cameras"].is_object() ? body["cameras"] : json::object();
   for (const auto& [id, keys] : edits.items()) {
     if (!keys.is_object())
       return web::json_error(400, "bad_organisation", "cameras." + id + ": must be a mapping");
@@ -337,7 +337,8 @@ web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest
       if (!kInventoryKeys.contains(k))
         return web::json_error(
             400, "bad_organisation",
-            "cameras." + id + "." + k + ": not an inventory key (model, owner, installed, funding, lat, lon)");
+            "cameras." + id + "." + k +
+                ": not an inventory key (model, owner, installed, funding, lat, lon)");
     }
   }
   auto fresh = edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
@@ -351,7 +352,8 @@ web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest
       for (const auto& k : kInventoryKeys) keys.erase(k);
     }
     for (const auto& [id, keys] : edits.items()) cams[id].update(keys);
-    for (auto it = cams.begin(); it != cams.end();) it = it->empty() ? cams.erase(it) : std::next(it);
+    for (auto it = cams.begin(); it != cams.end();)
+      it = it->empty() ? cams.erase(it) : std::next(it);
     return std::nullopt;
   });
   if (!fresh) return fresh.error();
@@ -382,7 +384,8 @@ std::expected<std::shared_ptr<const Config>, web::HttpResponse> edit_overlay(
       return std::unexpected(web::json_error(500, "bad_overlay", overlay_path + " is not JSON"));
   }
   if (auto refused = change(overlay)) return std::unexpected(std::move(*refused));
-  const std::string written_text = overlay.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  const std::string written_text =
+      overlay.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   auto next = load_config_text(text, ctx.config_path(), process_env, written_text, overlay_path);
   if (!next) {
     std::string message;

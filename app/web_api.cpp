@@ -141,8 +141,7 @@ web::HttpResponse list_events(EventApiContext& ctx, const web::HttpRequest& req)
         std::find(req.communes.begin(), req.communes.end(), c) == req.communes.end())
       return web::json_error(403, "out_of_scope", "commune '" + c + "' is outside your communes");
   }
-  const bool narrowed =
-      !cams.empty() || !communes.empty() || !hamlets.empty() || req.scoped();
+  const bool narrowed = !cams.empty() || !communes.empty() || !hamlets.empty() || req.scoped();
   std::vector<std::string> allowed;
   if (narrowed) {
     for (const auto& [id, place] : ctx.places) {

@@ -908,11 +908,29 @@ void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::strin
   }
   // Inventory keys, and the connection settings an admin changes in the page (the camera's
   // masks, zones and schedule stay in the config file).
-  static const std::set<std::string> keys{
-      "model",   "owner",    "installed", "funding",   "lat",          "lon",
-      "name",    "commune",  "hamlet",    "site",      "brand",        "host",
-      "port",    "username", "password",  "channel",   "main_url",     "sub_url",
-      "transport", "analysis_fps", "enabled", "retention_days", "event_retention_days"};
+  static const std::set<std::string> keys{"model",
+                                          "owner",
+                                          "installed",
+                                          "funding",
+                                          "lat",
+                                          "lon",
+                                          "name",
+                                          "commune",
+                                          "hamlet",
+                                          "site",
+                                          "brand",
+                                          "host",
+                                          "port",
+                                          "username",
+                                          "password",
+                                          "channel",
+                                          "main_url",
+                                          "sub_url",
+                                          "transport",
+                                          "analysis_fps",
+                                          "enabled",
+                                          "retention_days",
+                                          "event_retention_days"};
   for (const auto& kv : cams) {
     const auto id = kv.first.as<std::string>();
     // Fetched afresh: yaml-cpp handles share their node, so none is kept across a replacement.

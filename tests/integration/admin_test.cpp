@@ -22,7 +22,9 @@ using nlohmann::json;
 const std::string kPassword = "Mat-khau-2026";
 const std::string kCameraSecret = "Cam-Secret-7781";
 
-json body_of(const HttpReply& r) { return json::parse(r.body, nullptr, false); }
+json body_of(const HttpReply& r) {
+  return json::parse(r.body, nullptr, false);
+}
 
 int listening_port(ChildProcess& server, const std::string& log) {
   const auto line = server.wait_for_line("LISTENING ", 30s);
@@ -103,8 +105,8 @@ TEST(Admin, AccountsChangeRoleScopeStateAndPasswordButNeverLoseTheLastAdmin) {
   ASSERT_EQ(st, 200);
   EXPECT_EQ(patch("xa-admin", xa_admin, {{"communes", json::array()}}).status, 403);
   // The last admin of every commune stays: not demoted, scoped or disabled.
-  for (const json& change : {json{{"role", "viewer"}}, json{{"communes", {"xa-a"}}},
-                             json{{"disabled", true}}}) {
+  for (const json& change :
+       {json{{"role", "viewer"}}, json{{"communes", {"xa-a"}}}, json{{"disabled", true}}}) {
     r = patch("chief", chief, change);
     EXPECT_EQ(r.status, 409) << change.dump() << ": " << r.body;
     EXPECT_EQ(body_of(r)["error"]["code"], "last_admin");
@@ -135,9 +137,9 @@ class AdminCameras : public ::testing::Test {
   void SetUp() override {
     dir_ = temp_dir("matthan-admin-cams");
     camsim_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{binary_path("matthan-camsim"), "--cameras", "2", "--duration",
-                                 "6", "--seed", "5", "--auth", "cam2=admin:" + kCameraSecret,
-                                 "--cache", dir_ + "/../matthan-it-cache"},
+        std::vector<std::string>{binary_path("matthan-camsim"), "--cameras", "2", "--duration", "6",
+                                 "--seed", "5", "--auth", "cam2=admin:" + kCameraSecret, "--cache",
+                                 dir_ + "/../matthan-it-cache"},
         dir_ + "/camsim.log");
     const auto line = camsim_->wait_for_line("CAMSIM ", 180s);
     ASSERT_TRUE(line.has_value()) << read_file(dir_ + "/camsim.log");

@@ -292,10 +292,11 @@ TEST_F(Api, AViewerOfOneCommuneSeesOnlyItsCamerasEventsAndFootage) {
   // Review of an event is the reviewer's and lands in the audit log.
   const auto& r = sessions_["cong-an"];
   // The playback timeline's events come with the recordings of the range (this camera's only).
-  const auto timeline = http_request(
-      port_, "GET",
-      "/api/cameras/gate/recordings?from=1970-01-01T00:00:00%2B00:00&to=1970-01-01T00:00:10%2B00:00",
-      r);
+  const auto timeline =
+      http_request(port_, "GET",
+                   "/api/cameras/gate/"
+                   "recordings?from=1970-01-01T00:00:00%2B00:00&to=1970-01-01T00:00:10%2B00:00",
+                   r);
   ASSERT_EQ(timeline.status, 200) << timeline.body;
   const auto tl = json::parse(timeline.body);
   ASSERT_EQ(tl["events"].size(), 1u) << timeline.body;
@@ -334,7 +335,11 @@ TEST_F(Api, AViewerOfOneCommuneSeesOnlyItsCamerasEventsAndFootage) {
     EXPECT_EQ(http_request(port_, "GET", "/api/exports/" + export_id + path, b).status, 403)
         << path;
   const auto made = http_request(port_, "POST", "/api/cases", r,
-                                 json{{"commune", "xa-a"}, {"category", "theft"}, {"title", "x"}, {"occurred", "2026-11-01T08:00:00+07:00"}}.dump());
+                                 json{{"commune", "xa-a"},
+                                      {"category", "theft"},
+                                      {"title", "x"},
+                                      {"occurred", "2026-11-01T08:00:00+07:00"}}
+                                     .dump());
   ASSERT_EQ(made.status, 201) << made.body;
   const std::string case_id = json::parse(made.body)["id"];
   EXPECT_EQ(http_request(port_, "GET", "/api/cases/" + case_id, b).status, 403);
@@ -361,7 +366,8 @@ TEST_F(Api, AViewerOfOneCameraSeesThatCameraAndNoCommuneWideFigures) {
   EXPECT_EQ(in_b["events"].size(), 0u) << "a commune filter narrows to the viewer's cameras";
   EXPECT_EQ(http_request(port_, "GET", "/api/events/01GATEEVENT", v).status, 403);
   // A commune's report and organisation are commune-wide: not for a one-camera viewer.
-  EXPECT_EQ(http_request(port_, "GET", "/api/reports/operation?commune=xa-b&from=2026-01-01&to=2026-01-31", v)
+  EXPECT_EQ(http_request(port_, "GET",
+                         "/api/reports/operation?commune=xa-b&from=2026-01-01&to=2026-01-31", v)
                 .status,
             403);
   const auto org = json::parse(http_request(port_, "GET", "/api/organisation", v).body);

@@ -2,8 +2,8 @@
 // roles gate footage and administration (403), state changes need the CSRF token, five failed
 // logins lock the account from that address only for 5 minutes, API tokens work without
 // cookies, and logins, failures and locks are in the audit log.
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -42,11 +42,11 @@ int login_from_other_address(int port, const std::string& user, const std::strin
   int status = 0;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0 &&
       ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
-    const std::string body =
-        nlohmann::json{{"username", user}, {"password", password}}.dump();
-    const std::string req = "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                            "Content-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    const std::string body = nlohmann::json{{"username", user}, {"password", password}}.dump();
+    const std::string req =
+        "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
       char buf[64] = {};
       timeval tv{10, 0};

@@ -378,23 +378,22 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
   EXPECT_TRUE(x["daily"][5][1].is_null());  // 10-05: nothing monitored
 
   // What the printed forms (PDF and HTML, the same sections) must say, worked out by hand.
-  const std::vector<std::string> printed{
-      "Tổng số camera: 2",
-      "Camera trực tuyến cuối kỳ: 1/2",
-      "Tỷ lệ hoạt động chung: " + pct_vi(kUptime),
-      "Thời gian máy chủ ngừng giám sát: 24,00 giờ",
-      "Tỷ lệ thời gian có ghi hình: " + pct_vi(kCoverage),
-      "Tổng số sự kiện: 6",
-      "Số lần trích xuất: 3",
-      "Tổng số vụ việc: 3; camera giúp làm rõ: 2",
-      "Kỳ trước: từ ngày 31/08/2026 đến hết ngày 30/09/2026",
-      "Camera có tỷ lệ hoạt động dưới 90 %: 1",
-      "720,00",  // cong monitored hours
-      "677,83",  // cong online hours
-      "496,00",  // cho monitored hours
-      "423,98",  // cho online hours
-      pct_vi(kCongCoverage),
-      pct_vi(kChoCoverage)};
+  const std::vector<std::string> printed{"Tổng số camera: 2",
+                                         "Camera trực tuyến cuối kỳ: 1/2",
+                                         "Tỷ lệ hoạt động chung: " + pct_vi(kUptime),
+                                         "Thời gian máy chủ ngừng giám sát: 24,00 giờ",
+                                         "Tỷ lệ thời gian có ghi hình: " + pct_vi(kCoverage),
+                                         "Tổng số sự kiện: 6",
+                                         "Số lần trích xuất: 3",
+                                         "Tổng số vụ việc: 3; camera giúp làm rõ: 2",
+                                         "Kỳ trước: từ ngày 31/08/2026 đến hết ngày 30/09/2026",
+                                         "Camera có tỷ lệ hoạt động dưới 90 %: 1",
+                                         "720,00",  // cong monitored hours
+                                         "677,83",  // cong online hours
+                                         "496,00",  // cho monitored hours
+                                         "423,98",  // cho online hours
+                                         pct_vi(kCongCoverage),
+                                         pct_vi(kChoCoverage)};
 
   // PDF: renders, and its text has the Vietnamese headings and figures exactly.
   const auto pdf = report("pdf");
@@ -434,7 +433,8 @@ TEST_F(Report, EveryFigureMatchesTheHandWorkedHistoryInEveryFormat) {
                                   pct_vi(kUptime), std::string("<svg")}) {
     EXPECT_NE(html.find(want), std::string::npos) << want;
   }
-  for (const auto& want : printed) EXPECT_NE(html.find(want), std::string::npos) << "HTML: " << want;
+  for (const auto& want : printed)
+    EXPECT_NE(html.find(want), std::string::npos) << "HTML: " << want;
 
   // Bad requests get a clear error.
   EXPECT_NE(run_command(binary_path("matthan") + " report --config " + cfg_ +
@@ -479,7 +479,8 @@ TEST_F(Report, ACameraTakenOutCountsForTheDaysItServed) {
   // A period after it was taken out does not list it.
   ASSERT_EQ(run_command(binary_path("matthan") + " report --config " + cfg_ +
                             " --commune 10105 --from 2026-10-21 --to 2026-10-31 --format json"
-                            " --out " + dir_ + "/late.json",
+                            " --out " +
+                            dir_ + "/late.json",
                         &out),
             0)
       << out;
@@ -493,7 +494,8 @@ TEST_F(Report, SeveralCommunesInOneReport) {
   std::string out;
   ASSERT_EQ(run_command(binary_path("matthan") + " report --config " + cfg_ +
                             " --commune 10105,10200 --from 2026-10-01 --to 2026-10-31"
-                            " --format json --out " + dir_ + "/two.json",
+                            " --format json --out " +
+                            dir_ + "/two.json",
                         &out),
             0)
       << out;

@@ -360,9 +360,8 @@ cameras:
   EXPECT_EQ(managed->cameras[0].model, "OLD");  // the file's keys the edit does not name stay
   EXPECT_EQ(managed->cameras[1].id, "cho");
   EXPECT_EQ(managed->cameras[1].installed, "2026-11-29");
-  const auto removed = load_config_text(text, "c.yaml", fake_env,
-                                        R"({"cameras": {"cong": {"removed": true}}})",
-                                        "inventory.json");
+  const auto removed = load_config_text(
+      text, "c.yaml", fake_env, R"({"cameras": {"cong": {"removed": true}}})", "inventory.json");
   ASSERT_TRUE(removed.has_value()) << removed.error().front().to_string();
   EXPECT_TRUE(removed->cameras.empty());
   EXPECT_TRUE(removed->retired.empty());

@@ -148,7 +148,6 @@ std::optional<std::string> bad_scope(const std::vector<std::string>& items) {
 
 }  // namespace
 
-
 std::expected<void, std::string> Auth::add_user(const std::string& username,
                                                 const std::string& password, Role role,
                                                 std::int64_t now_us,
@@ -276,12 +275,12 @@ std::expected<void, std::string> Auth::update_user(const std::string& username,
       }
       if (run("SELECT COUNT(*) FROM user WHERE role = 'admin' AND disabled = 0 AND communes = ''",
               [](sqlite3_stmt*) {}) == 0) {
-        error = "this would leave no enabled admin of every commune: nobody could manage the server";
+        error =
+            "this would leave no enabled admin of every commune: nobody could manage the server";
       }
     }
     if (!error.empty()) {
-      sqlite3_exec(conn, "ROLLBACK TO user_change; RELEASE user_change", nullptr, nullptr,
-                   nullptr);
+      sqlite3_exec(conn, "ROLLBACK TO user_change; RELEASE user_change", nullptr, nullptr, nullptr);
       return;
     }
     if (change.disabled.value_or(false)) {

@@ -53,7 +53,7 @@ struct CameraConfig {
   std::string owner = "model";  // model (the commune's camera model), household, business, agency
   std::string installed;        // YYYY-MM-DD local; before it the camera is not counted
   std::string removed;  // YYYY-MM-DD local: taken out that day (not run; reports count it before)
-  std::string funding;          // e.g. "ngân sách xã", "xã hội hóa"
+  std::string funding;  // e.g. "ngân sách xã", "xã hội hóa"
   std::optional<double> lat, lon;
   std::optional<double> retention_days;        // overrides recording.retention_days
   std::optional<double> event_retention_days;  // overrides recording.event_retention_days
