@@ -22,31 +22,6 @@ using nlohmann::json;
 using web::Role;
 using web::RouteKind;
 
-// What the page may set on a camera; the parser checks the values.
-const std::set<std::string> kCameraKeys{"name",
-                                        "commune",
-                                        "hamlet",
-                                        "site",
-                                        "brand",
-                                        "host",
-                                        "port",
-                                        "username",
-                                        "password",
-                                        "channel",
-                                        "main_url",
-                                        "sub_url",
-                                        "transport",
-                                        "analysis_fps",
-                                        "enabled",
-                                        "retention_days",
-                                        "event_retention_days",
-                                        "model",
-                                        "owner",
-                                        "installed",
-                                        "funding",
-                                        "lat",
-                                        "lon"};
-
 web::HttpResponse ok(const json& body, int status = 200) {
   return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
@@ -136,7 +111,7 @@ std::optional<web::HttpResponse> check_keys(const json& body, bool with_id) {
     return web::json_error(400, "bad_json", "the body must be a JSON object of camera keys");
   for (const auto& [k, v] : body.items()) {
     if (with_id && k == "id") continue;
-    if (!kCameraKeys.contains(k))
+    if (!overlay_camera_keys().contains(k))
       return web::json_error(400, "bad_camera", "'" + k + "' cannot be set here");
   }
   return std::nullopt;

@@ -738,26 +738,19 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
     sqlite3_finalize(st);
     // The events on the timeline (the newest 2000 of the range; the event API pages the rest).
     json events = json::array();
-    sqlite3_prepare_v2(conn,
-                       "SELECT id, type, label, start_us, end_us, review_state FROM event WHERE"
-                       " node_id = ?1 AND camera_id = ?2 AND start_us < ?4 AND"
-                       " COALESCE(end_us, start_us) >= ?3 ORDER BY start_us DESC LIMIT 2000",
-                       -1, &st, nullptr);
-    sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, camera.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, *from);
-    sqlite3_bind_int64(st, 4, *to);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      events.push_back({{"id", col(st, 0)},
-                        {"type", col(st, 1)},
-                        {"label", col(st, 2)},
-                        {"from", format_iso8601_us(sqlite3_column_int64(st, 3))},
-                        {"to", sqlite3_column_type(st, 4) == SQLITE_NULL
-                                   ? json()
-                                   : json(format_iso8601_us(sqlite3_column_int64(st, 4)))},
-                        {"review", col(st, 5)}});
+    storage::Statement ev(conn,
+                          "SELECT id, type, label, start_us, end_us, review_state FROM event WHERE"
+                          " node_id = ?1 AND camera_id = ?2 AND start_us < ?4 AND"
+                          " COALESCE(end_us, start_us) >= ?3 ORDER BY start_us DESC LIMIT 2000");
+    ev.bind(1, node).bind(2, camera).bind(3, *from).bind(4, *to);
+    while (ev.step()) {
+      events.push_back({{"id", ev.text(0)},
+                        {"type", ev.text(1)},
+                        {"label", ev.text(2)},
+                        {"from", format_iso8601_us(ev.int64(3))},
+                        {"to", ev.is_null(4) ? json() : json(format_iso8601_us(ev.int64(4)))},
+                        {"review", ev.text(5)}});
     }
-    sqlite3_finalize(st);
     std::reverse(events.begin(), events.end());  // oldest first, like segments and gaps
     return json{{"camera", camera}, {"segments", segs}, {"gaps", gaps}, {"events", events}};
   });

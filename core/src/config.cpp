@@ -906,31 +906,7 @@ void apply_overlay(YAML::Node& root, const YAML::Node& overlay, const std::strin
     errors.push_back({name, cams.Mark().line + 1, "cameras", "must map camera ids to keys"});
     return;
   }
-  // Inventory keys, and the connection settings an admin changes in the page (the camera's
-  // masks, zones and schedule stay in the config file).
-  static const std::set<std::string> keys{"model",
-                                          "owner",
-                                          "installed",
-                                          "funding",
-                                          "lat",
-                                          "lon",
-                                          "name",
-                                          "commune",
-                                          "hamlet",
-                                          "site",
-                                          "brand",
-                                          "host",
-                                          "port",
-                                          "username",
-                                          "password",
-                                          "channel",
-                                          "main_url",
-                                          "sub_url",
-                                          "transport",
-                                          "analysis_fps",
-                                          "enabled",
-                                          "retention_days",
-                                          "event_retention_days"};
+  const auto& keys = overlay_camera_keys();
   for (const auto& kv : cams) {
     const auto id = kv.first.as<std::string>();
     // Fetched afresh: yaml-cpp handles share their node, so none is kept across a replacement.
@@ -1035,6 +1011,35 @@ std::expected<Config, std::vector<ConfigError>> load_config_text(
   }
   if (!parser.errors.empty()) return std::unexpected(std::move(parser.errors));
   return config;
+}
+
+const std::set<std::string>& overlay_camera_keys() {
+  // Inventory keys, and the connection settings an admin changes in the page (the camera's
+  // masks, zones and schedule stay in the config file).
+  static const std::set<std::string> keys{"model",
+                                          "owner",
+                                          "installed",
+                                          "funding",
+                                          "lat",
+                                          "lon",
+                                          "name",
+                                          "commune",
+                                          "hamlet",
+                                          "site",
+                                          "brand",
+                                          "host",
+                                          "port",
+                                          "username",
+                                          "password",
+                                          "channel",
+                                          "main_url",
+                                          "sub_url",
+                                          "transport",
+                                          "analysis_fps",
+                                          "enabled",
+                                          "retention_days",
+                                          "event_retention_days"};
+  return keys;
 }
 
 std::string inventory_overlay_path(const std::string& data_dir) {

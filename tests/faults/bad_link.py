@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 
-from common import Api, read_line
+from common import read_line, start_server
 
 SKIP = 77
 
@@ -192,17 +192,7 @@ def main():
                     f" sub_url: '{far_base}/link-1/sub'}}\n"
                     f"  - {{id: ctl-1, hamlet: ap-2, main_url: '{near_base}/ctl-1/main',"
                     f" sub_url: '{near_base}/ctl-1/sub'}}\n")
-        matthan = os.path.join(args.bin, "matthan")
-        subprocess.run([matthan, "user", "add", "tester", "--role", "admin", "--config", cfg],
-                       input="Bad-Link-2026!\n", text=True, check=True, capture_output=True)
-        server = subprocess.Popen([matthan, "run", "--config", cfg], stdout=subprocess.PIPE,
-                                  stderr=open(f"{out}/server.err", "w"), text=True)
-        procs.append(server)
-        listening = read_line(server, "LISTENING ", 30)
-        if not listening:
-            raise RuntimeError("the server did not start: see " + out)
-        api = Api(listening.split()[1].rstrip("/"))
-        api.login("tester", "Bad-Link-2026!")
+        server, _, api = start_server(args.bin, cfg, out, procs, "Bad-Link-2026!", timeout=30)
 
         samples = []  # (phase, t, {camera: (state, {stream: quality}, issues)})
 

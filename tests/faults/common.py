@@ -5,6 +5,8 @@ import http.cookiejar
 import json
 import os
 import socket
+import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -19,6 +21,39 @@ def read_line(proc, prefix, timeout):
         if line.startswith(prefix):
             return line.strip()
     return None
+
+
+def start_camsim(bin_dir, scenario, out, procs, cpu=None, timeout=300):
+    """The simulator on a scenario (pinned to cpu when given), added to procs: its base URL."""
+    cmd = ([] if cpu is None else ["taskset", "-c", str(cpu)]) + [
+        os.path.join(bin_dir, "matthan-camsim"), "--scenario", scenario, "--cache",
+        os.path.join(tempfile.gettempdir(), "matthan-it-cache")]
+    camsim = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                              stderr=open(f"{out}/camsim.log", "w"), text=True)
+    procs.append(camsim)
+    line = read_line(camsim, "CAMSIM ", timeout)
+    if not line:
+        raise RuntimeError("the simulator did not start: see " + out)
+    return line.split()[1]
+
+
+def start_server(bin_dir, cfg, out, procs, password, cpu=None, timeout=60):
+    """An admin `tester` with password, then the server (pinned to cpu when given), added to
+    procs: (process, base URL, logged-in Api)."""
+    matthan = os.path.join(bin_dir, "matthan")
+    subprocess.run([matthan, "user", "add", "tester", "--role", "admin", "--config", cfg],
+                   input=password + "\n", text=True, check=True, capture_output=True)
+    cmd = ([] if cpu is None else ["taskset", "-c", str(cpu)]) + [matthan, "run", "--config", cfg]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(f"{out}/server.err", "w"),
+                              text=True)
+    procs.append(server)
+    listening = read_line(server, "LISTENING ", timeout)
+    if not listening:
+        raise RuntimeError("the server did not start: see " + out)
+    url = listening.split()[1].rstrip("/")
+    api = Api(url)
+    api.login("tester", password)
+    return server, url, api
 
 
 class Api:

@@ -16,14 +16,13 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
-from common import Api, live_viewer, read_line
+from common import live_viewer, start_camsim, start_server
 
 
 def main():
@@ -52,34 +51,14 @@ def main():
                     "    background: market\n    actors:\n"
                     "      - {kind: person, start_s: 1, duration_s: 8, from: [0.1, 0.85],"
                     " to: [0.9, 0.8], size: 0.3}\n")
-        camsim = subprocess.Popen([os.path.join(args.bin, "matthan-camsim"), "--scenario",
-                                   scenario, "--cache",
-                                   os.path.join(tempfile.gettempdir(), "matthan-it-cache")],
-                                  stdout=subprocess.PIPE, stderr=open(f"{out}/camsim.log", "w"),
-                                  text=True)
-        procs.append(camsim)
-        line = read_line(camsim, "CAMSIM ", 300)
-        if not line:
-            raise RuntimeError("the simulator did not start: see " + out)
-        base = line.split()[1]
+        base = start_camsim(args.bin, scenario, out, procs)
         cfg = f"{out}/matthan.yaml"
         with open(cfg, "w") as f:
             f.write(f"node_id: live\nserver: {{listen: '127.0.0.1:0', data_dir: '{out}/var'}}\n"
                     "analytics: {zmq_endpoint: '', people: false}\ncameras:\n"
                     f"  - {{id: cho, main_url: '{base}/cho/main', sub_url: '{base}/cho/sub'}}\n")
-        matthan = os.path.join(args.bin, "matthan")
-        subprocess.run([matthan, "user", "add", "tester", "--role", "admin", "--config", cfg],
-                       input="Live-View-2026!\n", text=True, check=True, capture_output=True)
-        server = subprocess.Popen([matthan, "run", "--config", cfg], stdout=subprocess.PIPE,
-                                  stderr=open(f"{out}/server.err", "w"), text=True)
-        procs.append(server)
-        listening = read_line(server, "LISTENING ", 60)
-        if not listening:
-            raise RuntimeError("the server did not start: see " + out)
-        url = listening.split()[1].rstrip("/")
+        server, url, api = start_server(args.bin, cfg, out, procs, "Live-View-2026!")
         port = int(url.rsplit(":", 1)[1])
-        api = Api(url)
-        api.login("tester", "Live-View-2026!")
         for _ in range(60):
             if api.call("/api/cameras/cho")["state"] == "online":
                 break

@@ -19,15 +19,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from common import Api, live_viewer, read_line
+from common import live_viewer, start_camsim, start_server
 
 
 def main():
@@ -65,17 +63,7 @@ def main():
         # cameras on two cores).
         cpus = sorted(os.sched_getaffinity(0))
         sim_cpu, server_cpu = (cpus[0], cpus[1]) if len(cpus) > 1 else (cpus[0], cpus[0])
-        camsim = subprocess.Popen(["taskset", "-c", str(sim_cpu),
-                                   os.path.join(args.bin, "matthan-camsim"), "--scenario",
-                                   scenario, "--cache",
-                                   os.path.join(tempfile.gettempdir(), "matthan-it-cache")],
-                                  stdout=subprocess.PIPE, stderr=open(f"{out}/camsim.log", "w"),
-                                  text=True)
-        procs.append(camsim)
-        line = read_line(camsim, "CAMSIM ", 900)
-        if not line:
-            raise RuntimeError("the simulator did not start: see " + out)
-        base = line.split()[1]
+        base = start_camsim(args.bin, scenario, out, procs, cpu=sim_cpu, timeout=900)
         cfg = f"{out}/matthan.yaml"
         with open(cfg, "w") as f:
             f.write(f"node_id: overload\nserver: {{listen: '127.0.0.1:0', data_dir: '{out}/var'}}\n"
@@ -84,20 +72,9 @@ def main():
             for cam in ids:
                 f.write(f"  - {{id: {cam}, main_url: '{base}/{cam}/main',"
                         f" sub_url: '{base}/{cam}/sub'}}\n")
-        matthan = os.path.join(args.bin, "matthan")
-        subprocess.run([matthan, "user", "add", "tester", "--role", "admin", "--config", cfg],
-                       input="Over-Load-2026!\n", text=True, check=True, capture_output=True)
-        server = subprocess.Popen(["taskset", "-c", str(server_cpu), matthan, "run", "--config",
-                                   cfg], stdout=subprocess.PIPE,
-                                  stderr=open(f"{out}/server.err", "w"), text=True)
-        procs.append(server)
-        listening = read_line(server, "LISTENING ", 60)
-        if not listening:
-            raise RuntimeError("the server did not start: see " + out)
-        url = listening.split()[1].rstrip("/")
+        server, url, api = start_server(args.bin, cfg, out, procs, "Over-Load-2026!",
+                                        cpu=server_cpu)
         port = int(url.rsplit(":", 1)[1])
-        api = Api(url)
-        api.login("tester", "Over-Load-2026!")
         stop = threading.Event()
         counts = []
         viewer = threading.Thread(target=live_viewer, daemon=True,

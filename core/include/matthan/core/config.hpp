@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <expected>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -184,5 +185,7 @@ std::expected<Config, std::vector<ConfigError>> load_config_text(
     const std::string& overlay_text = "", const std::string& overlay_name = "",
     bool strict_overlay = true);
 std::string inventory_overlay_path(const std::string& data_dir);
+// The camera keys an overlay (the admin page) may set.
+const std::set<std::string>& overlay_camera_keys();
 
 }  // namespace matthan
