@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 
-from common import read_line, start_server
+from common import checker, read_line, start_server
 
 SKIP = 77
 
@@ -144,10 +144,7 @@ def main():
     procs = []
     failures = []
 
-    def check(ok, what, detail=""):
-        print(("ok   " if ok else "FAIL ") + what + (f" ({detail})" if detail else ""), flush=True)
-        if not ok:
-            failures.append(what)
+    check = checker(failures)
 
     try:
         try:

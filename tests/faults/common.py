@@ -23,6 +23,15 @@ def read_line(proc, prefix, timeout):
     return None
 
 
+def checker(failures):
+    """check(ok, what, detail): prints ok/FAIL and keeps what failed in failures."""
+    def check(ok, what, detail=""):
+        print(("ok   " if ok else "FAIL ") + what + (f" ({detail})" if detail else ""), flush=True)
+        if not ok:
+            failures.append(what)
+    return check
+
+
 def start_camsim(bin_dir, scenario, out, procs, cpu=None, timeout=300):
     """The simulator on a scenario (pinned to cpu when given), added to procs: its base URL."""
     cmd = ([] if cpu is None else ["taskset", "-c", str(cpu)]) + [

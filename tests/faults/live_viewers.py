@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 
-from common import live_viewer, start_camsim, start_server
+from common import checker, live_viewer, start_camsim, start_server
 
 
 def main():
@@ -36,10 +36,7 @@ def main():
     shutil.rmtree(f"{out}/var", ignore_errors=True)
     failures = []
 
-    def check(ok, what, detail=""):
-        print(("ok   " if ok else "FAIL ") + what + (f" ({detail})" if detail else ""), flush=True)
-        if not ok:
-            failures.append(what)
+    check = checker(failures)
 
     procs = []
     try:

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from common import live_viewer, start_camsim, start_server
+from common import checker, live_viewer, start_camsim, start_server
 
 
 def main():
@@ -40,10 +40,7 @@ def main():
     shutil.rmtree(f"{out}/var", ignore_errors=True)  # a rerun starts from an empty server
     failures = []
 
-    def check(ok, what, detail=""):
-        print(("ok   " if ok else "FAIL ") + what + (f" ({detail})" if detail else ""), flush=True)
-        if not ok:
-            failures.append(what)
+    check = checker(failures)
 
     procs = []
     try:
