@@ -99,8 +99,10 @@ web::HttpResponse patch_user(web::Auth& auth, storage::Database& db, const std::
   }
   if (change.role || change.communes || change.cameras || change.disabled) {
     if (auto ok = auth.update_user(name, change); !ok) {
-      const bool missing = ok.error().starts_with("no user");
-      return web::json_error(missing ? 404 : 409, missing ? "not_found" : "last_admin", ok.error());
+      if (ok.error().starts_with("no user")) return web::json_error(404, "not_found", ok.error());
+      if (ok.error().starts_with("scope:") || ok.error().starts_with("a commune code"))
+        return web::json_error(400, "bad_scope", ok.error());
+      return web::json_error(409, "last_admin", ok.error());
     }
   }
   if (body.contains("password")) {

@@ -120,6 +120,10 @@ std::optional<web::HttpResponse> check_keys(const json& body, bool with_id) {
 // The audit's copy of an edit: a password is reported as changed, never written.
 json audit_copy(json body) {
   if (body.contains("password")) body["password"] = "(changed)";
+  for (const char* url : {"main_url", "sub_url"}) {  // a URL may carry user:password@
+    if (body.contains(url) && body[url].is_string())
+      body[url] = without_userinfo(body[url].get<std::string>());
+  }
   return body;
 }
 
@@ -141,10 +145,13 @@ std::optional<web::HttpResponse> every_commune_only(const web::HttpRequest& req)
 
 void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const Config& running,
                              std::function<void()> restart) {
-  router.add(
-      {"GET", "/api/admin/cameras", Role::admin, RouteKind::json,
-       "every camera's connection settings (no passwords) and whether a restart is needed"},
-      [&ctx, &running](const web::HttpRequest&) { return ok(list_json(*ctx.config(), running)); });
+  router.add({"GET", "/api/admin/cameras", Role::admin, RouteKind::json,
+              "every camera's connection settings (no passwords) and whether a restart is needed"},
+             [&ctx, &running](const web::HttpRequest& req) -> web::HttpResponse {
+               // Hosts and user names of every commune: not for a commune's own admin.
+               if (auto no = every_commune_only(req)) return *no;
+               return ok(list_json(*ctx.config(), running));
+             });
   router.add(
       {"POST", "/api/admin/cameras", Role::admin, RouteKind::json,
        "add a camera (checked as the config is; applied by a restart; audited)"},
@@ -178,7 +185,11 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
         if (!fresh) return fresh.error();
         evidence::append_audit(ctx.db, (*fresh)->node_id, SystemClock().now_us(), req.user,
                                "camera_add", id, audit_copy(body).dump());
-        return ok(settings_json(*find(**fresh, id), running, overlay_of(**fresh)), 201);
+        const auto* now = find(**fresh, id);
+        if (now == nullptr)  // the config file itself marks it removed
+          return web::json_error(409, "removed_in_config",
+                                 "camera '" + id + "' is marked removed in the config file");
+        return ok(settings_json(*now, running, overlay_of(**fresh)), 201);
       });
   router.add({"PATCH", "/api/admin/cameras/{id}", Role::admin, RouteKind::json,
               "change a camera's settings (a null removes a key; applied by a restart; audited)"},
@@ -187,10 +198,11 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
                const auto& id = req.params.at("id");
                const auto body = json::parse(req.body, nullptr, false);
                if (auto bad = check_keys(body, false)) return *bad;
-               if (find(*ctx.config(), id) == nullptr)
-                 return web::json_error(404, "not_found", "no camera '" + id + "'");
                auto fresh =
                    edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
+                     // Under the edit lock: a removal just before is not edited back.
+                     if (find(*ctx.config(), id) == nullptr)
+                       return web::json_error(404, "not_found", "no camera '" + id + "'");
                      auto& cams = overlay["cameras"];
                      if (!cams.is_object()) cams = json::object();
                      auto& entry = cams[id];
@@ -208,17 +220,19 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
                if (!fresh) return fresh.error();
                evidence::append_audit(ctx.db, (*fresh)->node_id, SystemClock().now_us(), req.user,
                                       "camera_update", id, audit_copy(body).dump());
-               return ok(settings_json(*find(**fresh, id), running, overlay_of(**fresh)));
+               const auto* now = find(**fresh, id);
+               if (now == nullptr) return ok(list_json(**fresh, running));
+               return ok(settings_json(*now, running, overlay_of(**fresh)));
              });
   router.add({"DELETE", "/api/admin/cameras/{id}", Role::admin, RouteKind::json,
               "take a camera out (its recordings and events stay; applied by a restart; audited)"},
              [&ctx, &running](const web::HttpRequest& req) -> web::HttpResponse {
                if (auto no = every_commune_only(req)) return *no;
                const auto& id = req.params.at("id");
-               if (find(*ctx.config(), id) == nullptr)
-                 return web::json_error(404, "not_found", "no camera '" + id + "'");
                auto fresh =
                    edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
+                     if (find(*ctx.config(), id) == nullptr)
+                       return web::json_error(404, "not_found", "no camera '" + id + "'");
                      auto& cams = overlay["cameras"];
                      if (!cams.is_object()) cams = json::object();
                      // Kept as taken out today: not run after the restart, still in the reports of

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -799,6 +800,8 @@ int run(const std::string& config_path) {
   // A restart in place applies cameras edited in the admin page: SIGHUP to ourselves, after the
   // answer has gone out; main() re-executes the binary once everything has stopped cleanly.
   app::add_camera_admin_routes(router, operation_ctx, config, [] {
+    static std::atomic<bool> asked{false};  // a second request while stopping changes nothing
+    if (asked.exchange(true)) return;
     std::thread([] {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       ::kill(::getpid(), SIGHUP);
@@ -1127,6 +1130,14 @@ int run(const std::string& config_path) {
   std::mutex ws_mutex;
   std::map<std::uint64_t, WsWatch> ws_open;
   std::uint64_t ws_next = 1;
+  // A scope written with a commune's former code (before the 2025 mergers) means the commune.
+  auto current_codes = [&](std::vector<std::string>& communes) {
+    if (communes.empty()) return;
+    const auto org = operation_ctx.config();
+    for (auto& c : communes) {
+      if (const auto* commune = org->organisation.commune(c)) c = commune->code;
+    }
+  };
   // One gate for HTTP and WebSocket: the route, then its role and CSRF, then object scope.
   auto route_of = [&](web::HttpRequest& req) -> std::variant<std::size_t, web::HttpResponse> {
     auto m = router.match(req.method, req.path);
@@ -1135,13 +1146,7 @@ int run(const std::string& config_path) {
     const auto& route = router.routes()[match.index];
     req.params = std::move(match.params);
     if (auto answer = app::check_access(req, route, auth, clock.now_us())) return *answer;
-    // A scope written with a commune's former code (before the 2025 mergers) means the commune.
-    if (!req.communes.empty()) {
-      const auto org = operation_ctx.config();
-      for (auto& c : req.communes) {
-        if (const auto* commune = org->organisation.commune(c)) c = commune->code;
-      }
-    }
+    current_codes(req.communes);
     if (route.pattern.starts_with("/api/cameras/{id}")) {
       const auto& id = req.params.at("id");
       if (!places.contains(id)) return web::json_error(404, "not_found", "no camera '" + id + "'");
@@ -1277,14 +1282,20 @@ int run(const std::string& config_path) {
       }
       status.record_heartbeat(run_id, start_us, wall, false);
       {
-        // A WebSocket lives only as long as the session or token that opened it.
+        // A WebSocket lives only as long as the session or token that opened it, and the role
+        // and scope it was opened with (an admin's change closes it; the page reconnects).
         std::vector<std::pair<std::weak_ptr<web::WsChannel>, web::HttpRequest>> open;
         {
           std::lock_guard lock(ws_mutex);
           for (const auto& [id, w] : ws_open) open.emplace_back(w.channel, w.request);
         }
         for (const auto& [channel, request] : open) {
-          if (auth.authenticate(request, wall)) continue;
+          if (auto who = auth.authenticate(request, wall)) {
+            current_codes(who->communes);
+            if (std::string(web::to_string(who->role)) == request.role &&
+                who->communes == request.communes && who->cameras == request.cameras)
+              continue;
+          }
           if (auto ch = channel.lock()) ch->close();
         }
       }
@@ -1304,9 +1315,11 @@ int run(const std::string& config_path) {
                                                : config.recording.dir;
     policy.days = config.recording.retention_days;
     policy.event_days = config.recording.event_retention_days;
-    for (const auto& c : config.cameras) {
-      policy.per_camera[c.id] = {c.retention_days.value_or(policy.days),
-                                 c.event_retention_days.value_or(policy.event_days)};
+    for (const auto* list : {&config.cameras, &config.retired}) {  // retired footage too
+      for (const auto& c : *list) {
+        policy.per_camera[c.id] = {c.retention_days.value_or(policy.days),
+                                   c.event_retention_days.value_or(policy.event_days)};
+      }
     }
     policy.max_bytes = static_cast<std::int64_t>(config.recording.max_mb * 1024 * 1024);
     policy.min_free_bytes = static_cast<std::int64_t>(config.recording.min_free_mb * 1024 * 1024);
@@ -1485,8 +1498,20 @@ int main(int argc, char** argv) {
       // Everything has stopped and closed its files: the same binary, the same arguments, the
       // same pid (systemd and the test harness keep watching it).
       spdlog::shutdown();
-      ::execv("/proc/self/exe", argv);
-      std::fprintf(stderr, "restart: cannot execute /proc/self/exe: %s\n", std::strerror(errno));
+      // A SIGHUP that came while stopping would survive the exec (pending and blocked) and
+      // restart the new image at once: take it now.
+      sigset_t hup;
+      sigemptyset(&hup);
+      sigaddset(&hup, SIGHUP);
+      const timespec none{0, 0};
+      while (sigtimedwait(&hup, nullptr, &none) == SIGHUP) {
+      }
+      // By its real path, so that the process keeps its name (ps, pgrep, the journal).
+      char self[4096] = {};
+      const auto n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+      const char* path = n > 0 ? self : "/proc/self/exe";
+      ::execv(path, argv);
+      std::fprintf(stderr, "restart: cannot execute %s: %s\n", path, std::strerror(errno));
       return 1;
     }
     return usage();

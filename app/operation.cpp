@@ -348,10 +348,14 @@ web::HttpResponse put_organisation(OperationContext& ctx, const web::HttpRequest
       overlay.erase("organisation");
     auto& cams = overlay["cameras"];
     if (!cams.is_object()) cams = json::object();
-    for (auto& [id, keys] : cams.items()) {
-      for (const auto& k : kInventoryKeys) keys.erase(k);
+    // The cameras the page sent get exactly their inventory; others (taken out, so not in the
+    // page) keep theirs for the reports of the days they served.
+    for (const auto& [id, keys] : edits.items()) {
+      auto& entry = cams[id];
+      if (!entry.is_object()) entry = json::object();
+      for (const auto& k : kInventoryKeys) entry.erase(k);
+      entry.update(keys);
     }
-    for (const auto& [id, keys] : edits.items()) cams[id].update(keys);
     for (auto it = cams.begin(); it != cams.end();)
       it = it->empty() ? cams.erase(it) : std::next(it);
     return std::nullopt;
@@ -382,6 +386,25 @@ std::expected<std::shared_ptr<const Config>, web::HttpResponse> edit_overlay(
     overlay = json::parse(old, nullptr, false);
     if (!overlay.is_object())
       return std::unexpected(web::json_error(500, "bad_overlay", overlay_path + " is not JSON"));
+  }
+  // Entries the config file has since overtaken are dropped, so that they cannot block every
+  // later edit: a camera added here that the file now has (the file's wins), or edits of one
+  // the file no longer has.
+  if (const auto plain = load_config_text(text, ctx.config_path(), process_env);
+      plain && overlay.contains("cameras") && overlay["cameras"].is_object()) {
+    std::set<std::string> in_file;
+    for (const auto* list : {&plain->cameras, &plain->retired}) {
+      for (const auto& c : *list) in_file.insert(c.id);
+    }
+    auto& cams = overlay["cameras"];
+    for (auto it = cams.begin(); it != cams.end();) {
+      const bool added = it->is_object() && it->value("added", false);
+      const bool known = in_file.contains(it.key());
+      if (added == known)
+        it = cams.erase(it);
+      else
+        ++it;
+    }
   }
   if (auto refused = change(overlay)) return std::unexpected(std::move(*refused));
   const std::string written_text =

@@ -485,13 +485,24 @@ std::expected<ReportData, std::string> build_report(sqlite3* db, const Config& c
   d.previous_from_day = add_days(req.from_day, -days);
   {
     const auto pa = *local_midnight_us(d.previous_from_day);
-    count_activity(db, scope, pa, *a, d.previous, nullptr);
     std::int64_t p_online = 0, p_monitored = 0;
-    for (const auto& cam : d.cameras) {
+    // This period's cameras and those of the scope taken out during the previous one.
+    std::vector<std::pair<std::string, std::pair<std::string, std::string>>> before;
+    for (const auto& cam : d.cameras) before.push_back({cam.id, {cam.installed, cam.removed}});
+    for (const auto& cam : config.retired) {
+      const auto* commune = config.organisation.commune(cam.commune);
+      const std::string code = commune != nullptr ? commune->code : cam.commune;
+      if (scope.commune_codes.contains(code) && cam.removed > d.previous_from_day &&
+          cam.removed <= req.from_day)
+        before.push_back({cam.id, {cam.installed, cam.removed}});
+    }
+    for (const auto& [id, dates] : before) scope.camera_ids.insert(id);  // their events too
+    count_activity(db, scope, pa, *a, d.previous, nullptr);
+    for (const auto& [id, dates] : before) {
       CameraFacts c;
-      c.id = cam.id;
-      c.installed = cam.installed;
-      c.removed = cam.removed;
+      c.id = id;
+      c.installed = dates.first;
+      c.removed = dates.second;
       availability(db, config.node_id, runs, pa, *a, c);
       p_online += c.online_us;
       p_monitored += c.monitored_us;

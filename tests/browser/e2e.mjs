@@ -209,6 +209,17 @@ async function main() {
     check(true, "the toast's event is in the event list", (await card.textContent()).replace(/\s+/g, " ").trim());
     await page.screenshot({ path: path.join(out, "events.png") });
 
+    // 4b. The link an alert message carries opens the event's own page; "Tôi đã nhận" answers it.
+    await page.goto(base + "/#/event/" + encodeURIComponent(eventId));
+    const ackButton = page.locator(`#ev-list .event[data-id="${eventId}"] button[data-act="ack"]`);
+    await ackButton.waitFor({ timeout: 10000 });
+    await ackButton.click();
+    await page.waitForFunction((id) => !document.querySelector(`#ev-list .event[data-id="${id}"] button[data-act="ack"]`), eventId, { timeout: 10000 });
+    const acked = await page.evaluate(async (id) => (await (await fetch(`/api/events/${encodeURIComponent(id)}`)).json()).ack, eventId);
+    check(acked?.by === "police", "the alert link's page acknowledges the event", JSON.stringify(acked));
+    await page.goto(base + "/#/events");
+    await card.waitFor({ timeout: 10000 });
+
     // 5. Review it, then play its clip.
     page.once("dialog", (d) => d.accept("Người đi bộ qua cổng"));
     await card.locator('button[data-act="confirmed"]').click();

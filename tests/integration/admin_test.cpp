@@ -104,6 +104,13 @@ TEST(Admin, AccountsChangeRoleScopeStateAndPasswordButNeverLoseTheLastAdmin) {
   const auto xa_admin = session_login(port, "xa-admin", kPassword, &st);
   ASSERT_EQ(st, 200);
   EXPECT_EQ(patch("xa-admin", xa_admin, {{"communes", json::array()}}).status, 403);
+  EXPECT_EQ(http_request(port, "GET", "/api/admin/cameras", xa_admin).status, 403)
+      << "every commune's camera hosts are not a commune admin's";
+  // Emptying one list of a scoped user does not open everything by accident.
+  r = patch("xa-admin", chief, {{"communes", json::array()}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(body_of(r)["error"]["code"], "bad_scope");
+  // A scope that changes closes nothing here, but it applies at once (see above).
   // The last admin of every commune stays: not demoted, scoped or disabled.
   for (const json& change :
        {json{{"role", "viewer"}}, json{{"communes", {"xa-a"}}}, json{{"disabled", true}}}) {
@@ -113,7 +120,9 @@ TEST(Admin, AccountsChangeRoleScopeStateAndPasswordButNeverLoseTheLastAdmin) {
   }
   EXPECT_EQ(http_request(port, "GET", "/api/me", chief).status, 200);
   // With a second admin of every commune, the first may step down.
-  ASSERT_EQ(patch("xa-admin", chief, {{"communes", json::array()}}).status, 200);
+  ASSERT_EQ(
+      patch("xa-admin", chief, {{"communes", json::array()}, {"cameras", json::array()}}).status,
+      200);
   EXPECT_EQ(patch("chief", chief, {{"role", "reviewer"}}).status, 200);
   EXPECT_EQ(http_request(port, "GET", "/api/users", chief).status, 403);
 
@@ -176,8 +185,9 @@ class AdminCameras : public ::testing::Test {
     ASSERT_EQ(r.status, 202) << r.body;
     port_ = listening_port(*server_, dir_ + "/server.log");
     ASSERT_GT(port_, 0);
-    EXPECT_EQ(server_->pid(), pid);
+    // The same process (our child, never reaped) listens again: it re-executed itself.
     EXPECT_TRUE(server_->running());
+    EXPECT_EQ(read_file("/proc/" + std::to_string(pid) + "/comm").substr(0, 7), "matthan");
     // Sessions are in the database: the admin stays logged in across the restart.
     EXPECT_EQ(http_request(port_, "GET", "/api/me", chief_).status, 200);
   }
@@ -230,6 +240,13 @@ TEST_F(AdminCameras, AddedChangedAndRemovedInThePageApplyAfterARestartAndKeepThe
   ASSERT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(body_of(r)["password_set"], true);
   EXPECT_EQ(body_of(r)["restart_needed"], true);
+  EXPECT_EQ(r.body.find(kCameraSecret), std::string::npos) << r.body;
+  // A URL typed with its credentials: kept, but shown and audited without them.
+  r = http_request(
+      port_, "PATCH", "/api/admin/cameras/cam2", chief_,
+      json{{"main_url", "rtsp://admin:" + kCameraSecret + "@" + base_.substr(7) + "/cam2/main"}}
+          .dump());
+  ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body.find(kCameraSecret), std::string::npos) << r.body;
   // cam1 disabled in the same batch of edits.
   r = http_request(port_, "PATCH", "/api/admin/cameras/cam1", chief_, R"({"enabled": false})");

@@ -305,6 +305,13 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
   for (const auto& e : escalated_events["events"])
     with_escalation += e["escalations"].get<int>() > 0;
   EXPECT_GE(with_escalation, static_cast<int>(escalated.size()));
+  // Each escalation is in the audit log.
+  const auto audit = json::parse(http_get(port_, "/api/audit?limit=1000").body);
+  std::set<std::string> audited;
+  for (const auto& e : audit["entries"]) {
+    if (e["action"] == "alert_escalated") audited.insert(e["target"].get<std::string>());
+  }
+  for (const auto& id : escalated) EXPECT_TRUE(audited.contains(id)) << "not audited: " << id;
   const auto health = json::parse(http_get(port_, "/healthz").body);
   ASSERT_EQ(health["alert_channels"].size(), 2u);
   EXPECT_EQ(health["alert_channels"][0]["name"], "hook");

@@ -78,8 +78,9 @@ TEST(Service, TellsSystemdItIsReadyPingsTheWatchdogAndSaysWhenItStops) {
   EXPECT_LT(reload.find("RELOADING=1"), reload.find("READY=1")) << reload;
   ASSERT_TRUE(server.wait_for_line("LISTENING ", 20s).has_value())
       << read_file(dir + "/server.log");
+  // Our child, never reaped, listens again under its own name: it re-executed itself.
   EXPECT_TRUE(server.running());
-  EXPECT_EQ(server.pid(), pid);
+  EXPECT_EQ(read_file("/proc/" + std::to_string(pid) + "/comm").substr(0, 7), "matthan");
   EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
   const auto bye = receive_until(fd, "STOPPING=1", 2s);
   EXPECT_NE(bye.find("STOPPING=1"), std::string::npos) << bye;

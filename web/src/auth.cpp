@@ -259,8 +259,16 @@ std::expected<void, std::string> Auth::update_user(const std::string& username,
         if (sqlite3_step(st) == SQLITE_ROW) text = col(st, 0);
         sqlite3_finalize(st);
         auto scope = split_scope(text);
+        const bool was_scoped = !scope.communes.empty() || !scope.cameras.empty();
         if (change.communes) scope.communes = *change.communes;
         if (change.cameras) scope.cameras = *change.cameras;
+        // Emptying one list of a scoped user must not open everything by accident: both lists,
+        // given empty together, say "every commune".
+        if (was_scoped && scope.communes.empty() && scope.cameras.empty() &&
+            !(change.communes && change.cameras))
+          error =
+              "scope: emptying this list would give access to every commune; send both"
+              " communes and cameras empty to mean that";
         run("UPDATE user SET communes = ?2 WHERE username = ?1", [&](sqlite3_stmt* q) {
           by_name(q);
           sqlite3_bind_text(q, 2, join_scope(scope.communes, scope.cameras).c_str(), -1,
