@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }();
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return 0;
-  std::fwrite(data, 1, size, f);
+  if (size > 0) std::fwrite(data, 1, size, f);  // an empty input may come as a null pointer
   std::fclose(f);
   std::uint64_t luma = 0;
   auto on_frame = [&](const matthan::LumaFrame& frame) {
