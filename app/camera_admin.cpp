@@ -91,9 +91,7 @@ json list_json(const Config& config, const Config& running) {
   json cams = json::array();
   bool restart = false;
   for (const auto& c : config.cameras) {
-    cams.push_back(settings_json(c, config, overlay));
-    cams.back()["restart_needed"] =
-        find(running, c.id) == nullptr || !same_running_settings(c, *find(running, c.id));
+    cams.push_back(settings_json(c, running, overlay));
     restart = restart || cams.back()["restart_needed"].get<bool>();
   }
   json removed = json::array();
@@ -134,6 +132,17 @@ std::string today_local() {
   char buf[16];
   std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
   return buf;
+}
+
+// A camera's overlay entry, made on first use; nullptr when the config in use has no such
+// camera. Called under the edit lock, so a removal just before is not edited back.
+json* camera_entry(OperationContext& ctx, json& overlay, const std::string& id) {
+  if (find(*ctx.config(), id) == nullptr) return nullptr;
+  auto& cams = overlay["cameras"];
+  if (!cams.is_object()) cams = json::object();
+  auto& entry = cams[id];
+  if (!entry.is_object()) entry = json::object();
+  return &entry;
 }
 
 std::optional<web::HttpResponse> every_commune_only(const web::HttpRequest& req) {
@@ -200,13 +209,10 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
                if (auto bad = check_keys(body, false)) return *bad;
                auto fresh =
                    edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
-                     // Under the edit lock: a removal just before is not edited back.
-                     if (find(*ctx.config(), id) == nullptr)
+                     auto* found = camera_entry(ctx, overlay, id);
+                     if (found == nullptr)
                        return web::json_error(404, "not_found", "no camera '" + id + "'");
-                     auto& cams = overlay["cameras"];
-                     if (!cams.is_object()) cams = json::object();
-                     auto& entry = cams[id];
-                     if (!entry.is_object()) entry = json::object();
+                     auto& entry = *found;
                      for (const auto& [k, v] : body.items()) {
                        // A camera added in the page has no file entry under it: a null removes the
                        // key.
@@ -231,16 +237,13 @@ void add_camera_admin_routes(web::Router& router, OperationContext& ctx, const C
                const auto& id = req.params.at("id");
                auto fresh =
                    edit_overlay(ctx, [&](json& overlay) -> std::optional<web::HttpResponse> {
-                     if (find(*ctx.config(), id) == nullptr)
+                     auto* entry = camera_entry(ctx, overlay, id);
+                     if (entry == nullptr)
                        return web::json_error(404, "not_found", "no camera '" + id + "'");
-                     auto& cams = overlay["cameras"];
-                     if (!cams.is_object()) cams = json::object();
                      // Kept as taken out today: not run after the restart, still in the reports of
                      // the days it served; its footage and events stay until retention.
-                     auto& entry = cams[id];
-                     if (!entry.is_object()) entry = json::object();
-                     entry["removed"] = true;
-                     entry["removed_on"] = today_local();
+                     (*entry)["removed"] = true;
+                     (*entry)["removed_on"] = today_local();
                      return std::nullopt;
                    });
                if (!fresh) return fresh.error();

@@ -109,8 +109,8 @@ def main():
         sent = {d: t for k, t, n, d in counts["a"] if k == "binary" and d is not None}
         lags = [(t - start, t - sent[d]) for k, t, n, d in counts["b"]
                 if k == "binary" and d in sent]
-        check(b_all[1] < 0.75 * a_all[1], "a viewer slower than the stream gets less of it (skipped)",
-              f"{b_all[1]} of {a_all[1]} bytes")
+        # (B getting fewer bytes than A proves nothing: reading at half the rate, it would with
+        # or without the skip. Its delay behind A is what tells.)
         late = [lag for t, lag in lags if t > args.seconds - 4]
         mid = [lag for t, lag in lags if args.seconds / 2 - 2 < t <= args.seconds / 2 + 2]
         check(bool(late) and max(late) < 4.0,
