@@ -263,7 +263,9 @@ std::expected<void, std::string> write_record_pdf(const std::string& manifest_js
   files.title = "";
   pdf.table(files);
   pdf.para("IV. Tính toàn vẹn của dữ liệu", "DejaVu Sans Bold 11", 3);
-  for (const auto& l : doc->integrity) pdf.para(l, "DejaVu Sans 9", 2);
+  // Monospaced, 8 pt: a 64-digit hash always fits one line (in 9 pt proportional type some
+  // hashes were wider than the text column and lost their last digit to the next line).
+  for (const auto& l : doc->integrity) pdf.para(l, "DejaVu Sans Mono 8", 2);
   pdf.para("Biên bản được lập thành 02 bản, mỗi bên giữ 01 bản.", "DejaVu Sans 9.5", 4);
   pdf.need(100);
   const double y = pdf.y_ + 12;
