@@ -1349,9 +1349,17 @@ int run(const std::string& config_path) {
         std::string why = r.over_budget ? r.alarm : "";
         std::string label = r.over_budget ? "volume_full" : "";
         if (!r.over_budget) {
+          // The cameras share one volume: a camera that went offline while its writes failed
+          // keeps saying "failing", but frames of any camera flushed to the disk well after
+          // that failure (10 s: not one lucky fragment on a nearly full disk) show that the
+          // volume is writable again.
+          std::int64_t newest_durable = 0;
+          for (const auto& rec : recorders) {
+            newest_durable = std::max(newest_durable, rec->stats().durable_steady_us);
+          }
           for (const auto& rec : recorders) {
             const auto st = rec->stats();
-            if (!st.failing) continue;
+            if (!st.failing || newest_durable - st.failure_steady_us > 10'000'000) continue;
             why = "camera " + rec->camera_id() + ": " + st.last_error;
             label = st.last_error.find("ead-only") != std::string::npos  // strerror(EROFS)
                         ? "volume_read_only"

@@ -92,14 +92,17 @@ std::expected<TuneResult, std::string> run_tune(const TuneRequest& request) {
         {{cam.id, cam.commune, cam.hamlet, cam.masks, cam.zones, cam.armed}}, motion, tracker,
         tamper, &sink, "",
         a.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
-    auto read = ingest::read_clip(request.clip, cam.id, request.fps, 0, [&](const LumaFrame& f) {
-      engine.analyze(f);
-      last_us = f.wall_us;
-      // Replayed faster than real time: let the classifier keep up, as it does live.
-      while (a.people && engine.people_stats().backlog > 0) {
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
-    });
+    auto read = ingest::read_clip(
+        request.clip, cam.id, request.fps, 0,
+        [&](const LumaFrame& f) {
+          engine.analyze(f);
+          last_us = f.wall_us;
+          // Replayed faster than real time: let the classifier keep up, as it does live.
+          while (a.people && engine.people_stats().backlog > 0) {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+        },
+        ingest::Decode::analysis);
     if (!read) return std::unexpected(read.error());
     result.info = *read;
     engine.close_all(last_us + 1);

@@ -1,5 +1,6 @@
 #include "matthan/analytics/person_classifier.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
@@ -51,10 +52,16 @@ bool PersonClassifier::has_person(const PersonJob& job) {
     return h;
   }();
   const cv::Mat crop(job.height, job.width, CV_8U, const_cast<std::uint8_t*>(job.luma.data()));
-  // HOG's window is 64x128 with the person ~96 px tall: scale the moving region to ~160 px so
-  // people from ~50 px up are found at the detector's preferred size.
+  // HOG's window is 64x128 with the person ~96 px tall: scale the moving region to ~112 px, so
+  // a person as tall as the region or a little shorter fits the first levels of the pyramid.
+  // 160 px found the same people on the evaluation corpus at 2.3x the cost (34 -> 15 ms a run);
+  // 96 px began to miss first tries (1.3 -> 1.5 runs per event).
+  // A crop hardly taller than its region (one filling a small picture's height) is scaled at
+  // least to the window's size, not skipped.
   const double scale =
-      job.target_height_px > 0 ? std::clamp(160.0 / job.target_height_px, 0.5, 4.0) : 1.0;
+      std::clamp(std::max({job.target_height_px > 0 ? 112.0 / job.target_height_px : 1.0,
+                           128.0 / std::max(1, job.height), 64.0 / std::max(1, job.width)}),
+                 0.5, 4.0);
   cv::Mat scaled;
   cv::resize(crop, scaled, {}, scale, scale, scale > 1 ? cv::INTER_LINEAR : cv::INTER_AREA);
   if (scaled.cols < 64 || scaled.rows < 128) return false;

@@ -238,13 +238,16 @@ std::expected<Clip, std::string> make_clip(const std::string& file, const camsim
                 static_cast<std::streamsize>(u.data.size()));
     }
   }
-  auto read = ingest::read_clip(path, cam.id, opt.fps, 0, [&](const LumaFrame& f) {
-    const double t = static_cast<double>(f.wall_us) / 1e6;
-    for (const auto& [from, to] : clip.outages) {
-      if (t >= from && t < to) return;  // the camera sent nothing
-    }
-    clip.frames.push_back(f);
-  });
+  auto read = ingest::read_clip(
+      path, cam.id, opt.fps, 0,
+      [&](const LumaFrame& f) {
+        const double t = static_cast<double>(f.wall_us) / 1e6;
+        for (const auto& [from, to] : clip.outages) {
+          if (t >= from && t < to) return;  // the camera sent nothing
+        }
+        clip.frames.push_back(f);
+      },
+      ingest::Decode::analysis);
   std::filesystem::remove(path);
   if (!read) return std::unexpected(read.error());
   *prepare_s += std::chrono::duration<double>(t1 - t0).count();

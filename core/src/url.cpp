@@ -1,8 +1,8 @@
 #include "matthan/core/url.hpp"
 
 #include <array>
+#include <cctype>
 #include <cstdio>
-#include <regex>
 #include <utility>
 
 namespace matthan {
@@ -105,13 +105,78 @@ std::optional<StreamUrls> preset_urls(Brand brand, const std::string& host, int 
   return urls;
 }
 
+namespace {
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+bool starts_with_nocase(std::string_view text, std::size_t at, std::string_view word) {
+  if (text.size() - at < word.size()) return false;
+  for (std::size_t i = 0; i < word.size(); ++i) {
+    const char c = text[at + i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != word[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// A plain scan, not std::regex: every log line passes through here (some hold a client's
+// request target), and libstdc++'s regex recurses once per character it repeats.
 std::string mask_credentials(std::string_view text) {
-  // scheme://user:secret@host -> scheme://user:***@host
-  static const std::regex userinfo(R"(([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@)");
-  // XMEye style and query parameters: password=secret -> password=***
-  static const std::regex param(R"((password=)[^&_\s]*)", std::regex::icase);
-  std::string out = std::regex_replace(std::string(text), userinfo, "$1:***@");
-  out = std::regex_replace(out, param, "$1***");
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    // scheme://user:secret@host -> scheme://user:***@host. The authority ends at the first of
+    // "/?#" or a space; its last '@' ends the secret (people type passwords such as "abc@123"
+    // unencoded, and libav takes the last '@' too). A user name may hold '@' as well.
+    if (text.compare(i, 3, "://") == 0 && i > 0 &&
+        std::isalnum(static_cast<unsigned char>(text[i - 1])) != 0) {
+      const std::size_t from = i + 3;
+      std::size_t end = from;
+      while (end < text.size() && text[end] != '/' && text[end] != '?' && text[end] != '#' &&
+             !is_space(text[end])) {
+        ++end;
+      }
+      const std::string_view authority = text.substr(from, end - from);
+      const std::size_t at = authority.rfind('@');
+      const std::size_t colon = at == std::string_view::npos ? at : authority.find(':');
+      out += "://";
+      if (colon != std::string_view::npos && colon < at) {
+        out.append(authority.substr(0, colon));
+        out += ":***";
+        out.append(authority.substr(at));
+      } else {
+        out.append(authority);
+      }
+      i = end;
+      continue;
+    }
+    // XMEye paths and query parameters: password=secret -> password=***. An XMEye path
+    // separates its fields with '_', which a password may contain: the secret ends only where
+    // the next field starts (or at '&' or a space).
+    std::size_t key = 0;
+    for (const std::string_view k : {"password=", "passwd=", "pwd="}) {
+      if (starts_with_nocase(text, i, k)) {
+        key = k.size();
+        break;
+      }
+    }
+    if (key > 0) {
+      out.append(text.substr(i, key));
+      out += "***";
+      i += key;
+      while (i < text.size() && text[i] != '&' && !is_space(text[i]) &&
+             !starts_with_nocase(text, i, "_channel=") &&
+             !starts_with_nocase(text, i, "_stream=") && !starts_with_nocase(text, i, "_user=")) {
+        ++i;
+      }
+      continue;
+    }
+    out += text[i++];
+  }
   return out;
 }
 

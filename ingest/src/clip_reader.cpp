@@ -8,11 +8,13 @@ extern "C" {
 #include <cstring>
 #include <memory>
 
+#include "analysis_decoder.hpp"
+
 namespace matthan::ingest {
 
 std::expected<ClipInfo, std::string> read_clip(
     const std::string& path, const std::string& camera_id, double analysis_fps,
-    std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame) {
+    std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame, Decode decode) {
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) {
     return std::unexpected("cannot open clip " + path);
@@ -30,6 +32,7 @@ std::expected<ClipInfo, std::string> read_clip(
       avcodec_alloc_context3(codec), [](AVCodecContext* c) { avcodec_free_context(&c); });
   avcodec_parameters_to_context(dec.get(), st->codecpar);
   dec->thread_count = 1;
+  if (decode == Decode::analysis) set_up_for_analysis(dec.get());
   if (avcodec_open2(dec.get(), codec, nullptr) < 0)
     return std::unexpected(path + ": cannot open the decoder");
   AVPacket* pkt = av_packet_alloc();

@@ -17,8 +17,11 @@ extern "C" {
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <vector>
 
+#include "analysis_decoder.hpp"
 #include "matthan/core/ts_smoother.hpp"
 #include "matthan/core/url.hpp"
 
@@ -109,6 +112,44 @@ void av_log_to_spdlog(void* avcl, int level, const char* fmt, va_list args) {
   // reports the state they lead to. Keep them for debugging, masked like everything else.
   spdlog::debug("libav: {}", mask_credentials(text));
 }
+
+// Analysis frames are recycled: a 640x360 luma plane is 230 KB, ten times a second per camera,
+// and allocating and zeroing each one anew cost ~4 % of the server's CPU (perf, 8 cameras).
+// Thread-safe: taken on the demux thread, given back by whichever thread drops the last
+// reference (an analysis worker); mutex_ guards free_.
+class LumaPool : public std::enable_shared_from_this<LumaPool> {
+ public:
+  std::shared_ptr<LumaFrame> take() {
+    std::unique_ptr<LumaFrame> frame;
+    {
+      std::lock_guard lock(mutex_);
+      if (!free_.empty()) {
+        frame = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (!frame) frame = std::make_unique<LumaFrame>();
+    // A frame still queued when its session ends is freed, not returned.
+    return {frame.release(), [home = weak_from_this()](LumaFrame* f) {
+              if (auto pool = home.lock()) {
+                pool->give_back(f);
+              } else {
+                delete f;
+              }
+            }};
+  }
+
+ private:
+  void give_back(LumaFrame* f) {
+    std::unique_ptr<LumaFrame> owned(f);
+    std::lock_guard lock(mutex_);
+    // The analysis queue holds a few frames per camera at most; more would be dropped there.
+    if (free_.size() < 6) free_.push_back(std::move(owned));
+  }
+
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<LumaFrame>> free_;
+};
 
 }  // namespace
 
@@ -416,7 +457,7 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
     }
     decoder.reset(avcodec_alloc_context3(codec));
     avcodec_parameters_to_context(decoder.get(), video->codecpar);
-    decoder->thread_count = 1;  // one decoder thread per camera; the pool is the cores
+    set_up_for_analysis(decoder.get());
     decoder->pkt_timebase = video->time_base;
     if (avcodec_open2(decoder.get(), codec, nullptr) < 0) {
       return {StreamState::error, std::string("cannot open the decoder for ") + codec->name};
@@ -445,6 +486,8 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
   }
 
   TimestampSmoother smoother;
+  std::int64_t last_video_wall_us = 0;
+  const auto frames = std::make_shared<LumaPool>();
   std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
   std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
   const std::int64_t analysis_interval_us =
@@ -481,7 +524,10 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       return {StreamState::offline, "reading from " + where + " failed: " + av_error_text(err),
               streamed};
     }
+    // Both clocks at the same moment: their difference places the steady-clock smoothing on
+    // server time below.
     const std::int64_t arrival_us = clock_.now_us();
+    const std::int64_t arrival_steady_us = clock_.steady_us();
     const unsigned index = static_cast<unsigned>(pkt->stream_index);
     if (index >= params.size()) {
       av_packet_unref(pkt.get());
@@ -497,9 +543,19 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
     if (is_video) {
       const std::int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
       if (ts != AV_NOPTS_VALUE) {
+        // Smoothed against the steady clock, so that only the camera's own timestamps make a
+        // jump: a step of the system clock (or the server clock slowly absorbing one) is not
+        // the link's fault. Server time is then the same instant on the server clock. While
+        // that clock runs slow (absorbing a step back) a late packet could land a little before
+        // the one before it: the order is kept. A large step back (the server clock following
+        // a system clock that had been set days ahead) is taken as it is.
         const auto smoothed =
-            smoother.update(av_rescale_q(ts, st->time_base, {1, 1'000'000}), arrival_us);
-        wall_us = smoothed.wall_us;
+            smoother.update(av_rescale_q(ts, st->time_base, {1, 1'000'000}), arrival_steady_us);
+        wall_us = smoothed.wall_us + (arrival_us - arrival_steady_us);
+        if (wall_us <= last_video_wall_us && last_video_wall_us - wall_us < 1'000'000) {
+          wall_us = last_video_wall_us + 1;
+        }
+        last_video_wall_us = wall_us;
         if (smoothed.reanchored && smoother.jumps() > 0 && smoothed.jump_us != 0) {
           spdlog::warn(
               "camera {} {}: media timestamps jumped by {} ms against the arrival clock;"
@@ -507,12 +563,12 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
               options_.camera_id, to_string(options_.kind), smoothed.jump_us / 1000);
         }
       }
-      const std::int64_t arrival_steady = clock_.steady_us();
       std::lock_guard lock(mutex_);
       if (last_arrival_steady_us_ != 0) {
-        window_max_gap_us_ = std::max(window_max_gap_us_, arrival_steady - last_arrival_steady_us_);
+        window_max_gap_us_ =
+            std::max(window_max_gap_us_, arrival_steady_us - last_arrival_steady_us_);
       }
-      last_arrival_steady_us_ = arrival_steady;
+      last_arrival_steady_us_ = arrival_steady_us;
       ++stats_.packets_in;
       stats_.last_packet_us = arrival_us;
       stats_.timestamp_jumps = static_cast<std::uint64_t>(smoother.jumps());
@@ -542,7 +598,7 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
             frame->data[0] != nullptr) {
           next_analysis_us =
               std::max(next_analysis_us + analysis_interval_us, wall_us - analysis_interval_us / 2);
-          auto luma = std::make_shared<LumaFrame>();
+          auto luma = frames->take();  // same size as last time: no allocation, no zeroing
           luma->camera_id = options_.camera_id;
           luma->wall_us = wall_us;
           luma->sequence = frame_seq;

@@ -124,13 +124,17 @@ std::vector<Section> sections(const ReportData& d) {
     for (const auto& [h, k] : d.by_hamlet) hamlets.rows.push_back({h, n(k)});
     Table owners{"Theo chủ sở hữu", {"Loại", "Số camera"}, {}};
     for (const auto& [o, k] : d.by_owner) owners.rows.push_back({owner_label(o), n(k)});
-    Table list{"Danh sách camera",
-               {"Mã", "Tên", "Thôn", "Chủ sở hữu", "Hãng, model", "Ngày lắp đặt", "Kinh phí"},
-               {}};
+    Table list{
+        "Danh sách camera",
+        {"Mã", "Tên", "Thôn", "Chủ sở hữu", "Hãng, model", "Ngày lắp đặt (tháo dỡ)", "Kinh phí"},
+        {}};
     for (const auto& c : d.cameras) {
-      list.rows.push_back({c.id, c.name, c.hamlet_name, owner_label(c.owner),
-                           c.brand + (c.model.empty() ? "" : " " + c.model), day_vi(c.installed),
-                           c.funding});
+      // A camera taken out during the period says when: its hours end there.
+      list.rows.push_back(
+          {c.id, c.name, c.hamlet_name, owner_label(c.owner),
+           c.brand + (c.model.empty() ? "" : " " + c.model),
+           day_vi(c.installed) + (c.removed.empty() ? "" : " (tháo dỡ " + day_vi(c.removed) + ")"),
+           c.funding});
     }
     s.tables = {hamlets, owners, list};
     out.push_back(std::move(s));

@@ -225,6 +225,7 @@ std::string render_json(const ReportData& d) {
                     {"brand", c.brand},
                     {"model", c.model},
                     {"installed", c.installed},
+                    {"removed", c.removed},
                     {"funding", c.funding},
                     {"in_service_s", c.in_service_us / 1'000'000},
                     {"monitored_s", c.monitored_us / 1'000'000},

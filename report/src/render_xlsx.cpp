@@ -92,7 +92,7 @@ std::expected<void, std::string> write_xlsx(const ReportData& d, const std::stri
                         "Thôn",
                         "Chủ sở hữu",
                         "Hãng, model",
-                        "Ngày lắp đặt",
+                        "Ngày lắp đặt (tháo dỡ)",
                         "Giám sát (giờ)",
                         "Trực tuyến (giờ)",
                         "Tỷ lệ hoạt động",
@@ -112,7 +112,9 @@ std::expected<void, std::string> write_xlsx(const ReportData& d, const std::stri
     worksheet_write_string(cam, row, 3, owner_label(c.owner).c_str(), nullptr);
     worksheet_write_string(cam, row, 4, (c.brand + (c.model.empty() ? "" : " " + c.model)).c_str(),
                            nullptr);
-    worksheet_write_string(cam, row, 5, c.installed.c_str(), nullptr);
+    worksheet_write_string(
+        cam, row, 5,
+        (c.installed + (c.removed.empty() ? "" : " (tháo dỡ " + c.removed + ")")).c_str(), nullptr);
     worksheet_write_number(cam, row, 6, static_cast<double>(c.monitored_us) / 3.6e9, hours);
     worksheet_write_number(cam, row, 7, static_cast<double>(c.online_us) / 3.6e9, hours);
     put_opt(cam, row, 8, c.uptime);

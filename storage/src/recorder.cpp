@@ -1,5 +1,7 @@
 #include "matthan/storage/recorder.hpp"
 
+#include <chrono>
+
 #include "matthan/storage/segment_index.hpp"
 
 #include <spdlog/spdlog.h>
@@ -91,7 +93,15 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
   ++stats_.packets;
   stats_.skipped += static_cast<std::uint64_t>(writer_->skipped() - before);
   stats_.lost = static_cast<std::uint64_t>(writer_->lost());  // also what close() cut off
+  const std::int64_t steady_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count();
+  if (writer_->durable_us() != durable_seen_us_) {
+    durable_seen_us_ = writer_->durable_us();
+    stats_.durable_steady_us = steady_us;
+  }
   if (!written) {
+    stats_.failure_steady_us = steady_us;
     ++stats_.errors;
     if (stats_.last_error != written.error()) {
       spdlog::error("camera {}: recording: {}", camera_id_, written.error());

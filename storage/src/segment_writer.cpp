@@ -300,6 +300,7 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
     // Everything but the frames still in the muxer's open fragment is now on the disk.
     s.durable = {s.written,  s.info.frames,   s.info.keyframes,
                  s.last_dts, s.last_duration, s.last_wall_us};
+    durable_us_ = s.last_wall_us;
     s.next_sync_dts = dts_out + s.fragment_ticks;
     // The index follows the settled start (after a connection's burst), so a crash-recovered
     // segment is placed right.
@@ -325,6 +326,7 @@ void SegmentWriter::close() {
   } else {
     s.durable = {s.written,  s.info.frames,   s.info.keyframes,
                  s.last_dts, s.last_duration, s.last_wall_us};
+    durable_us_ = std::max(durable_us_, s.last_wall_us);
   }
   finish(!ok);
 }

@@ -729,6 +729,12 @@ TEST(EvidenceIntegration, ADiskThatFillsOrTurnsReadOnlyUnderTheRecorder) {
       << read_file(dir + "/var/matthan.log");
   EXPECT_EQ(http_get(port, "/healthz").status, 200);
   EXPECT_EQ(run("sha256sum " + q(held.path)).out.substr(0, 64), held_sha);
+  // One camera goes away while its writes fail: it keeps saying so, but must not hold the
+  // volume's alarm once the other camera writes again.
+  ASSERT_TRUE(
+      wait_for([&] { return camera("rec-h265")["recording"].value("failing", false); }, 10));
+  ASSERT_TRUE(camsim->write_line("stop rec-h265"));
+  ASSERT_TRUE(wait_for([&] { return camera("rec-h265")["state"] != "online"; }, 30));
   // The administrator checks and remounts the disk: recording resumes by itself.
   ASSERT_EQ(run("umount " + q(vol) + " || umount -l " + q(vol)).rc, 0);
   EXPECT_LE(run("e2fsck -fy " + q(img) + " >/dev/null 2>&1").rc, 1);

@@ -476,6 +476,16 @@ TEST_F(Report, ACameraTakenOutCountsForTheDaysItServed) {
   EXPECT_EQ(cho["monitored_s"], 232 * 3600);
   EXPECT_EQ(cho["online_s"], std::llround((231 + 59 / 60.0) * kH));
   EXPECT_NEAR(cho["uptime"].get<double>(), (231 + 59 / 60.0) / 232, 1e-12);
+  EXPECT_EQ(cho["removed"], "2026-10-20");
+  EXPECT_EQ(cong["removed"], "");
+  // The printed inventory says when it was taken out, so its hours read right.
+  const auto pdf = report("pdf");
+  ASSERT_EQ(run_command("pdftotext -layout " + pdf + " " + dir_ + "/out.txt", &out), 0) << out;
+  // (The PDF's narrow column wraps the cell: its second date is on the next line.)
+  const auto text_of_pdf = read_file(dir_ + "/out.txt");
+  EXPECT_NE(text_of_pdf.find("10/10/2026 (tháo dỡ"), std::string::npos) << text_of_pdf;
+  EXPECT_NE(text_of_pdf.find("20/10/2026)"), std::string::npos) << text_of_pdf;
+  EXPECT_NE(read_file(report("html")).find("10/10/2026 (tháo dỡ 20/10/2026)"), std::string::npos);
   // A period after it was taken out does not list it.
   ASSERT_EQ(run_command(binary_path("matthan") + " report --config " + cfg_ +
                             " --commune 10105 --from 2026-10-21 --to 2026-10-31 --format json"

@@ -48,6 +48,24 @@ TEST(MaskCredentials, PasswordsNeverSurvive) {
   EXPECT_EQ(mask_credentials("rtsp://h/user=u_password=topsecret_channel=1"),
             "rtsp://h/user=u_password=***_channel=1");
   EXPECT_EQ(mask_credentials("rtsp://nobody@h/x"), "rtsp://nobody@h/x");
+  // Typed unencoded, as people do: nothing of the password may show.
+  EXPECT_EQ(mask_credentials("rtsp://admin:abc@123@10.0.0.2:554/x rtsp://b:c@h/y"),
+            "rtsp://admin:***@10.0.0.2:554/x rtsp://b:***@h/y");
+  EXPECT_EQ(mask_credentials("rtsp://h/user=u_password=top_secret_1_channel=1_stream=0.sdp"),
+            "rtsp://h/user=u_password=***_channel=1_stream=0.sdp");
+  EXPECT_EQ(mask_credentials("http://h/cgi?user=a&pwd=x_y&ch=1"),
+            "http://h/cgi?user=a&pwd=***&ch=1");
+  EXPECT_EQ(mask_credentials("rtsp://me@mail.com:pw@host/x"), "rtsp://me@mail.com:***@host/x");
+  EXPECT_EQ(mask_credentials("PASSWORD=abc&x"), "PASSWORD=***&x");
+  // Not credentials: the authority ends at '?', '#' and '/'.
+  EXPECT_EQ(mask_credentials("http://h:8080?e=a@b"), "http://h:8080?e=a@b");
+  EXPECT_EQ(mask_credentials("://x:y@z"), "://x:y@z");
+  // A long line (a client's request target) is scanned, not recursed over.
+  const std::string long_target =
+      "GET /" + std::string(200'000, 'a') + "?password=" + std::string(200'000, 'b') + " HTTP/1.1";
+  const std::string masked = mask_credentials(long_target);
+  EXPECT_EQ(masked.find('b'), std::string::npos);
+  EXPECT_NE(masked.find("password=*** HTTP/1.1"), std::string::npos);
 }
 
 TEST(WithCredentials, EncodesAndKeepsExisting) {

@@ -18,10 +18,16 @@ struct ClipInfo {
   double duration_s = 0;
 };
 
+// exact: every pixel as the encoder meant it (tests reading frame numbers, evidence).
+// analysis: decoded as the live analysis decodes (without the deblocking filter), so that a replay
+// (`matthan tune`, the evaluation) sees the pictures the server would see.
+enum class Decode { exact, analysis };
+
 // Frame times are base_us + the frame's media time since the first frame. Runs as fast as it
 // can decode (no real-time pacing).
 std::expected<ClipInfo, std::string> read_clip(
     const std::string& path, const std::string& camera_id, double analysis_fps,
-    std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame);
+    std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame,
+    Decode decode = Decode::exact);
 
 }  // namespace matthan::ingest

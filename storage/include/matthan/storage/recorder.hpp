@@ -29,7 +29,11 @@ struct RecorderStats {
   std::uint64_t skipped = 0;  // before the first keyframe of a connection
   std::uint64_t errors = 0;   // packets a write failure kept off the disk
   std::string last_error;
-  bool failing = false;    // the last packet could not be written (the volume is full, ...)
+  bool failing = false;  // the last packet could not be written (the volume is full, ...)
+  // Steady-clock times (µs) of the last write that reached the disk (a fragment flushed) and
+  // of the last failed one: a step of the system clock must not order them wrongly.
+  std::int64_t durable_steady_us = 0;
+  std::int64_t failure_steady_us = 0;
   std::uint64_t lost = 0;  // frames lost to write failures (incl. fragments cut off)
   std::string current_path;
   bool paused = false;             // the volume is full of held footage: storage alarm
@@ -63,6 +67,7 @@ class Recorder {
   RecorderSettings settings_;
   std::unique_ptr<SegmentWriter> writer_;
   std::int64_t last_wall_us_ = 0;
+  std::int64_t durable_seen_us_ = 0;  // the writer's durable_us() when last looked at
   bool opened_any_ = false;
   bool resumed_ = false;  // the next segment follows a storage-alarm pause
   std::atomic<bool> paused_{false};

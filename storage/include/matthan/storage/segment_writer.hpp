@@ -68,6 +68,8 @@ class SegmentWriter {
   std::int64_t lost() const { return lost_; }
   // A write failed and no segment could start since (the volume is full, read-only, broken).
   bool failing() const { return !failure_.empty(); }
+  // Wall time of the last frame known to be on the disk (its fragment flushed), 0 before any.
+  std::int64_t durable_us() const { return durable_us_; }
   // The end of what this stream recorded before (its last segment in the index): the first
   // segment starts no earlier.
   void set_not_before(std::int64_t end_us) { previous_end_us_ = end_us; }
@@ -95,6 +97,7 @@ class SegmentWriter {
   std::int64_t previous_end_us_ = 0;  // the last segment's end: the next starts no earlier
   std::int64_t retry_after_us_ = 0;   // wall time before which no new segment is tried
   std::string failure_;               // why, while retry_after_us_ holds
+  std::int64_t durable_us_ = 0;
   // Segments cut short whose torn tail could not be cut off yet (a read-only volume): path, size.
   std::vector<std::pair<std::string, std::int64_t>> untrimmed_;
 };
