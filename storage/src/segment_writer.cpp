@@ -237,16 +237,24 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
     s.first_dts = packet.dts == AV_NOPTS_VALUE ? 0 : packet.dts;
     s.info.media_start = av_rescale_q(packet.dts, s.in_tb, {1, 90000});
   }
-  // Each segment's media time starts at 0; pts keeps its distance to dts (B-frames).
+  // Each segment's media time starts at 0; pts keeps its distance to dts (B-frames). A broken
+  // stream can carry any 64-bit timestamp: one more than 2^40 ticks (~140 days at 90 kHz) from
+  // the segment's first is taken as missing, so no difference below can overflow (fuzz_rtp).
   const AVRational out_tb = s.fmt->streams[0]->time_base;
-  pkt->dts = av_rescale_q(packet.dts - s.first_dts, s.in_tb, out_tb);
-  pkt->pts = av_rescale_q(packet.pts - s.first_dts, s.in_tb, out_tb);
+  constexpr std::int64_t kFar = std::int64_t{1} << 40;
+  std::int64_t rel_dts = 0, rel_pts = 0;
+  const bool usable = packet.dts != AV_NOPTS_VALUE && packet.pts != AV_NOPTS_VALUE &&
+                      !__builtin_sub_overflow(packet.dts, s.first_dts, &rel_dts) &&
+                      !__builtin_sub_overflow(packet.pts, s.first_dts, &rel_pts) &&
+                      rel_dts > -kFar && rel_dts < kFar && rel_pts > -kFar && rel_pts < kFar;
+  pkt->dts = usable ? av_rescale_q(rel_dts, s.in_tb, out_tb) : 0;
+  pkt->pts = usable ? av_rescale_q(rel_pts, s.in_tb, out_tb) : 0;
   // Cameras (and RTP at a connection's start) send repeated or backward timestamps now and
   // then: such a frame is placed one usual frame interval after the last, not squeezed in.
-  if (packet.dts == AV_NOPTS_VALUE || packet.pts == AV_NOPTS_VALUE ||
-      (s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts)) {
-    const std::int64_t step =
-        packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : s.frame_ticks;
+  if (!usable || (s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts)) {
+    const std::int64_t step = packet.duration > 0 && packet.duration < kFar
+                                  ? av_rescale_q(packet.duration, s.in_tb, out_tb)
+                                  : s.frame_ticks;
     const std::int64_t fixed = s.last_dts == AV_NOPTS_VALUE ? 0 : s.last_dts + step;
     pkt->pts = fixed + std::max<std::int64_t>(0, pkt->pts - pkt->dts);
     pkt->dts = fixed;
@@ -257,8 +265,9 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   if (pkt->pts < pkt->dts) pkt->pts = pkt->dts;
   // Every sample gets a duration: fragments are cut by us, so the muxer cannot take the last
   // one's from the next packet.
-  pkt->duration =
-      packet.duration > 0 ? av_rescale_q(packet.duration, s.in_tb, out_tb) : s.frame_ticks;
+  pkt->duration = packet.duration > 0 && packet.duration < kFar
+                      ? av_rescale_q(packet.duration, s.in_tb, out_tb)
+                      : s.frame_ticks;
   pkt->flags = packet.keyframe ? AV_PKT_FLAG_KEY : 0;
   pkt->stream_index = 0;
   const std::int64_t dts_out = pkt->dts;
