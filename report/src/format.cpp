@@ -364,8 +364,9 @@ std::expected<RecordDoc, std::string> record_doc_of(const std::string& manifest_
   if (m.contains("signing_key")) {
     const auto& k = m["signing_key"];
     d.integrity.push_back("Chữ ký số: " + text(k, "algorithm") + ", tệp " +
-                          text(k, "signature_file") +
-                          "; dấu vân tay khóa của máy chủ: " + text(k, "fingerprint"));
+                          text(k, "signature_file") + ";");
+    // On a line of its own, like the hashes: after the text above it could wrap mid-way.
+    d.integrity.push_back("Dấu vân tay khóa của máy chủ: " + text(k, "fingerprint"));
   }
   if (m.contains("audit_chain_head"))
     d.integrity.push_back("Nhật ký kiểm toán tại thời điểm trích xuất: bản ghi số " +
