@@ -452,6 +452,8 @@ json stream_json(const ingest::StreamStats& s) {
       {"decode_errors", s.decode_errors},
       {"reconnects", s.reconnects},
       {"timestamp_jumps", s.timestamp_jumps},
+      {"rtp_lost", s.rtp_lost},
+      {"reader", s.reader},
       {"last_packet", s.last_packet_us ? json(format_iso8601_us(s.last_packet_us)) : json()},
       {"stall_timeout_ms", s.stall_timeout_ms},
       {"next_retry", s.next_retry_us ? json(format_iso8601_us(s.next_retry_us)) : json()},

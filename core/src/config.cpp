@@ -543,6 +543,7 @@ class Parser {
                 "main_url",
                 "sub_url",
                 "transport",
+                "rtsp_client",
                 "analysis_fps",
                 "enabled",
                 "connect_timeout_ms",
@@ -596,6 +597,13 @@ class Parser {
         cam.transport = Transport::udp;
       } else {
         error(node["transport"], path + ".transport", "must be tcp or udp");
+      }
+    }
+    if (auto r = str(node, path, "rtsp_client")) {
+      if (*r == "builtin" || *r == "libavformat") {
+        cam.builtin_rtsp = *r == "builtin";
+      } else {
+        error(node["rtsp_client"], path + ".rtsp_client", "must be builtin or libavformat");
       }
     }
     if (auto f = num<double>(node, path, "analysis_fps", 0.1, 60.0)) cam.analysis_fps = *f;
@@ -737,13 +745,21 @@ class Parser {
       if (!d.IsMap()) {
         error(d, "defaults", "must be a mapping");
       } else {
-        check_keys(d, "defaults",
-                   {"transport", "analysis_fps", "connect_timeout_ms", "stall_timeout_ms"});
+        check_keys(
+            d, "defaults",
+            {"transport", "rtsp_client", "analysis_fps", "connect_timeout_ms", "stall_timeout_ms"});
         if (auto t = str(d, "defaults", "transport")) {
           if (*t == "udp") {
             defaults.transport = Transport::udp;
           } else if (*t != "tcp") {
             error(d["transport"], "defaults.transport", "must be tcp or udp");
+          }
+        }
+        if (auto r = str(d, "defaults", "rtsp_client")) {
+          if (*r == "libavformat") {
+            defaults.builtin_rtsp = false;
+          } else if (*r != "builtin") {
+            error(d["rtsp_client"], "defaults.rtsp_client", "must be builtin or libavformat");
           }
         }
         if (auto f = num<double>(d, "defaults", "analysis_fps", 0.1, 60.0)) {

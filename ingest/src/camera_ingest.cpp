@@ -20,6 +20,7 @@ CameraIngest::CameraIngest(const CameraConfig& config, const Clock& clock, Statu
     opts.kind = kind;
     opts.url = url;
     opts.transport = config_.transport;
+    opts.builtin_rtsp = config_.builtin_rtsp;
     opts.connect_timeout = config_.connect_timeout;
     opts.min_stall_timeout = config_.min_stall_timeout;
     opts.decode = decode;

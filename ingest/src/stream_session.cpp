@@ -17,6 +17,7 @@ extern "C" {
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -24,6 +25,7 @@ extern "C" {
 #include "analysis_decoder.hpp"
 #include "matthan/core/ts_smoother.hpp"
 #include "matthan/core/url.hpp"
+#include "rtsp_client.hpp"
 
 namespace matthan::ingest {
 namespace {
@@ -96,6 +98,45 @@ struct PacketFree {
 struct FrameFree {
   void operator()(AVFrame* f) const { av_frame_free(&f); }
 };
+struct ParFree {
+  void operator()(AVCodecParameters* p) const { avcodec_parameters_free(&p); }
+};
+
+// A failed set-up of our RTSP client, in the same words as libavformat's below.
+std::pair<StreamState, std::string> open_failure(RtspFailure failure, const std::string& detail,
+                                                 const std::string& where, bool was_online,
+                                                 std::int64_t timeout_ms) {
+  switch (failure) {
+    case RtspFailure::unauthorized:
+    case RtspFailure::forbidden:
+      return {StreamState::unauthorized,
+              "the camera at " + where + " refused the user name or password (" +
+                  (failure == RtspFailure::forbidden ? "403" : "401") + ")"};
+    case RtspFailure::not_found:
+      return {StreamState::not_found, "the camera at " + where +
+                                          " has no stream at this path (404): check the channel "
+                                          "or the URL"};
+    case RtspFailure::server_error:
+      return {StreamState::offline,
+              "the camera at " + where + " answered with a server error (5xx)"};
+    case RtspFailure::refused:
+      return {was_online ? StreamState::offline : StreamState::error,
+              "connection refused by " + where +
+                  (was_online ? ": the camera's RTSP service is gone"
+                              : ": wrong port, or the camera's RTSP service is off")};
+    case RtspFailure::timeout:
+    case RtspFailure::unreachable:
+    case RtspFailure::interrupted:
+      return {was_online ? StreamState::offline : StreamState::error,
+              "no answer from " + where + " within " + std::to_string(timeout_ms) + " ms" +
+                  (was_online ? "" : ": wrong address, or the camera is off or unreachable")};
+    case RtspFailure::closed:
+      return {was_online ? StreamState::offline : StreamState::error,
+              "the camera at " + where + " closed the connection during set-up"};
+    default:
+      return {StreamState::error, "cannot open the stream at " + where + ": " + detail};
+  }
+}
 
 void av_log_to_spdlog(void* avcl, int level, const char* fmt, va_list args) {
   if (level > AV_LOG_WARNING) return;
@@ -152,6 +193,19 @@ class LumaPool : public std::enable_shared_from_this<LumaPool> {
 };
 
 }  // namespace
+
+// What the read loop needs of an opened stream, whoever reads it.
+struct StreamSession::Input {
+  struct Track {
+    const AVCodecParameters* par;  // may change between packets (new parameter sets)
+    AVRational time_base;
+    AVRational frame_rate;  // 0/0 or 0/1: unknown
+  };
+  std::vector<Track> tracks;
+  int video_index = -1;
+  std::function<int(AVPacket*)> read;  // as av_read_frame
+  std::function<std::uint64_t()> lost_packets;
+};
 
 void install_av_log_masking() {
   static std::once_flag once;
@@ -275,6 +329,7 @@ void StreamSession::sample_rates(std::int64_t steady_us) {
     rate_bytes_ = bytes_in_;
     rate_decode_errors_ = stats_.decode_errors;
     rate_jumps_ = stats_.timestamp_jumps;
+    rate_lost_ = stats_.rtp_lost;
     window_max_gap_us_ = 0;
     return;
   }
@@ -305,6 +360,10 @@ void StreamSession::sample_rates(std::int64_t steady_us) {
   if (stats_.timestamp_jumps > rate_jumps_) {
     add(std::to_string(stats_.timestamp_jumps - rate_jumps_) + " timestamp jump(s)");
   }
+  // Over TCP a lost RTP packet is one the camera dropped because the link could not carry it.
+  if (stats_.rtp_lost > rate_lost_) {
+    add(std::to_string(stats_.rtp_lost - rate_lost_) + " RTP packet(s) lost");
+  }
   const std::string who = options_.camera_id + " " + std::string(to_string(options_.kind));
   if (!issues.empty()) {
     clean_samples_ = 0;
@@ -325,6 +384,7 @@ void StreamSession::sample_rates(std::int64_t steady_us) {
   rate_bytes_ = bytes_in_;
   rate_decode_errors_ = stats_.decode_errors;
   rate_jumps_ = stats_.timestamp_jumps;
+  rate_lost_ = stats_.rtp_lost;
   window_max_gap_us_ = 0;
 }
 
@@ -350,6 +410,95 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
     }
   }
 
+  if (options_.builtin_rtsp && options_.transport == Transport::tcp &&
+      options_.url.starts_with("rtsp://")) {
+    RtspClient client(options_.url, [this] { return interrupt_cb(this) != 0; });
+    deadline_hit_ = false;
+    deadline_steady_us_ = clock_.steady_us() + options_.connect_timeout.count() * 1000 + 500'000;
+    const RtspFailure failure = client.open(options_.connect_timeout);
+    if (failure != RtspFailure::unsupported) {
+      if (failure != RtspFailure::none) {
+        if (stopping_) return {StreamState::offline, "stopping"};
+        auto [state, error] = open_failure(failure, client.detail(), where, was_online,
+                                           options_.connect_timeout.count());
+        return {state, std::move(error)};
+      }
+      const std::int64_t probe_ms = std::max<std::int64_t>(options_.connect_timeout.count(),
+                                                           options_.min_stall_timeout.count());
+      deadline_hit_ = false;
+      deadline_steady_us_ = clock_.steady_us() + probe_ms * 1000 + 500'000;
+      if (!client.first_pictures(std::chrono::milliseconds(probe_ms))) {
+        if (stopping_) return {StreamState::offline, "stopping"};
+        return {StreamState::error, "the camera at " + where +
+                                        " accepted the connection but sent no video (stalled "
+                                        "stream)"};
+      }
+      // The video track as libavcodec describes it, kept current as parameter sets change.
+      const RtspVideo& v = client.video();
+      std::unique_ptr<AVCodecParameters, ParFree> par(avcodec_parameters_alloc());
+      par->codec_type = AVMEDIA_TYPE_VIDEO;
+      par->codec_id = v.h265 ? AV_CODEC_ID_HEVC : AV_CODEC_ID_H264;
+      auto describe = [&par](const std::vector<std::uint8_t>& extradata, int width, int height) {
+        av_freep(&par->extradata);
+        par->extradata_size = 0;
+        par->extradata =
+            static_cast<std::uint8_t*>(av_mallocz(extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
+        if (par->extradata != nullptr) {
+          std::memcpy(par->extradata, extradata.data(), extradata.size());
+          par->extradata_size = static_cast<int>(extradata.size());
+        }
+        if (width > 0) {
+          par->width = width;
+          par->height = height;
+        }
+      };
+      describe(v.extradata, v.width, v.height);
+      Input input;
+      input.tracks.push_back({par.get(),
+                              {1, v.clock_rate},
+                              v.frame_rate > 0 ? av_d2q(v.frame_rate, 1001000) : AVRational{0, 1}});
+      input.video_index = 0;
+      AccessUnit unit;
+      input.read = [&](AVPacket* pkt) {
+        switch (client.read(unit)) {
+          case RtspClient::Read::ok:
+            break;
+          case RtspClient::Read::closed:
+            return AVERROR_EOF;
+          case RtspClient::Read::interrupted:
+            return AVERROR_EXIT;
+          case RtspClient::Read::error:
+            return AVERROR(EIO);
+        }
+        if (av_new_packet(pkt, static_cast<int>(unit.data.size())) < 0) return AVERROR(ENOMEM);
+        std::memcpy(pkt->data, unit.data.data(), unit.data.size());
+        pkt->pts = pkt->dts = unit.pts;
+        pkt->flags = unit.keyframe ? AV_PKT_FLAG_KEY : 0;
+        pkt->stream_index = 0;
+        if (unit.new_extradata) {
+          describe(unit.extradata, client.video().width, client.video().height);
+          if (auto* side =
+                  av_packet_new_side_data(pkt, AV_PKT_DATA_NEW_EXTRADATA, unit.extradata.size())) {
+            std::memcpy(side, unit.extradata.data(), unit.extradata.size());
+          }
+        }
+        return 0;
+      };
+      input.lost_packets = [&client] { return client.lost_packets(); };
+      {
+        std::lock_guard lock(mutex_);
+        stats_.reader = "builtin";
+      }
+      return stream(input, where);
+    }
+    spdlog::debug("camera {} {}: {}: read through libavformat", options_.camera_id,
+                  to_string(options_.kind), client.detail());
+  }
+
+  {
+    std::lock_guard lock(mutex_);
+    stats_.reader = "libavformat";
+  }
   std::unique_ptr<AVFormatContext, FormatCloser> fmt;
   {
     AVFormatContext* raw = avformat_alloc_context();
@@ -418,62 +567,72 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
     }
     return {StreamState::error, "cannot read the stream's format: " + av_error_text(err)};
   }
-  const int video_index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  Input input;
+  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+    const AVStream* st = fmt->streams[i];
+    input.tracks.push_back({st->codecpar, st->time_base,
+                            st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate});
+  }
+  input.video_index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  input.read = [&fmt](AVPacket* pkt) { return av_read_frame(fmt.get(), pkt); };
+  return stream(input, where);
+}
+
+StreamSession::Outcome StreamSession::stream(Input& input, const std::string& where) {
+  const int video_index = input.video_index;
   if (video_index < 0) {
     return {StreamState::error, "the camera's stream has no video track"};
   }
-  AVStream* video = fmt->streams[video_index];
+  const Input::Track& video = input.tracks[static_cast<std::size_t>(video_index)];
 
   // Parameters per elementary stream (video and, for recording, audio).
-  std::vector<std::shared_ptr<const StreamParams>> params(fmt->nb_streams);
+  std::vector<std::shared_ptr<const StreamParams>> params(input.tracks.size());
   static std::atomic<std::int64_t> generation{0};
   auto make_params = [&](unsigned i) {
-    const AVStream* st = fmt->streams[i];
+    const Input::Track& st = input.tracks[i];
     auto p = std::make_shared<StreamParams>();
     p->camera_id = options_.camera_id;
     p->stream = options_.kind;
     p->index = static_cast<int>(i);
-    p->codec = codec_of(st->codecpar->codec_id);
-    p->is_video = st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO;
-    p->width = st->codecpar->width;
-    p->height = st->codecpar->height;
-    p->sample_rate = st->codecpar->sample_rate;
-    p->channels = st->codecpar->ch_layout.nb_channels;
-    p->extradata.assign(st->codecpar->extradata,
-                        st->codecpar->extradata + st->codecpar->extradata_size);
-    p->time_base_num = st->time_base.num;
-    p->time_base_den = st->time_base.den;
+    p->codec = codec_of(st.par->codec_id);
+    p->is_video = st.par->codec_type == AVMEDIA_TYPE_VIDEO;
+    p->width = st.par->width;
+    p->height = st.par->height;
+    p->sample_rate = st.par->sample_rate;
+    p->channels = st.par->ch_layout.nb_channels;
+    p->extradata.assign(st.par->extradata, st.par->extradata + st.par->extradata_size);
+    p->time_base_num = st.time_base.num;
+    p->time_base_den = st.time_base.den;
     p->generation = ++generation;
     params[i] = std::move(p);
   };
-  for (unsigned i = 0; i < fmt->nb_streams; ++i) make_params(i);
+  for (unsigned i = 0; i < input.tracks.size(); ++i) make_params(i);
 
   std::unique_ptr<AVCodecContext, CodecCloser> decoder;
   if (options_.decode) {
-    const AVCodec* codec = avcodec_find_decoder(video->codecpar->codec_id);
+    const AVCodec* codec = avcodec_find_decoder(video.par->codec_id);
     if (codec == nullptr) {
       return {StreamState::error, std::string("no decoder for the camera's codec ") +
-                                      avcodec_get_name(video->codecpar->codec_id)};
+                                      avcodec_get_name(video.par->codec_id)};
     }
     decoder.reset(avcodec_alloc_context3(codec));
-    avcodec_parameters_to_context(decoder.get(), video->codecpar);
+    avcodec_parameters_to_context(decoder.get(), video.par);
     set_up_for_analysis(decoder.get());
-    decoder->pkt_timebase = video->time_base;
+    decoder->pkt_timebase = video.time_base;
     if (avcodec_open2(decoder.get(), codec, nullptr) < 0) {
       return {StreamState::error, std::string("cannot open the decoder for ") + codec->name};
     }
   }
   {
     std::lock_guard lock(mutex_);
-    stats_.codec = avcodec_get_name(video->codecpar->codec_id);
-    stats_.width = video->codecpar->width;
-    stats_.height = video->codecpar->height;
+    stats_.codec = avcodec_get_name(video.par->codec_id);
+    stats_.width = video.par->width;
+    stats_.height = video.par->height;
   }
 
   // Stall timeout scales with the stream's frame interval: a 1 fps camera is not stalled
   // after a second of silence. The floor is the configured minimum.
-  const AVRational rate =
-      video->avg_frame_rate.num > 0 ? video->avg_frame_rate : video->r_frame_rate;
+  const AVRational rate = video.frame_rate;
   const double frame_interval_s = rate.num > 0 ? av_q2d(av_inv_q(rate)) : 0.2;
   const std::int64_t stall_us =
       std::max<std::int64_t>(options_.min_stall_timeout.count() * 1000,
@@ -506,7 +665,7 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
   while (!stopping_) {
     deadline_hit_ = false;
     deadline_steady_us_ = clock_.steady_us() + stall_us;
-    const int err = av_read_frame(fmt.get(), pkt.get());
+    const int err = input.read(pkt.get());
     if (err < 0) {
       if (stopping_) break;
       if (deadline_hit_) {
@@ -533,7 +692,7 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       av_packet_unref(pkt.get());
       continue;
     }
-    const AVStream* st = fmt->streams[index];
+    const Input::Track& st = input.tracks[index];
     std::size_t extradata_size = 0;
     if (av_packet_get_side_data(pkt.get(), AV_PKT_DATA_NEW_EXTRADATA, &extradata_size) != nullptr) {
       make_params(index);  // the camera changed its parameter sets: tell the subscribers
@@ -550,7 +709,7 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
         // the one before it: the order is kept. A large step back (the server clock following
         // a system clock that had been set days ahead) is taken as it is.
         const auto smoothed =
-            smoother.update(av_rescale_q(ts, st->time_base, {1, 1'000'000}), arrival_steady_us);
+            smoother.update(av_rescale_q(ts, st.time_base, {1, 1'000'000}), arrival_steady_us);
         wall_us = smoothed.wall_us + (arrival_us - arrival_steady_us);
         if (wall_us <= last_video_wall_us && last_video_wall_us - wall_us < 1'000'000) {
           wall_us = last_video_wall_us + 1;
@@ -572,6 +731,7 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       ++stats_.packets_in;
       stats_.last_packet_us = arrival_us;
       stats_.timestamp_jumps = static_cast<std::uint64_t>(smoother.jumps());
+      if (input.lost_packets) stats_.rtp_lost = input.lost_packets();
     }
     {
       std::lock_guard lock(mutex_);

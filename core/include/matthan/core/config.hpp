@@ -39,6 +39,7 @@ struct CameraConfig {
   std::string main_url;  // resolved (preset or explicit), credentials included
   std::string sub_url;   // may be empty: then the main stream is analysed
   Transport transport = Transport::tcp;
+  bool builtin_rtsp = true;  // rtsp_client: builtin (default) or libavformat
   double analysis_fps = 5.0;
   bool enabled = true;
   std::chrono::milliseconds connect_timeout{5000};

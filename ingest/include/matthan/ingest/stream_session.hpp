@@ -25,6 +25,9 @@ struct StreamOptions {
   StreamKind kind = StreamKind::main;
   std::string url;  // may hold credentials: never log it unmasked
   Transport transport = Transport::tcp;
+  // H.264/H.265 over TCP through our own RTSP client (fewer system calls per packet); false,
+  // or anything else (UDP, MJPEG): libavformat's.
+  bool builtin_rtsp = true;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds min_stall_timeout{3000};
   BackoffPolicy backoff;
@@ -52,6 +55,8 @@ struct StreamStats {
   std::uint64_t decode_errors = 0;
   std::uint64_t reconnects = 0;
   std::uint64_t timestamp_jumps = 0;
+  std::uint64_t rtp_lost = 0;  // RTP packets the camera never delivered (our RTSP client only)
+  std::string reader;          // "builtin" or "libavformat": who reads the stream
   std::int64_t last_packet_us = 0;
   std::int64_t stall_timeout_ms = 0;
   std::int64_t next_retry_us = 0;  // when in a failure state: the next attempt
@@ -92,7 +97,9 @@ class StreamSession {
   };
 
   void run();
+  struct Input;  // an opened stream: libavformat's or our own RTSP client's
   Outcome connect_and_stream();
+  Outcome stream(Input& input, const std::string& where);
   void set_state(StreamState state, const std::string& error);
   void sleep_interruptible(std::chrono::milliseconds delay);
   static int interrupt_cb(void* opaque);
@@ -120,6 +127,7 @@ class StreamSession {
   std::uint64_t bytes_in_ = 0;
   std::uint64_t rate_decode_errors_ = 0;
   std::uint64_t rate_jumps_ = 0;
+  std::uint64_t rate_lost_ = 0;
   std::int64_t last_arrival_steady_us_ = 0;
   std::int64_t window_max_gap_us_ = 0;  // longest silence between video packets this sample
   int clean_samples_ = 0;

@@ -1,0 +1,141 @@
+// A small RTSP client for the common case: one H.264 or H.265 video track, RTP interleaved in
+// the RTSP connection (TCP). It exists for speed: libavformat's RTSP reader makes six system
+// calls per RTP packet (a poll and a recv for the '$', the header and the payload); this one
+// reads the socket in large chunks and depacketises from its own buffer (docs/design/ingest.md).
+// Anything else (UDP, MJPEG, audio-only) is left to libavformat by the caller.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace matthan::ingest {
+
+enum class RtspFailure {
+  none,
+  unauthorized,  // 401 after our credentials, or 401 and no credentials in the URL
+  forbidden,     // 403
+  not_found,     // 404
+  server_error,  // 5xx
+  refused,       // ECONNREFUSED
+  unreachable,   // EHOSTUNREACH, ENETUNREACH
+  timeout,       // no answer in time
+  closed,        // the camera closed the connection during set-up
+  unsupported,   // not a case for this client (codec, transport): use libavformat
+  protocol,      // an answer we cannot use
+  interrupted,   // the caller asked to stop
+};
+
+struct RtspVideo {
+  bool h265 = false;
+  std::vector<std::uint8_t> extradata;  // Annex B parameter sets (VPS,) SPS, PPS
+  int width = 0;
+  int height = 0;
+  int clock_rate = 90000;
+  double frame_rate = 0;  // declared (a=framerate) or measured over the first frames; 0: unknown
+};
+
+// One access unit (a picture), Annex B, with its unwrapped RTP time (clock_rate ticks).
+struct AccessUnit {
+  std::vector<std::uint8_t> data;
+  std::int64_t pts = 0;
+  bool keyframe = false;
+  bool damaged = false;        // an RTP packet of it was lost: it is passed on as it arrived
+  bool new_extradata = false;  // its in-band parameter sets differ from the ones before
+  std::vector<std::uint8_t> extradata;  // then: the parameter sets from this unit on
+};
+
+// Thread: one thread (the stream's demux thread) owns an instance. `interrupted` is polled at
+// least every 100 ms while waiting on the network, so stop and stall deadlines act quickly.
+class RtspClient {
+ public:
+  using Interrupted = std::function<bool()>;
+
+  RtspClient(std::string url, Interrupted interrupted);
+  ~RtspClient();  // TEARDOWN, best effort
+  RtspClient(const RtspClient&) = delete;
+  RtspClient& operator=(const RtspClient&) = delete;
+
+  // OPTIONS, DESCRIBE (with Basic or Digest authentication), SETUP, PLAY, then reads until the
+  // first keyframe and a few pictures after it (parameter sets, size, frame rate).
+  RtspFailure open(std::chrono::milliseconds timeout);
+  // After open: reads until the picture size is known (parameter sets and a slice) and the
+  // frame rate too, if the description has none. What it read is returned by read() next.
+  bool first_pictures(std::chrono::milliseconds timeout);
+  const std::string& detail() const { return detail_; }  // the words behind a failure
+  const RtspVideo& video() const { return video_; }
+
+  enum class Read { ok, closed, interrupted, error };
+  Read read(AccessUnit& out);
+  std::uint64_t lost_packets() const { return lost_packets_; }
+
+  // Exposed for the unit tests.
+  static std::string digest_response(const std::string& user, const std::string& password,
+                                     const std::string& realm, const std::string& nonce,
+                                     const std::string& method, const std::string& uri);
+
+ private:
+  struct Response {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    std::string header(const std::string& name) const;
+  };
+
+  RtspFailure connect_socket(std::chrono::steady_clock::time_point deadline);
+  RtspFailure request(const std::string& method, const std::string& uri, const std::string& extra,
+                      Response& out, std::chrono::steady_clock::time_point deadline);
+  bool send_all(const std::string& text);
+  // Fills the buffer with at least one more byte; false at EOF, error or interruption (why_).
+  bool fill(std::chrono::steady_clock::time_point deadline);
+  bool read_response(Response& out, std::chrono::steady_clock::time_point deadline);
+  std::string authorization(const std::string& method, const std::string& uri) const;
+  bool parse_buffered();  // true: it made at least one access unit
+  bool parse_sdp(const std::string& sdp, const std::string& base);
+  void on_rtp(const std::uint8_t* p, std::size_t n);
+  void append_nal(const std::uint8_t* nal, std::size_t n);
+  void finish_unit();
+  void keepalive();
+
+  std::string url_;  // without credentials
+  std::string user_, password_;
+  std::string host_, port_;
+  Interrupted interrupted_;
+  std::string detail_;
+  RtspVideo video_;
+
+  int fd_ = -1;
+  std::vector<std::uint8_t> buf_;  // bytes read and not yet parsed: buf_[pos_, end_)
+  std::size_t pos_ = 0, end_ = 0;
+  enum class Why { none, eof, error, interrupted, timeout } why_ = Why::none;
+  int cseq_ = 0;
+  std::string session_;
+  int session_timeout_s_ = 60;
+  bool get_parameter_ = false;  // the camera lists GET_PARAMETER: the keep-alive of choice
+  std::chrono::steady_clock::time_point next_keepalive_;
+  std::string auth_scheme_, realm_, nonce_, opaque_;
+  std::string control_;
+  int payload_type_ = -1;
+  int rtp_channel_ = 0;
+
+  // Depacketiser state.
+  bool have_seq_ = false;
+  std::uint16_t last_seq_ = 0;
+  bool have_ts_ = false;
+  std::uint32_t last_ts_ = 0;
+  std::int64_t ext_ts_ = 0;
+  bool unit_open_ = false;
+  bool fu_active_ = false;
+  AccessUnit unit_;
+  std::vector<std::vector<std::uint8_t>> unit_params_;  // parameter sets seen in this unit
+  std::deque<AccessUnit> ready_;
+  std::vector<AccessUnit> spare_;  // recycled buffers
+  std::uint64_t lost_packets_ = 0;
+  std::vector<std::vector<std::uint8_t>> param_sets_;  // the current ones, in Annex B order
+};
+
+}  // namespace matthan::ingest
