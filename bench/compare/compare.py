@@ -41,8 +41,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HZ = os.sysconf("SC_CLK_TCK")
-SYSTEMS = ("matthan", "motion-default", "motion-tuned", "ffmpeg", "ffmpeg-rec")
-LABEL = {"matthan": "Mắt Thần", "motion-default": "Motion 4.5.1 default",
+SYSTEMS = ("matthan", "matthan-libav", "motion-default", "motion-tuned", "ffmpeg", "ffmpeg-rec")
+LABEL = {"matthan": "Mắt Thần", "matthan-libav": "Mắt Thần, libavformat's RTSP reader",
+         "motion-default": "Motion 4.5.1 default",
          "motion-tuned": "Motion 4.5.1 tuned", "ffmpeg": "ffmpeg decode-only (floor)",
          "ffmpeg-rec": "ffmpeg decode + main copy (floor with recording)"}
 MATTHAN_ANALYSIS_FPS = 10
@@ -367,14 +368,16 @@ class Api:
             return json.loads(r.read() or b"{}")
 
 
-def run_matthan(ctx, cams, warmup, seconds, work):
+def run_matthan(ctx, cams, warmup, seconds, work, name="matthan"):
     os.makedirs(work, exist_ok=True)
     cfg = os.path.join(work, "matthan.yaml")
     with open(cfg, "w") as f:
         f.write("node_id: compare\n"
                 f"server: {{listen: '127.0.0.1:0', data_dir: '{work}/var', log_level: warn}}\n"
                 "analytics: {zmq_endpoint: '', people: true}\n"
-                f"defaults: {{analysis_fps: {MATTHAN_ANALYSIS_FPS}}}\ncameras:\n")
+                f"defaults: {{analysis_fps: {MATTHAN_ANALYSIS_FPS}"
+                + (", rtsp_client: libavformat" if name == "matthan-libav" else "")
+                + "}\ncameras:\n")
         for cam, main, sub in cams:
             f.write(f"  - {{id: {cam}, main_url: '{main}', sub_url: '{sub}'}}\n")
     binary = os.path.join(ctx.args.bin, "matthan")
@@ -479,7 +482,7 @@ def run_matthan(ctx, cams, warmup, seconds, work):
                     break
         segments[cam].append(path)
     db.close()
-    return summary("matthan", cams, w, {"per_camera": per, "events": events,
+    return summary(name, cams, w, {"per_camera": per, "events": events,
                                         "recordings": {c: [f] for c, f in segments.items()},
                                         "exit_code": code,
                                         "recording_api_ok": rec_api_ok,
@@ -691,7 +694,9 @@ def run_ffmpeg(ctx, cams, warmup, seconds, work, with_main=False):
                    {"per_camera": per, "analysis_fps": ctx.sub_fps})
 
 
-RUNNERS = {"matthan": run_matthan, "ffmpeg": run_ffmpeg,
+RUNNERS = {"matthan": run_matthan,
+           "matthan-libav": lambda c, *a: run_matthan(c, *a, name="matthan-libav"),
+           "ffmpeg": run_ffmpeg,
            "ffmpeg-rec": lambda c, *a: run_ffmpeg(c, *a, with_main=True),
            "motion-default": lambda c, *a: run_motion(c, "motion-default", *a),
            "motion-tuned": lambda c, *a: run_motion(c, "motion-tuned", *a)}
@@ -737,7 +742,7 @@ def sustained(r):
     slow = [c for c, p in r["per_camera"].items() if not p["full_rate"]]
     if slow:
         why.append(f"{len(slow)} camera(s) below full rate")
-    if r["system"] == "matthan" and not r.get("recording_api_ok", False):
+    if r["system"].startswith("matthan") and not r.get("recording_api_ok", False):
         why.append("recorder reports loss, errors or overflow")
     loss = r.get("recording_loss")
     if not r["system"].startswith("ffmpeg") and loss is not None:
@@ -847,6 +852,12 @@ def report(ctx, results, sustain, out):
                          f"receiving the main stream (the same RTSP work, no analysis, no "
                          f"files): {fmt(rr, '{:.2f}')}× (not a target of the issue; shown for "
                          f"like-for-like work)")
+        f = by.get("matthan-libav")
+        if f:
+            rr = ratio(mc, f["cpu_pct_per_camera"])
+            lines.append(f"- CPU/camera Mắt Thần ÷ the same server reading RTSP through "
+                         f"libavformat (rtsp_client: libavformat): {fmt(rr, '{:.2f}')}× (what "
+                         f"our own RTSP client saves; not a target)")
         lines.append(f"- Mắt Thần's own CPU per camera: {mc:.2f} % of a core (target ≤ 3 %: "
                      f"{'met' if mc <= 3 else 'NOT met'}); extrapolated to 64 cameras: "
                      f"{64 * mc / 100:.2f} cores of the 2 (linear extrapolation from "

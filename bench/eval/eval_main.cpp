@@ -59,7 +59,8 @@ struct Options {
   bool check = false;
   std::string markdown;
   std::string json_out;
-  double rtsp_seconds = 0;  // 0: one loop plus a margin
+  double rtsp_seconds = 0;              // 0: one loop plus a margin
+  std::string rtsp_client = "builtin";  // rtsp mode: the server's rtsp_client setting
 };
 
 std::string default_cache() {
@@ -525,6 +526,7 @@ int run_rtsp(const Options& opt) {
     for (const auto& cam : sc->cameras) {
       cfg << "  - {id: " << cam.id << ", main_url: '" << base << "/" << cam.id
           << "/main', sub_url: '" << base << "/" << cam.id << "/sub', analysis_fps: " << opt.fps
+          << ", rtsp_client: " << opt.rtsp_client
           << ", masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}\n";
     }
   }
@@ -641,6 +643,7 @@ int usage() {
       stderr,
       "usage: matthan-eval [--mode fast|rtsp] [--seeds 101,102,103 | --file-seeds]\n"
       "                    [--fps N] [--no-ablation] [--cache DIR] [--markdown FILE]\n"
+      "                    [--rtsp-client builtin|libavformat]\n"
       "                    [--json FILE] [--rtsp-seconds S] [--check] SCENARIO.yaml|DIR...\n");
   return 2;
 }
@@ -673,6 +676,8 @@ int main(int argc, char** argv) {
       opt.markdown = next();
     } else if (a == "--json") {
       opt.json_out = next();
+    } else if (a == "--rtsp-client") {
+      opt.rtsp_client = next();
     } else if (a == "--rtsp-seconds") {
       opt.rtsp_seconds = std::atof(next().c_str());
     } else if (a == "--check") {

@@ -17,7 +17,9 @@ extern "C" {
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <random>
 #include <tuple>
 
 namespace matthan::ingest {
@@ -138,6 +140,7 @@ std::pair<int, int> picture_size(bool h265, const std::vector<std::uint8_t>& ext
 }
 
 RtspFailure failure_of_status(int status) {
+  if (status >= 300 && status < 400) return RtspFailure::unsupported;  // redirects: libavformat's
   if (status == 401) return RtspFailure::unauthorized;
   if (status == 403) return RtspFailure::forbidden;
   if (status == 404) return RtspFailure::not_found;
@@ -157,9 +160,13 @@ std::string RtspClient::Response::header(const std::string& name) const {
 
 std::string RtspClient::digest_response(const std::string& user, const std::string& password,
                                         const std::string& realm, const std::string& nonce,
-                                        const std::string& method, const std::string& uri) {
+                                        const std::string& method, const std::string& uri,
+                                        const std::string& qop, const std::string& nc,
+                                        const std::string& cnonce) {
   const std::string ha1 = md5_hex(user + ":" + realm + ":" + password);
   const std::string ha2 = md5_hex(method + ":" + uri);
+  if (!qop.empty())
+    return md5_hex(ha1 + ":" + nonce + ":" + nc + ":" + cnonce + ":" + qop + ":" + ha2);
   return md5_hex(ha1 + ":" + nonce + ":" + ha2);
 }
 
@@ -278,6 +285,11 @@ bool RtspClient::fill(SteadyClock::time_point deadline) {
   if (pos_ == end_) {
     pos_ = end_ = 0;
   } else if (end_ == buf_.size()) {  // make room: move what is left to the front
+    if (pos_ == 0) {  // a whole buffer that parses as nothing: not a camera we understand
+      why_ = Why::error;
+      detail_ = "the camera sends data that is neither RTP nor RTSP";
+      return false;
+    }
     std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
     end_ -= pos_;
     pos_ = 0;
@@ -286,6 +298,7 @@ bool RtspClient::fill(SteadyClock::time_point deadline) {
     const ssize_t n = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
     if (n > 0) {
       end_ += static_cast<std::size_t>(n);
+      last_read_at_ = SteadyClock::now();
       return true;
     }
     if (n == 0) {
@@ -381,8 +394,15 @@ std::string RtspClient::authorization(const std::string& method, const std::stri
   }
   if (auth_scheme_ == "digest") {
     std::string h = "Authorization: Digest username=\"" + user_ + "\", realm=\"" + realm_ +
-                    "\", nonce=\"" + nonce_ + "\", uri=\"" + uri + "\", response=\"" +
-                    digest_response(user_, password_, realm_, nonce_, method, uri) + "\"";
+                    "\", nonce=\"" + nonce_ + "\", uri=\"" + uri + "\", response=\"";
+    if (qop_.empty()) {
+      h += digest_response(user_, password_, realm_, nonce_, method, uri) + "\"";
+    } else {
+      char nc[9];
+      std::snprintf(nc, sizeof nc, "%08x", ++nonce_count_);
+      h += digest_response(user_, password_, realm_, nonce_, method, uri, "auth", nc, cnonce_) +
+           "\", qop=auth, nc=" + nc + ", cnonce=\"" + cnonce_ + "\"";
+    }
     if (!opaque_.empty()) h += ", opaque=\"" + opaque_ + "\"";
     return h + "\r\n";
   }
@@ -422,6 +442,21 @@ RtspFailure RtspClient::request(const std::string& method, const std::string& ur
       realm_ = auth_param(digest, "realm");
       nonce_ = auth_param(digest, "nonce");
       opaque_ = auth_param(digest, "opaque");
+      // qop="auth" (alone or in a list): RFC 2617's form; none: RFC 2069's.
+      qop_.clear();
+      const std::string qops = lower(auth_param(digest, "qop"));
+      for (std::size_t q = 0; q < qops.size();) {
+        auto comma = qops.find(',', q);
+        if (comma == std::string::npos) comma = qops.size();
+        if (trim(std::string_view(qops).substr(q, comma - q)) == "auth") qop_ = "auth";
+        q = comma + 1;
+      }
+      if (!qop_.empty() && cnonce_.empty()) {
+        std::random_device random;
+        char hex[17];
+        std::snprintf(hex, sizeof hex, "%08x%08x", random(), random());
+        cnonce_ = hex;
+      }
     } else if (!basic.empty()) {
       auth_scheme_ = "basic";
     } else {
@@ -572,7 +607,7 @@ RtspFailure RtspClient::open(std::chrono::milliseconds timeout) {
   return RtspFailure::none;
 }
 
-bool RtspClient::first_pictures(std::chrono::milliseconds timeout) {
+RtspClient::Read RtspClient::first_pictures(std::chrono::milliseconds timeout) {
   // Up to the size of the picture (parameter sets and a slice), and the frame rate from a few
   // pictures when the description does not declare it: what libavformat's probing gives.
   const auto deadline = SteadyClock::now() + timeout;
@@ -581,17 +616,25 @@ bool RtspClient::first_pictures(std::chrono::milliseconds timeout) {
   SteadyClock::time_point first_at{};
   while (true) {
     if (!parse_buffered()) {
-      if (!fill(deadline)) return false;
-      continue;
+      if (fill(deadline)) continue;
+      // The camera closed after a few pictures: those are still passed on, then read() says
+      // it closed. Otherwise: why there is no picture.
+      if (why_ == Why::eof && video_.width > 0) break;
+      return why_ == Why::interrupted ? Read::interrupted
+             : why_ == Why::eof       ? Read::closed
+             : why_ == Why::timeout   ? Read::timeout
+                                      : Read::error;
     }
     for (; seen < ready_.size(); ++seen) {
       AccessUnit& u = ready_[seen];
       u.new_extradata = false;  // the session's parameters are made after this
       if (video_.width == 0 && !video_.extradata.empty()) {
         std::tie(video_.width, video_.height) = picture_size(video_.h265, video_.extradata, u.data);
-        if (video_.width > 0) first_at = SteadyClock::now();
       }
-      if (video_.width > 0) times.push_back(u.pts);
+      if (video_.width > 0) {
+        if (times.empty()) first_at = SteadyClock::now();
+        times.push_back(u.pts);
+      }
     }
     if (video_.width > 0 && (video_.frame_rate > 0 || times.size() >= 6 ||
                              SteadyClock::now() - first_at > std::chrono::milliseconds(1500))) {
@@ -609,7 +652,7 @@ bool RtspClient::first_pictures(std::chrono::milliseconds timeout) {
       if (rate > 0.5 && rate <= 120) video_.frame_rate = rate;
     }
   }
-  return true;
+  return Read::ok;
 }
 
 void RtspClient::keepalive() {
@@ -699,9 +742,10 @@ void RtspClient::on_rtp(const std::uint8_t* p, std::size_t n) {
   // Order: over TCP nothing is reordered, so a hole in the numbers is a loss (a camera that
   // cannot push its bitrate through the link drops packets before they reach the socket).
   if (have_seq_) {
+    // Far off either way is the camera restarting its numbering (a new RTP session on the
+    // same connection), not thousands of packets lost: taken as the new start.
     const std::uint16_t missing = static_cast<std::uint16_t>(seq - last_seq_ - 1);
-    if (missing >= 0x8000) return;  // a repeat or an old packet
-    if (missing > 0) {
+    if (missing > 0 && missing < 3000) {
       lost_packets_ += missing;
       unit_.damaged = true;
       fu_active_ = false;
@@ -843,6 +887,7 @@ void RtspClient::finish_unit() {
     unit_.keyframe = false;
     return;
   }
+  unit_.received = last_read_at_;
   ready_.push_back(std::move(unit_));
   unit_ = AccessUnit{};
   if (!spare_.empty()) {

@@ -47,6 +47,9 @@ struct AccessUnit {
   bool damaged = false;        // an RTP packet of it was lost: it is passed on as it arrived
   bool new_extradata = false;  // its in-band parameter sets differ from the ones before
   std::vector<std::uint8_t> extradata;  // then: the parameter sets from this unit on
+  // When its last bytes were read off the socket: units read ahead (the first pictures, or
+  // several in one read) keep their own arrival time.
+  std::chrono::steady_clock::time_point received;
 };
 
 // Thread: one thread (the stream's demux thread) owns an instance. `interrupted` is polled at
@@ -65,18 +68,21 @@ class RtspClient {
   RtspFailure open(std::chrono::milliseconds timeout);
   // After open: reads until the picture size is known (parameter sets and a slice) and the
   // frame rate too, if the description has none. What it read is returned by read() next.
-  bool first_pictures(std::chrono::milliseconds timeout);
+  enum class Read { ok, closed, interrupted, timeout, error };
+  Read first_pictures(std::chrono::milliseconds timeout);
   const std::string& detail() const { return detail_; }  // the words behind a failure
   const RtspVideo& video() const { return video_; }
 
-  enum class Read { ok, closed, interrupted, error };
-  Read read(AccessUnit& out);
+  Read read(AccessUnit& out);  // never `timeout`: the caller's interruption ends a stall
   std::uint64_t lost_packets() const { return lost_packets_; }
 
   // Exposed for the unit tests.
+  // qop empty: RFC 2069 (what most cameras ask for); "auth": RFC 2617 with nc and cnonce.
   static std::string digest_response(const std::string& user, const std::string& password,
                                      const std::string& realm, const std::string& nonce,
-                                     const std::string& method, const std::string& uri);
+                                     const std::string& method, const std::string& uri,
+                                     const std::string& qop = {}, const std::string& nc = {},
+                                     const std::string& cnonce = {});
 
  private:
   struct Response {
@@ -111,13 +117,15 @@ class RtspClient {
   int fd_ = -1;
   std::vector<std::uint8_t> buf_;  // bytes read and not yet parsed: buf_[pos_, end_)
   std::size_t pos_ = 0, end_ = 0;
+  std::chrono::steady_clock::time_point last_read_at_;
   enum class Why { none, eof, error, interrupted, timeout } why_ = Why::none;
   int cseq_ = 0;
   std::string session_;
   int session_timeout_s_ = 60;
   bool get_parameter_ = false;  // the camera lists GET_PARAMETER: the keep-alive of choice
   std::chrono::steady_clock::time_point next_keepalive_;
-  std::string auth_scheme_, realm_, nonce_, opaque_;
+  std::string auth_scheme_, realm_, nonce_, opaque_, qop_, cnonce_;
+  mutable unsigned nonce_count_ = 0;  // qop=auth: one more for every request
   std::string control_;
   int payload_type_ = -1;
   int rtp_channel_ = 0;

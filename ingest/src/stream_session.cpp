@@ -205,6 +205,7 @@ struct StreamSession::Input {
   int video_index = -1;
   std::function<int(AVPacket*)> read;  // as av_read_frame
   std::function<std::uint64_t()> lost_packets;
+  std::int64_t age_us = 0;  // how long ago the last packet read had arrived (read ahead)
 };
 
 void install_av_log_masking() {
@@ -410,7 +411,7 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
     }
   }
 
-  if (options_.builtin_rtsp && options_.transport == Transport::tcp &&
+  if (options_.builtin_rtsp && !builtin_unsupported_ && options_.transport == Transport::tcp &&
       options_.url.starts_with("rtsp://")) {
     RtspClient client(options_.url, [this] { return interrupt_cb(this) != 0; });
     deadline_hit_ = false;
@@ -427,8 +428,13 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
                                                            options_.min_stall_timeout.count());
       deadline_hit_ = false;
       deadline_steady_us_ = clock_.steady_us() + probe_ms * 1000 + 500'000;
-      if (!client.first_pictures(std::chrono::milliseconds(probe_ms))) {
+      if (const auto first = client.first_pictures(std::chrono::milliseconds(probe_ms));
+          first != RtspClient::Read::ok) {
         if (stopping_) return {StreamState::offline, "stopping"};
+        if (first == RtspClient::Read::closed) {
+          return {was_online ? StreamState::offline : StreamState::error,
+                  "the camera at " + where + " closed the stream before its first picture"};
+        }
         return {StreamState::error, "the camera at " + where +
                                         " accepted the connection but sent no video (stalled "
                                         "stream)"};
@@ -467,12 +473,17 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
             return AVERROR_EOF;
           case RtspClient::Read::interrupted:
             return AVERROR_EXIT;
+          case RtspClient::Read::timeout:
           case RtspClient::Read::error:
             return AVERROR(EIO);
         }
         if (av_new_packet(pkt, static_cast<int>(unit.data.size())) < 0) return AVERROR(ENOMEM);
         std::memcpy(pkt->data, unit.data.data(), unit.data.size());
         pkt->pts = pkt->dts = unit.pts;
+        input.age_us =
+            std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now() - unit.received)
+                                          .count());
         pkt->flags = unit.keyframe ? AV_PKT_FLAG_KEY : 0;
         pkt->stream_index = 0;
         if (unit.new_extradata) {
@@ -491,8 +502,10 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       }
       return stream(input, where);
     }
-    spdlog::debug("camera {} {}: {}: read through libavformat", options_.camera_id,
-                  to_string(options_.kind), client.detail());
+    // Not a stream for our client (another codec, a redirect): libavformat's from now on.
+    builtin_unsupported_ = true;
+    spdlog::info("camera {} {}: {}: read through libavformat", options_.camera_id,
+                 to_string(options_.kind), client.detail());
   }
 
   {
@@ -685,8 +698,8 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
     }
     // Both clocks at the same moment: their difference places the steady-clock smoothing on
     // server time below.
-    const std::int64_t arrival_us = clock_.now_us();
-    const std::int64_t arrival_steady_us = clock_.steady_us();
+    const std::int64_t arrival_us = clock_.now_us() - input.age_us;
+    const std::int64_t arrival_steady_us = clock_.steady_us() - input.age_us;
     const unsigned index = static_cast<unsigned>(pkt->stream_index);
     if (index >= params.size()) {
       av_packet_unref(pkt.get());
@@ -756,8 +769,13 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
         // Frames beyond the analysis rate are dropped here, before any pixel is touched.
         if (options_.frame_sink != nullptr && wall_us >= next_analysis_us &&
             frame->data[0] != nullptr) {
-          next_analysis_us =
-              std::max(next_analysis_us + analysis_interval_us, wall_us - analysis_interval_us / 2);
+          // One frame every interval from the first on. After a silence (a stall, a burst
+          // after a slow link) the grid restarts at this frame, and the next one is at least
+          // half an interval later: never two analysed frames one frame apart.
+          next_analysis_us = next_analysis_us == 0
+                                 ? wall_us + analysis_interval_us
+                                 : std::max(next_analysis_us + analysis_interval_us,
+                                            wall_us + analysis_interval_us / 2);
           auto luma = frames->take();  // same size as last time: no allocation, no zeroing
           luma->camera_id = options_.camera_id;
           luma->wall_us = wall_us;

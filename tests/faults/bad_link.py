@@ -305,8 +305,18 @@ def main():
                           " stream = 'main' AND start_us < ?1 AND end_us > ?2",
                           (us(t_clean), us(t_black))).fetchall()
         gap_s = sum(min(e, us(t_clean)) - max(s, us(t_black)) for s, e in gaps) / 1e6
+        around = ""
+        if gap_s <= 0.8 * args.blackout:  # what was indexed around the blackout, to see why
+            rel = lambda v: f"{(v - us(t_black)) / 1e6:+.1f}"
+            rows = [f"segment {rel(s[2])}..{rel(s[3])} {s[4]}" for s in segs
+                    if s[0] == "link-1" and s[3] > us(t_black) - 10e6 and s[2] < us(t_clean) + 30e6]
+            rows += [f"gap {rel(a)}..{rel(b)} {why}" for a, b, why in db.execute(
+                "SELECT start_us, end_us, reason FROM gap WHERE camera_id = 'link-1' AND"
+                " stream = 'main' AND end_us > ?1", (us(t_black) - 10e6,))]
+            around = f" (s from the blackout's start, which lasted {t_clean - t_black:.1f} s: " + \
+                "; ".join(rows) + ")"
         check(gap_s > 0.8 * args.blackout, "the blackout is indexed as a gap",
-              f"{gap_s:.1f} s of {args.blackout:.0f} s")
+              f"{gap_s:.1f} s of {args.blackout:.0f} s{around}")
         ctl_gaps = db.execute("SELECT COUNT(*) FROM gap WHERE camera_id = 'ctl-1' AND"
                               " reason != 'restart'").fetchone()[0]
         check(ctl_gaps == 0, "ctl-1 has no gap", f"{ctl_gaps} gap(s)")

@@ -182,8 +182,67 @@ TEST_P(StreamSessionReaders, PacketsFramesAndMidGopJoin) {
   std::filesystem::remove_all(dir);
 }
 
-// RFC 2069's own example (the RTSP digest has no qop), then one shaped like a camera's, whose
-// password holds an '@'; expected values computed with Python's hashlib.
+// Credentials against the simulator asking for Basic or, like most real cameras, Digest; the
+// password holds an '@' (percent-encoded in the URL, as the config writes it).
+class StreamSessionAuth : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
+
+TEST_P(StreamSessionAuth, RightPasswordStreamsWrongOneIsUnauthorized) {
+  const auto [builtin, digest] = GetParam();
+  const auto dir = test::temp_dir("matthan-ss-auth");
+  std::vector<std::string> args = {test::binary_path("matthan-camsim"),
+                                   "--cameras",
+                                   "1",
+                                   "--duration",
+                                   "6",
+                                   "--seed",
+                                   "5",
+                                   "--auth",
+                                   "cam1=admin:abc@123",
+                                   "--cache",
+                                   dir + "/../matthan-it-cache"};
+  if (digest) args.push_back("--digest");
+  test::ChildProcess camsim(args, dir + "/camsim.log");
+  auto line = camsim.wait_for_line("CAMSIM ", 180s);
+  ASSERT_TRUE(line.has_value()) << test::read_file(dir + "/camsim.log");
+  const std::string host = line->substr(7 + 7);  // after "CAMSIM rtsp://"
+  SystemClock clock;
+  auto options = [&](const std::string& userinfo) {
+    StreamOptions o;
+    o.camera_id = "cam1";
+    o.url = "rtsp://" + userinfo + "@" + host + "/cam1/main";
+    o.builtin_rtsp = builtin;
+    return o;
+  };
+  StreamSession good(options("admin:abc%40123"), clock, {});
+  StreamSession bad(options("admin:abc%40124"), clock, {});
+  good.start();
+  bad.start();
+  for (int i = 0; i < 100; ++i) {
+    if (good.stats().packets_in > 25 && bad.stats().state == StreamState::unauthorized) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  const auto g = good.stats();
+  const auto b = bad.stats();
+  good.stop();
+  bad.stop();
+  EXPECT_EQ(g.state, StreamState::online) << g.last_error;
+  EXPECT_GT(g.packets_in, 25u);
+  EXPECT_EQ(g.reader, builtin ? "builtin" : "libavformat");
+  EXPECT_EQ(b.state, StreamState::unauthorized) << b.last_error;
+  EXPECT_NE(b.last_error.find("(401)"), std::string::npos) << b.last_error;
+  EXPECT_EQ(b.last_error.find("abc"), std::string::npos) << "no password in the error";
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(ReaderAndScheme, StreamSessionAuth,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+                         [](const auto& p) {
+                           return std::string(std::get<0>(p.param) ? "Builtin" : "Libavformat") +
+                                  (std::get<1>(p.param) ? "Digest" : "Basic");
+                         });
+
+// RFC 2069's own example (cameras' RTSP digest has no qop), one shaped like a camera's, whose
+// password holds an '@' (computed with Python's hashlib), and RFC 2617's with qop=auth.
 TEST(RtspClient, DigestResponse) {
   EXPECT_EQ(
       RtspClient::digest_response("Mufasa", "Circle Of Life", "testrealm@host.com",
@@ -193,6 +252,11 @@ TEST(RtspClient, DigestResponse) {
       RtspClient::digest_response("admin", "abc@123", "IP Camera(C3270)", "4e6f6e6365", "DESCRIBE",
                                   "rtsp://192.168.1.64:554/Streaming/Channels/101"),
       "5df0cf12b6dfa2c1109a656312ac2cf9");
+  // RFC 2617's example, with qop=auth.
+  EXPECT_EQ(RtspClient::digest_response("Mufasa", "Circle Of Life", "testrealm@host.com",
+                                        "dcd98b7102dd2f0e8b11d0f600bfb0c093", "GET",
+                                        "/dir/index.html", "auth", "00000001", "0a4f113b"),
+            "6629fae49393a05397450978507c4ef1");
 }
 
 INSTANTIATE_TEST_SUITE_P(ReaderAndCodec, StreamSessionReaders,

@@ -34,6 +34,7 @@ server:
   data_dir: /tmp/m
 defaults:
   analysis_fps: 4
+  rtsp_client: libavformat
 cameras:
   - id: cong-ap-1
     name: "Cổng ấp 1"
@@ -48,6 +49,7 @@ cameras:
     main_url: rtsp://10.0.0.5/live/main
     sub_url: rtsp://10.0.0.5/live/sub
     transport: udp
+    rtsp_client: builtin
     analysis_fps: 2
     enabled: false
 )",
@@ -62,6 +64,8 @@ cameras:
   EXPECT_EQ(c.sub_url, "rtsp://admin:p%40ss%3Aw%2Frd@192.168.1.64/Streaming/Channels/202");
   EXPECT_DOUBLE_EQ(c.analysis_fps, 4.0);
   EXPECT_EQ(config->cameras[1].transport, Transport::udp);
+  EXPECT_FALSE(c.builtin_rtsp);  // from the defaults
+  EXPECT_TRUE(config->cameras[1].builtin_rtsp);
   EXPECT_FALSE(config->cameras[1].enabled);
   EXPECT_DOUBLE_EQ(config->cameras[1].analysis_fps, 2.0);
 }
@@ -94,6 +98,14 @@ TEST(Config, EveryErrorIsReportedAtOnce) {
   EXPECT_TRUE(has_error(errors, "cameras[2].analysis_fps", 8, "between"));
   EXPECT_TRUE(has_error(errors, "cameras[3].id", 9, "duplicate camera id 'ok2'"));
   EXPECT_TRUE(has_error(errors, "cameras[3].password", 11, "MISSING_VAR is not set"));
+}
+
+TEST(Config, RtspClientMustBeBuiltinOrLibavformat) {
+  const auto errors = errors_of(
+      "defaults:\n  rtsp_client: gstreamer\ncameras:\n  - id: a\n    main_url: rtsp://h/x\n"
+      "    rtsp_client: ffmpeg\n");
+  EXPECT_TRUE(has_error(errors, "defaults.rtsp_client", 2, "must be builtin or libavformat"));
+  EXPECT_TRUE(has_error(errors, "cameras[0].rtsp_client", 6, "must be builtin or libavformat"));
 }
 
 TEST(Config, SyntaxErrorNamesTheLine) {

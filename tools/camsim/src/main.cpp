@@ -26,6 +26,7 @@ int usage() {
       "  --seed N --duration S  for --cameras: seed and loop length (default 1, 40 s)\n"
       "  --h265 ID              for --cameras: encode camera ID in H.265 (repeatable)\n"
       "  --auth ID=USER:PASS    require RTSP Basic auth for camera ID (repeatable)\n"
+      "  --digest               ask for Digest auth instead of Basic\n"
       "  --file ID=PATH         add camera ID serving a looped video file (repeatable)\n"
       "  --fault ID=MODE        start camera ID with a fault: 401 404 corrupt truncate stall\n"
       "  --address A --port P   where to listen (default 127.0.0.1, 0 = any free port)\n"
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string scenario_file, address = "127.0.0.1", cache = default_cache(), truth_file, frame_log;
   int cameras = 8, port = 0;
+  bool digest = false;
   std::uint64_t seed = 1;
   double duration = 40;
   std::vector<std::string> h265, auths, files, faults;
@@ -92,6 +94,8 @@ int main(int argc, char** argv) {
       h265.push_back(next());
     else if (a == "--auth")
       auths.push_back(next());
+    else if (a == "--digest")
+      digest = true;
     else if (a == "--file")
       files.push_back(next());
     else if (a == "--fault")
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
   if (!frame_log.empty()) frames = std::fopen(frame_log.c_str(), "w");
   if (frames != nullptr) std::setvbuf(frames, nullptr, _IOLBF, 0);  // readers follow it live
   server.set_truth_log(truth);
+  server.set_digest(digest);
   server.set_frame_log(frames);
   auto bound = server.start(address, port);
   if (!bound) {

@@ -90,6 +90,7 @@ struct Camera {
 struct CamsimServer::Impl {
   std::vector<std::unique_ptr<Camera>> cameras;
   GstRTSPServer* server = nullptr;
+  bool digest = false;
   GMainLoop* main_loop = nullptr;
   guint source_id = 0;
   std::thread pacer;
@@ -355,6 +356,10 @@ CamsimServer::~CamsimServer() {
   if (impl_->main_loop != nullptr) g_main_loop_unref(impl_->main_loop);
 }
 
+void CamsimServer::set_digest(bool digest) {
+  impl_->digest = digest;
+}
+
 void CamsimServer::set_frame_log(std::FILE* file) {
   impl_->frame_log = file;
 }
@@ -404,9 +409,14 @@ std::expected<int, std::string> CamsimServer::start(const std::string& address, 
       if (auth == nullptr) auth = gst_rtsp_auth_new();
       GstRTSPToken* token = gst_rtsp_token_new(GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
                                                role.c_str(), nullptr);
-      gchar* basic = gst_rtsp_auth_make_basic(c->spec.user.c_str(), c->spec.password.c_str());
-      gst_rtsp_auth_add_basic(auth, basic, token);
-      g_free(basic);
+      if (d.digest) {
+        gst_rtsp_auth_add_digest(auth, c->spec.user.c_str(), c->spec.password.c_str(), token);
+        gst_rtsp_auth_set_supported_methods(auth, GST_RTSP_AUTH_DIGEST);
+      } else {
+        gchar* basic = gst_rtsp_auth_make_basic(c->spec.user.c_str(), c->spec.password.c_str());
+        gst_rtsp_auth_add_basic(auth, basic, token);
+        g_free(basic);
+      }
       gst_rtsp_token_unref(token);
     }
   }

@@ -120,6 +120,7 @@ class StreamSession {
   mutable std::mutex mutex_;  // guards stats_ and the rate samples
   StreamStats stats_;
   bool ever_online_ = false;
+  bool builtin_unsupported_ = false;  // demux thread only: our RTSP client cannot read it
   std::int64_t rate_steady_us_ = 0;
   std::uint64_t rate_packets_ = 0;
   std::uint64_t rate_frames_ = 0;

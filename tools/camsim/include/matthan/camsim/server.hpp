@@ -1,5 +1,5 @@
 // The RTSP side of camsim: gst-rtsp-server on 127.0.0.1, TCP only, /<camera>/main and
-// /<camera>/sub per camera, optional Basic auth per camera, and faults on demand.
+// /<camera>/sub per camera, optional Basic or Digest auth per camera, and faults on demand.
 #pragma once
 
 #include <cstdio>
@@ -33,6 +33,9 @@ class CamsimServer {
   ~CamsimServer();
   // Binds; returns the port.
   std::expected<int, std::string> start(const std::string& address, int port);
+  // Before start(): cameras with credentials ask for Digest instead of Basic (as most real
+  // cameras do).
+  void set_digest(bool digest);
   void set_frame_log(std::FILE* file);  // "camera stream loop index send_us" per sent frame
   void set_truth_log(std::FILE* file);  // loop starts, so loop-relative truth maps to wall time
   // Commands run on the main loop: "stop CAM", "start CAM", "fault CAM MODE", "quit".
