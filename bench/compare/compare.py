@@ -42,7 +42,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 HZ = os.sysconf("SC_CLK_TCK")
 SYSTEMS = ("matthan", "matthan-libav", "motion-default", "motion-tuned", "ffmpeg", "ffmpeg-rec")
-LABEL = {"matthan": "Mắt Thần", "matthan-libav": "Mắt Thần, libavformat's RTSP reader",
+LABEL = {"matthan": "Mắt Thần", "matthan-libav": "Mắt Thần (libav RTSP)",
          "motion-default": "Motion 4.5.1 default",
          "motion-tuned": "Motion 4.5.1 tuned", "ffmpeg": "ffmpeg decode-only (floor)",
          "ffmpeg-rec": "ffmpeg decode + main copy (floor with recording)"}

@@ -28,6 +28,7 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 constexpr std::size_t kBufferSize = 512 * 1024;  // > one interleaved frame (4 + 65535 bytes)
 constexpr std::uint8_t kStartCode[4] = {0, 0, 0, 1};
+constexpr std::size_t kMaxUnit = 16 << 20;  // far above a 4K keyframe
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -272,11 +273,18 @@ bool RtspClient::send_all(const std::string& text) {
     const ssize_t n = ::send(fd_, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
-    } else if (n < 0 && (errno == EAGAIN || errno == EINTR) && ++stuck < 50) {
-      if (interrupted_()) return false;
-    } else {
-      return false;
+      continue;
     }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR) && ++stuck < 50) {
+      if (interrupted_()) {
+        why_ = Why::interrupted;
+        return false;
+      }
+      continue;
+    }
+    why_ = n < 0 && errno != EAGAIN ? Why::eof : Why::timeout;
+    detail_ = n < 0 ? std::strerror(errno) : "cannot send";
+    return false;
   }
   return true;
 }
@@ -295,6 +303,16 @@ bool RtspClient::fill(SteadyClock::time_point deadline) {
     pos_ = 0;
   }
   while (true) {
+    // Before every read, not only when one times out: a camera that keeps sending what makes
+    // no picture (another payload type, an endless unit) must still stall, and stop must act.
+    if (interrupted_()) {
+      why_ = Why::interrupted;
+      return false;
+    }
+    if (SteadyClock::now() >= deadline) {
+      why_ = Why::timeout;
+      return false;
+    }
     const ssize_t n = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
     if (n > 0) {
       end_ += static_cast<std::size_t>(n);
@@ -305,17 +323,7 @@ bool RtspClient::fill(SteadyClock::time_point deadline) {
       why_ = Why::eof;
       return false;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      if (interrupted_()) {
-        why_ = Why::interrupted;
-        return false;
-      }
-      if (SteadyClock::now() >= deadline) {
-        why_ = Why::timeout;
-        return false;
-      }
-      continue;
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
     why_ = errno == ECONNRESET || errno == EPIPE ? Why::eof : Why::error;
     detail_ = std::strerror(errno);
     return false;
@@ -546,15 +554,15 @@ bool RtspClient::parse_sdp(const std::string& sdp, const std::string& base) {
     video_.extradata.insert(video_.extradata.end(), kStartCode, kStartCode + 4);
     video_.extradata.insert(video_.extradata.end(), nal.begin(), nal.end());
   }
-  // The track's URL: absolute, relative to the base, or the base itself.
-  if (control.empty()) control = session_control;
-  if (control.empty() || control == "*") {
-    control_ = base;
-  } else if (lower(control).starts_with("rtsp://")) {
-    control_ = control;
-  } else {
-    control_ = base + (base.ends_with('/') ? "" : "/") + control;
-  }
+  // The track's URL: absolute, relative to the base, or the base itself; PLAY goes to the
+  // session's (aggregate) URL, as libavformat sends it.
+  auto resolve = [&base](const std::string& c) {
+    if (c.empty() || c == "*") return base;
+    if (lower(c).starts_with("rtsp://")) return c;
+    return base + (base.ends_with('/') ? "" : "/") + c;
+  };
+  play_url_ = resolve(session_control);
+  control_ = resolve(control.empty() ? session_control : control);
   return true;
 }
 
@@ -599,7 +607,7 @@ RtspFailure RtspClient::open(std::chrono::milliseconds timeout) {
   if (const auto t = session.find("timeout="); t != std::string::npos) {
     session_timeout_s_ = std::max(10, std::atoi(session.c_str() + t + 8));
   }
-  if (const auto f = request("PLAY", url_, "Range: npt=0.000-\r\n", r, deadline);
+  if (const auto f = request("PLAY", play_url_, "Range: npt=0.000-\r\n", r, deadline);
       f != RtspFailure::none) {
     return f;
   }
@@ -617,9 +625,9 @@ RtspClient::Read RtspClient::first_pictures(std::chrono::milliseconds timeout) {
   while (true) {
     if (!parse_buffered()) {
       if (fill(deadline)) continue;
-      // The camera closed after a few pictures: those are still passed on, then read() says
-      // it closed. Otherwise: why there is no picture.
-      if (why_ == Why::eof && video_.width > 0) break;
+      // The camera closed or went quiet after a few pictures: those are still passed on, and
+      // read() tells the rest. Otherwise: why there is no picture.
+      if ((why_ == Why::eof || why_ == Why::timeout) && video_.width > 0) break;
       return why_ == Why::interrupted ? Read::interrupted
              : why_ == Why::eof       ? Read::closed
              : why_ == Why::timeout   ? Read::timeout
@@ -764,6 +772,12 @@ void RtspClient::on_rtp(const std::uint8_t* p, std::size_t n) {
     unit_open_ = true;
     unit_.pts = ext_ts_;
   }
+  // A picture never ends (no marker bit, the same timestamp forever): cut it rather than grow.
+  if (unit_.data.size() > kMaxUnit) {
+    unit_.data.clear();
+    unit_.damaged = true;
+    fu_active_ = false;
+  }
   const std::uint8_t* payload = p + off;
   const std::size_t size = end - off;
   const bool h265 = video_.h265;
@@ -822,9 +836,13 @@ void RtspClient::append_nal(const std::uint8_t* nal, std::size_t n) {
 void RtspClient::finish_unit() {
   unit_open_ = false;
   fu_active_ = false;
+  const bool had_params = !unit_params_.empty();
+  unit_params_.clear();
   // A fragmented parameter set is complete only now: take them from the unit itself.
-  if (!unit_params_.empty()) {
-    unit_params_.clear();
+  // A damaged unit's parameter sets may be cut short: not taken.
+  if (had_params && !unit_.damaged) {
+    const bool h265 = video_.h265;
+    auto is_pps = [h265](int rank) { return rank == (h265 ? 2 : 1); };
     const auto& d = unit_.data;
     std::vector<std::pair<int, std::vector<std::uint8_t>>> sets;
     std::size_t at = 0;
@@ -843,8 +861,10 @@ void RtspClient::finish_unit() {
           const int rank = parameter_rank(video_.h265, type);
           std::vector<std::uint8_t> nal(d.begin() + static_cast<std::ptrdiff_t>(at + 4),
                                         d.begin() + static_cast<std::ptrdiff_t>(next));
-          auto same = std::find_if(sets.begin(), sets.end(),
-                                   [&](const auto& x) { return x.first == rank; });
+          // PPS may be several (one per id): only a byte-identical repeat is the same one.
+          auto same = std::find_if(sets.begin(), sets.end(), [&](const auto& x) {
+            return x.first == rank && (!is_pps(rank) || x.second == nal);
+          });
           if (same != sets.end()) {
             same->second = std::move(nal);
           } else {
@@ -854,20 +874,32 @@ void RtspClient::finish_unit() {
       }
       at = next;
     }
-    // Those of the unit replace the current ones of their kind.
+    // Those of the unit replace the current VPS/SPS; PPS are kept side by side (a camera may
+    // use several, sent in turn), the last four.
     std::vector<std::pair<int, std::vector<std::uint8_t>>> merged;
     for (const auto& nal : param_sets_) {
       const int rank = parameter_rank(video_.h265, nal_type(video_.h265, nal[0]));
-      if (std::none_of(sets.begin(), sets.end(), [&](const auto& s) { return s.first == rank; })) {
+      if (std::none_of(sets.begin(), sets.end(), [&](const auto& x) {
+            return x.first == rank && (!is_pps(rank) || x.second == nal);
+          })) {
         merged.emplace_back(rank, nal);
       }
     }
     merged.insert(merged.end(), sets.begin(), sets.end());
+    for (std::size_t pps = 0, i = merged.size(); i-- > 0;) {
+      if (is_pps(merged[i].first) && ++pps > 4)
+        merged.erase(merged.begin() + static_cast<std::ptrdiff_t>(i));
+    }
     std::stable_sort(merged.begin(), merged.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::vector<std::uint8_t>> now;
     for (auto& [rank, nal] : merged) now.push_back(std::move(nal));
-    if (now != param_sets_) {
+    // The same sets in another order are no change.
+    auto sorted = [](std::vector<std::vector<std::uint8_t>> v) {
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    if (sorted(now) != sorted(param_sets_)) {
       param_sets_ = std::move(now);
       video_.extradata.clear();
       for (const auto& nal : param_sets_) {

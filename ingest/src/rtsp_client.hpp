@@ -76,6 +76,20 @@ class RtspClient {
   Read read(AccessUnit& out);  // never `timeout`: the caller's interruption ends a stall
   std::uint64_t lost_packets() const { return lost_packets_; }
 
+  // The RTP path without a socket, for the tests: what open() learns from the description,
+  // then RTP packets in and access units out.
+  void set_track_for_test(bool h265, int payload_type) {
+    video_.h265 = h265;
+    payload_type_ = payload_type;
+  }
+  void feed_rtp_for_test(const std::uint8_t* packet, std::size_t size) { on_rtp(packet, size); }
+  bool next_unit_for_test(AccessUnit& out) {
+    if (ready_.empty()) return false;
+    out = std::move(ready_.front());
+    ready_.pop_front();
+    return true;
+  }
+
   // Exposed for the unit tests.
   // qop empty: RFC 2069 (what most cameras ask for); "auth": RFC 2617 with nc and cnonce.
   static std::string digest_response(const std::string& user, const std::string& password,
@@ -126,7 +140,8 @@ class RtspClient {
   std::chrono::steady_clock::time_point next_keepalive_;
   std::string auth_scheme_, realm_, nonce_, opaque_, qop_, cnonce_;
   mutable unsigned nonce_count_ = 0;  // qop=auth: one more for every request
-  std::string control_;
+  std::string control_;               // the video track's URL (SETUP)
+  std::string play_url_;              // the session's URL (PLAY)
   int payload_type_ = -1;
   int rtp_channel_ = 0;
 

@@ -431,6 +431,9 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       if (const auto first = client.first_pictures(std::chrono::milliseconds(probe_ms));
           first != RtspClient::Read::ok) {
         if (stopping_) return {StreamState::offline, "stopping"};
+        if (first == RtspClient::Read::error) {
+          return {StreamState::error, "cannot read the stream's format: " + client.detail()};
+        }
         if (first == RtspClient::Read::closed) {
           return {was_online ? StreamState::offline : StreamState::error,
                   "the camera at " + where + " closed the stream before its first picture"};

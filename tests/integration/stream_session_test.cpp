@@ -182,6 +182,96 @@ TEST_P(StreamSessionReaders, PacketsFramesAndMidGopJoin) {
   std::filesystem::remove_all(dir);
 }
 
+// The depacketiser on crafted RTP: aggregates, fragments, a lost packet, timestamps that wrap,
+// parameter sets repeated at every keyframe (no change), a second PPS (one change, then none
+// while the camera alternates), and H.265's fragment header rebuilt.
+namespace rtp {
+using Bytes = std::vector<std::uint8_t>;
+Bytes packet(std::uint16_t seq, std::uint32_t ts, bool marker, const Bytes& payload) {
+  Bytes p = {0x80,
+             static_cast<std::uint8_t>((marker ? 0x80 : 0) | 96),
+             static_cast<std::uint8_t>(seq >> 8),
+             static_cast<std::uint8_t>(seq),
+             static_cast<std::uint8_t>(ts >> 24),
+             static_cast<std::uint8_t>(ts >> 16),
+             static_cast<std::uint8_t>(ts >> 8),
+             static_cast<std::uint8_t>(ts),
+             1,
+             2,
+             3,
+             4};
+  p.insert(p.end(), payload.begin(), payload.end());
+  return p;
+}
+Bytes stap(const std::vector<Bytes>& nals) {
+  Bytes p = {24};
+  for (const auto& n : nals) {
+    p.push_back(static_cast<std::uint8_t>(n.size() >> 8));
+    p.push_back(static_cast<std::uint8_t>(n.size()));
+    p.insert(p.end(), n.begin(), n.end());
+  }
+  return p;
+}
+Bytes annexb(const std::vector<Bytes>& nals) {
+  Bytes out;
+  for (const auto& n : nals) {
+    out.insert(out.end(), {0, 0, 0, 1});
+    out.insert(out.end(), n.begin(), n.end());
+  }
+  return out;
+}
+}  // namespace rtp
+
+TEST(RtspClient, DepacketisesH264AndH265) {
+  using rtp::Bytes;
+  RtspClient c("rtsp://127.0.0.1/x", [] { return false; });
+  c.set_track_for_test(false, 96);
+  const Bytes sps = {0x67, 0x42, 0xc0, 0x1e, 0xda}, pps = {0x68, 0xce, 0x3c, 0x80},
+              pps2 = {0x68, 0xce, 0x3c, 0x81}, idr = {0x65, 0x88, 0x84, 0x00, 0x21, 0x77},
+              p = {0x41, 0x9a, 0x02};
+  auto feed = [&](const Bytes& b) { c.feed_rtp_for_test(b.data(), b.size()); };
+  const std::uint32_t t0 = 0xffffff00u;  // wraps after the first picture
+  feed(rtp::packet(1, t0, false, rtp::stap({sps, pps})));
+  feed(rtp::packet(2, t0, false, {0x7c, 0x85, 0x88, 0x84}));            // FU-A start of the IDR
+  feed(rtp::packet(3, t0, true, {0x7c, 0x45, 0x00, 0x21, 0x77}));       // FU-A end
+  feed(rtp::packet(4, t0 + 3600, true, p));                             // wraps: 0xffffff00 + 3600
+  feed(rtp::packet(6, t0 + 7200, true, p));                             // 5 never came
+  feed(rtp::packet(7, t0 + 10800, true, rtp::stap({sps, pps, idr})));   // the same sets again
+  feed(rtp::packet(8, t0 + 14400, true, rtp::stap({sps, pps2, idr})));  // a second PPS
+  feed(rtp::packet(9, t0 + 18000, true, rtp::stap({sps, pps, idr})));   // back to the first
+  feed(rtp::packet(10, t0 + 21600, true, rtp::stap({sps, pps2, idr})));
+  std::vector<AccessUnit> units;
+  for (AccessUnit u; c.next_unit_for_test(u);) units.push_back(std::move(u));
+  ASSERT_EQ(units.size(), 7u);
+  EXPECT_EQ(units[0].data, rtp::annexb({sps, pps, idr}));
+  EXPECT_TRUE(units[0].keyframe);
+  EXPECT_TRUE(units[0].new_extradata);
+  EXPECT_EQ(units[0].extradata, rtp::annexb({sps, pps}));
+  EXPECT_EQ(units[1].data, rtp::annexb({p}));
+  EXPECT_FALSE(units[1].keyframe);
+  EXPECT_EQ(units[1].pts - units[0].pts, 3600);  // across the 32-bit wrap
+  EXPECT_FALSE(units[1].damaged);
+  EXPECT_TRUE(units[2].damaged);
+  EXPECT_EQ(c.lost_packets(), 1u);
+  EXPECT_FALSE(units[3].new_extradata) << "parameter sets repeated at a keyframe are no change";
+  EXPECT_TRUE(units[4].new_extradata);
+  EXPECT_EQ(units[4].extradata, rtp::annexb({sps, pps, pps2}));
+  EXPECT_FALSE(units[5].new_extradata) << "a camera sending its PPS in turn changes nothing";
+  EXPECT_FALSE(units[6].new_extradata);
+  EXPECT_EQ(units[6].pts - units[0].pts, 6 * 3600);
+
+  RtspClient h("rtsp://127.0.0.1/x", [] { return false; });
+  h.set_track_for_test(true, 96);
+  // H.265 FU (type 49) of an IDR_W_RADL (19): the NAL header is rebuilt as 0x26 0x01.
+  const Bytes fu_start = {0x62, 0x01, 0x93, 0xaf, 0x01}, fu_end = {0x62, 0x01, 0x53, 0x02};
+  h.feed_rtp_for_test(rtp::packet(1, 0, false, fu_start).data(), 17);
+  h.feed_rtp_for_test(rtp::packet(2, 0, true, fu_end).data(), 16);
+  AccessUnit u;
+  ASSERT_TRUE(h.next_unit_for_test(u));
+  EXPECT_EQ(u.data, (Bytes{0, 0, 0, 1, 0x26, 0x01, 0xaf, 0x01, 0x02}));
+  EXPECT_TRUE(u.keyframe);
+}
+
 // Credentials against the simulator asking for Basic or, like most real cameras, Digest; the
 // password holds an '@' (percent-encoded in the URL, as the config writes it).
 class StreamSessionAuth : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
