@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-120}
-targets=(http config scenario media rtp)
+targets=(http config scenario media rtp rtpdepack)
 cmake --preset fuzz >/dev/null
 cmake --build build/fuzz -j2 --target "${targets[@]/#/fuzz_}"
 out=build/fuzz/runs
@@ -18,7 +18,7 @@ for t in "${targets[@]}"; do
   set +e
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "build/fuzz/bin/fuzz_$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 \
-    -max_len=$([ "$t" = media ] || [ "$t" = rtp ] && echo 65536 || echo 8192) \
+    -max_len=$([ "$t" = media ] || [ "$t" = rtp ] || [ "$t" = rtpdepack ] && echo 65536 || echo 8192) \
     -artifact_prefix="$work/crashes/" -print_final_stats=1 \
     "$work/new" "bench/fuzz/corpus/$t" "bench/fuzz/regressions/$t" >"$work/log.txt" 2>&1
   rc=$?
