@@ -533,37 +533,20 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       // On failure libav has freed the context.
       if (stopping_) return {StreamState::offline, "stopping"};
       const bool timed_out = deadline_hit_ || err == AVERROR(ETIMEDOUT);
-      if (err == AVERROR_HTTP_UNAUTHORIZED || err == AVERROR_HTTP_FORBIDDEN) {
-        return {StreamState::unauthorized,
-                "the camera at " + where + " refused the user name or password (" +
-                    (err == AVERROR_HTTP_FORBIDDEN ? "403" : "401") + ")"};
-      }
-      if (err == AVERROR_HTTP_NOT_FOUND) {
-        return {StreamState::not_found, "the camera at " + where +
-                                            " has no stream at this path (404): check the channel "
-                                            "or the URL"};
-      }
-      if (err == AVERROR_HTTP_SERVER_ERROR) {
-        return {StreamState::offline,
-                "the camera at " + where + " answered with a server error (5xx)"};
-      }
-      if (err == AVERROR(ECONNREFUSED)) {
-        return {was_online ? StreamState::offline : StreamState::error,
-                "connection refused by " + where +
-                    (was_online ? ": the camera's RTSP service is gone"
-                                : ": wrong port, or the camera's RTSP service is off")};
-      }
-      if (timed_out || err == AVERROR(EHOSTUNREACH) || err == AVERROR(ENETUNREACH)) {
-        return {was_online ? StreamState::offline : StreamState::error,
-                "no answer from " + where + " within " +
-                    std::to_string(options_.connect_timeout.count()) + " ms" +
-                    (was_online ? "" : ": wrong address, or the camera is off or unreachable")};
-      }
-      if (err == AVERROR_EOF || err == AVERROR(ECONNRESET)) {
-        return {was_online ? StreamState::offline : StreamState::error,
-                "the camera at " + where + " closed the connection during set-up"};
-      }
-      return {StreamState::error, "cannot open the stream at " + where + ": " + av_error_text(err)};
+      // The same states and words as our RTSP client's failures.
+      const RtspFailure failure =
+          err == AVERROR_HTTP_UNAUTHORIZED   ? RtspFailure::unauthorized
+          : err == AVERROR_HTTP_FORBIDDEN    ? RtspFailure::forbidden
+          : err == AVERROR_HTTP_NOT_FOUND    ? RtspFailure::not_found
+          : err == AVERROR_HTTP_SERVER_ERROR ? RtspFailure::server_error
+          : err == AVERROR(ECONNREFUSED)     ? RtspFailure::refused
+          : timed_out || err == AVERROR(EHOSTUNREACH) || err == AVERROR(ENETUNREACH)
+              ? RtspFailure::timeout
+          : err == AVERROR_EOF || err == AVERROR(ECONNRESET) ? RtspFailure::closed
+                                                             : RtspFailure::protocol;
+      auto [state, error] = open_failure(failure, av_error_text(err), where, was_online,
+                                         options_.connect_timeout.count());
+      return {state, std::move(error)};
     }
     fmt.reset(raw);
   }
