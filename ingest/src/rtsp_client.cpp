@@ -550,10 +550,7 @@ bool RtspClient::parse_sdp(const std::string& sdp, const std::string& base) {
   std::stable_sort(sets.begin(), sets.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [rank, nal] : sets) param_sets_.push_back(std::move(nal));
-  for (const auto& nal : param_sets_) {
-    video_.extradata.insert(video_.extradata.end(), kStartCode, kStartCode + 4);
-    video_.extradata.insert(video_.extradata.end(), nal.begin(), nal.end());
-  }
+  set_extradata();
   // The track's URL: absolute, relative to the base, or the base itself; PLAY goes to the
   // session's (aggregate) URL, as libavformat sends it.
   auto resolve = [&base](const std::string& c) {
@@ -661,6 +658,14 @@ RtspClient::Read RtspClient::first_pictures(std::chrono::milliseconds timeout) {
     }
   }
   return Read::ok;
+}
+
+void RtspClient::set_extradata() {
+  video_.extradata.clear();
+  for (const auto& nal : param_sets_) {
+    video_.extradata.insert(video_.extradata.end(), kStartCode, kStartCode + 4);
+    video_.extradata.insert(video_.extradata.end(), nal.begin(), nal.end());
+  }
 }
 
 void RtspClient::keepalive() {
@@ -827,7 +832,7 @@ void RtspClient::append_nal(const std::uint8_t* nal, std::size_t n) {
   const bool h265 = video_.h265;
   const int type = nal_type(h265, nal[0]);
   if (is_keyframe_nal(h265, type)) unit_.keyframe = true;
-  if (is_parameter_set(h265, type)) unit_params_.emplace_back(nal, nal + n);
+  if (is_parameter_set(h265, type)) unit_has_params_ = true;
   unit_.data.insert(unit_.data.end(), kStartCode, kStartCode + 4);
   // A fragmented NAL's header comes first (n == header size); its body follows in on_rtp.
   unit_.data.insert(unit_.data.end(), nal, nal + n);
@@ -836,8 +841,8 @@ void RtspClient::append_nal(const std::uint8_t* nal, std::size_t n) {
 void RtspClient::finish_unit() {
   unit_open_ = false;
   fu_active_ = false;
-  const bool had_params = !unit_params_.empty();
-  unit_params_.clear();
+  const bool had_params = unit_has_params_;
+  unit_has_params_ = false;
   // A fragmented parameter set is complete only now: take them from the unit itself.
   // A damaged unit's parameter sets may be cut short: not taken.
   if (had_params && !unit_.damaged) {
@@ -901,11 +906,7 @@ void RtspClient::finish_unit() {
     };
     if (sorted(now) != sorted(param_sets_)) {
       param_sets_ = std::move(now);
-      video_.extradata.clear();
-      for (const auto& nal : param_sets_) {
-        video_.extradata.insert(video_.extradata.end(), kStartCode, kStartCode + 4);
-        video_.extradata.insert(video_.extradata.end(), nal.begin(), nal.end());
-      }
+      set_extradata();
       unit_.new_extradata = true;
       unit_.extradata = video_.extradata;
       if (const auto [w, h] = picture_size(video_.h265, video_.extradata, unit_.data); w > 0) {

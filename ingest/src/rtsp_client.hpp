@@ -120,6 +120,7 @@ class RtspClient {
   void append_nal(const std::uint8_t* nal, std::size_t n);
   void finish_unit();
   void keepalive();
+  void set_extradata();  // video_.extradata from param_sets_
 
   std::string url_;  // without credentials
   std::string user_, password_;
@@ -154,7 +155,7 @@ class RtspClient {
   bool unit_open_ = false;
   bool fu_active_ = false;
   AccessUnit unit_;
-  std::vector<std::vector<std::uint8_t>> unit_params_;  // parameter sets seen in this unit
+  bool unit_has_params_ = false;  // this unit holds parameter sets (read back at its end)
   std::deque<AccessUnit> ready_;
   std::vector<AccessUnit> spare_;  // recycled buffers
   std::uint64_t lost_packets_ = 0;
