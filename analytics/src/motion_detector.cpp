@@ -74,8 +74,9 @@ struct SpanCounts {
 
 // The per-pixel loops are built twice, for AVX2 and for the x86-64 baseline (SSE2), and the
 // loader picks one for the CPU: the baseline has no 32-bit vector multiply and spills registers
-// (measured: bench/analytics).
-#if defined(__x86_64__) && defined(__GNUC__)
+// (measured: bench/analytics). Not under TSan: the loader runs the (instrumented) ifunc
+// resolver before TSan's runtime is up, and the program dies before main.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__)
 #define MATTHAN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define MATTHAN_CLONES

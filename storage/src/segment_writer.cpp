@@ -9,6 +9,7 @@ extern "C" {
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -21,6 +22,9 @@ namespace {
 // Segments never start before the previous one ended, unless that end is this far ahead: then
 // it was stamped by a clock that was badly wrong (ServerClock follows such a step at once).
 constexpr std::int64_t kMaxClampUs = 6LL * 3600 * 1'000'000;
+// Media time may run ahead of server time between two frames by this much (the session's
+// smoother re-anchors on larger disagreements: TimestampSmoother's jump threshold).
+constexpr std::int64_t kMaxLeapUs = 1'000'000;
 
 std::string av_error(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {};
@@ -62,6 +66,7 @@ struct SegmentWriter::Segment {
   std::int64_t last_dts = AV_NOPTS_VALUE;
   std::int64_t last_duration = 0;
   std::int64_t frame_ticks = 3600;  // the last regular frame interval (25 fps until seen)
+  std::int64_t shift = 0;           // added to later frames' media time once one was retimed
   std::int64_t next_sync_dts = 0;
   std::int64_t fragment_ticks = 90000;
   std::int64_t last_wall_us = 0;
@@ -208,10 +213,10 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   // A new segment: none open; new parameters (resolution, codec: a new moov is needed); or a
   // keyframe after segment_s.
   if (segment_ && segment_->generation != p.generation) close();
-  if (segment_ && packet.keyframe && segment_->first_dts != AV_NOPTS_VALUE) {
-    const double length_s = static_cast<double>(av_rescale_q(packet.dts - segment_->first_dts,
-                                                             segment_->in_tb, {1, 1'000'000})) /
-                            1e6;
+  // The length on the segment's own (retimed) timeline: a camera's timestamps may jump.
+  if (segment_ && packet.keyframe && segment_->last_dts != AV_NOPTS_VALUE) {
+    const double length_s =
+        static_cast<double>(segment_->last_dts + segment_->last_duration) / 90000.0;
     if (length_s >= settings_.segment_s) close();
   }
   if (!segment_) {
@@ -247,15 +252,29 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
                       !__builtin_sub_overflow(packet.dts, s.first_dts, &rel_dts) &&
                       !__builtin_sub_overflow(packet.pts, s.first_dts, &rel_pts) &&
                       rel_dts > -kFar && rel_dts < kFar && rel_pts > -kFar && rel_pts < kFar;
-  pkt->dts = usable ? av_rescale_q(rel_dts, s.in_tb, out_tb) : 0;
-  pkt->pts = usable ? av_rescale_q(rel_pts, s.in_tb, out_tb) : 0;
+  pkt->dts = usable ? av_rescale_q(rel_dts, s.in_tb, out_tb) + s.shift : 0;
+  pkt->pts = usable ? av_rescale_q(rel_pts, s.in_tb, out_tb) + s.shift : 0;
   // Cameras (and RTP at a connection's start) send repeated or backward timestamps now and
   // then: such a frame is placed one usual frame interval after the last, not squeezed in.
-  if (!usable || (s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts)) {
-    const std::int64_t step = packet.duration > 0 && packet.duration < kFar
-                                  ? av_rescale_q(packet.duration, s.in_tb, out_tb)
-                                  : s.frame_ticks;
+  // A timestamp that leaps ahead of the time that passed (the session re-anchored its clock on
+  // it) is placed after the last by that time: otherwise the segment's start, reckoned back
+  // from its frames' server times, would move back over the gap before it. Later frames keep
+  // their own spacing from the frame so placed (`shift`).
+  const std::int64_t wall_step_us = packet.wall_us - s.last_wall_us;
+  const bool backward = s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts;
+  const bool leap =
+      s.last_dts != AV_NOPTS_VALUE && !backward && wall_step_us >= 0 &&
+      av_rescale_q(pkt->dts - s.last_dts, out_tb, {1, 1'000'000}) - wall_step_us > kMaxLeapUs;
+  if (!usable || backward || leap) {
+    const std::int64_t step =
+        leap ? std::max(s.frame_ticks, av_rescale_q(wall_step_us, {1, 1'000'000}, out_tb))
+        : packet.duration > 0 && packet.duration < kFar
+            ? av_rescale_q(packet.duration, s.in_tb, out_tb)
+            : s.frame_ticks;
     const std::int64_t fixed = s.last_dts == AV_NOPTS_VALUE ? 0 : s.last_dts + step;
+    if (usable && s.last_dts != AV_NOPTS_VALUE) {  // bounded: a broken stream may do this often
+      s.shift = std::clamp(s.shift + (fixed - pkt->dts), -(kFar << 10), kFar << 10);
+    }
     pkt->pts = fixed + std::max<std::int64_t>(0, pkt->pts - pkt->dts);
     pkt->dts = fixed;
     ++s.info.retimed;

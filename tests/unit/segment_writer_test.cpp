@@ -181,6 +181,84 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
   std::filesystem::remove_all(dir);
 }
 
+// A camera's timestamps leap ahead (the session re-anchored its clock on them) and later go
+// back, while server time runs on: the segment after a 30 s outage still starts where its
+// first frame arrived (the leap does not pull it back over the gap), lasts as long as its
+// frames took to arrive, and plays straight through.
+TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
+  const bool h265 = GetParam() == camsim::SceneCodec::h265;
+  camsim::Scenario sc;
+  sc.duration_s = 4;
+  camsim::CameraSpec cam;
+  cam.id = h265 ? "jump265" : "jump264";
+  cam.codec = GetParam();
+  cam.main = {640, 360, 1000};
+  cam.sub = {320, 180, 300};
+  sc.cameras = {cam};
+  auto loops = camsim::prepare_camera(sc, sc.cameras[0], "/tmp/matthan-it-cache");
+  ASSERT_TRUE(loops.has_value()) << loops.error();
+  const auto& units = loops->main->units;
+  ASSERT_GE(units.size(), 100u);
+  ASSERT_TRUE(units.front().keyframe);
+  auto params = std::make_shared<StreamParams>();
+  params->camera_id = cam.id;
+  params->codec = h265 ? Codec::h265 : Codec::h264;
+  params->width = 640;
+  params->height = 360;
+  params->extradata = parameter_sets(units.front().data, h265);
+
+  const std::string dir = test::temp_dir("matthan-jump");
+  std::vector<SegmentInfo> closed;
+  SegmentWriterSettings settings;
+  settings.root = dir + "/recordings";
+  {
+    SegmentWriter w(settings, cam.id, StreamKind::main,
+                    [&](const SegmentInfo& s) { closed.push_back(s); });
+    const std::int64_t base_us = 1'795'900'000'000'000;
+    auto feed = [&](std::size_t unit, std::int64_t dts, std::int64_t wall_us) {
+      EncodedPacket p;
+      p.params = params;
+      p.dts = p.pts = dts;
+      p.duration = 3600;
+      p.wall_us = wall_us;
+      p.keyframe = units[unit].keyframe;
+      p.data = units[unit].data;
+      ASSERT_TRUE(w.write(p).has_value());
+    };
+    for (int i = 0; i < 50; ++i) feed(static_cast<std::size_t>(i), i * 3600, base_us + i * 40'000);
+    w.close();  // the camera went away for 30 s
+    const std::int64_t back_us = base_us + 50 * 40'000 + 30'000'000;
+    std::int64_t dts = 5'000'000;
+    for (int i = 0; i < 100; ++i) {
+      if (i == 50) dts += 20 * 90000;  // 20 s ahead of the 40 ms that passed
+      if (i == 75) dts -= 10 * 90000;  // and then 10 s back
+      feed(static_cast<std::size_t>(i), dts, back_us + i * 40'000);
+      dts += 3600;
+    }
+  }
+  ASSERT_EQ(closed.size(), 2u);
+  const auto& a = closed[0];
+  const auto& b = closed[1];
+  EXPECT_EQ(a.end_us - a.start_us, 50 * 40'000);
+  EXPECT_EQ(b.start_us - a.end_us, 30'000'000);  // the outage, indexed whole
+  EXPECT_EQ(b.end_us - b.start_us, 100 * 40'000);
+  EXPECT_EQ(b.frames, 100);
+  EXPECT_EQ(b.retimed, 2);
+  const auto decoded =
+      run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", b.path, "-f", "null", "-"}, dir);
+  EXPECT_EQ(decoded.code, 0) << test::read_file(dir + "/tool.log");
+  const auto probed =
+      run({"/usr/bin/ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+           "-show_entries", "stream=nb_read_frames:format=duration", "-of", "default=nw=1", b.path},
+          dir);
+  ASSERT_EQ(probed.code, 0) << test::read_file(dir + "/tool.log");
+  EXPECT_NE(probed.out.find("nb_read_frames=100"), std::string::npos) << probed.out;
+  const auto at = probed.out.find("duration=");
+  ASSERT_NE(at, std::string::npos) << probed.out;
+  EXPECT_NEAR(std::atof(probed.out.c_str() + at + 9), 4.0, 0.05) << probed.out;
+  std::filesystem::remove_all(dir);
+}
+
 // The live view's muxer on the same loops: the init segment and its fragments, joined, are an MP4
 // that ffprobe reads frame for frame, and the MSE codec string names the profile and level that
 // ffprobe finds in the stream (a wrong one and the browser refuses the stream).
