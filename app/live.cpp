@@ -15,6 +15,8 @@ constexpr std::size_t kMaxGop = 600;  // a camera without keyframes must not gro
 // tests/browser/e2e.mjs reads off the picture.
 constexpr std::size_t kMessageFrames = 3;
 constexpr std::int64_t kMessageUs = 100'000;
+// Packets gather this long between wake-ups of the delivery thread while nobody watches.
+constexpr std::chrono::microseconds kIdleBatch{100'000};
 }  // namespace
 
 LiveStream::LiveStream(std::string camera_id, StreamKind kind)
@@ -30,8 +32,11 @@ LiveStream::~LiveStream() {
 }
 
 void LiveStream::attach(PacketFanout& fanout) {
-  fanout.subscribe("live", DropPolicy::until_keyframe, 250, 0,
-                   [this](const EncodedPacketPtr& p) { on_packet(p); });
+  // Unwatched, the kept GOP may trail by a batch: a new viewer waits at most that long.
+  fanout.subscribe(
+      "live", DropPolicy::until_keyframe, 250, 0,
+      [this](const EncodedPacketPtr& p) { on_packet(p); },
+      [this] { return watched_.load() == 0 ? kIdleBatch : std::chrono::microseconds(0); });
 }
 
 bool LiveStream::Viewer::within_budget(std::size_t bytes, bool key) {
@@ -65,6 +70,7 @@ std::uint64_t LiveStream::add_viewer(std::shared_ptr<web::WsChannel> channel, st
   if (!jpeg && muxer_.open() && !gop_fragments_.empty()) send_start(v);
   viewers_.push_back(std::move(v));
   stats_.viewers = static_cast<int>(viewers_.size());
+  watched_ = viewers_.size();
   return viewers_.back().id;
 }
 
@@ -72,6 +78,7 @@ void LiveStream::remove_viewer(std::uint64_t id) {
   std::lock_guard lock(mutex_);
   std::erase_if(viewers_, [id](const Viewer& v) { return v.id == id; });
   stats_.viewers = static_cast<int>(viewers_.size());
+  watched_ = viewers_.size();
 }
 
 LiveStats LiveStream::stats() const {

@@ -4,6 +4,7 @@
 // over its cap) gets nothing until the next keyframe: it skips ahead instead of piling latency.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,8 +29,8 @@ struct LiveStats {
   std::uint64_t jpegs = 0;  // pictures encoded for the fallback
 };
 
-// Thread-safety: mutex_ guards everything; on_packet runs on the fan-out's delivery thread,
-// add/remove on the connections' strands.
+// Thread-safety: mutex_ guards everything but watched_ (atomic); on_packet runs on the
+// fan-out's delivery thread, add/remove on the connections' strands.
 class LiveStream {
  public:
   LiveStream(std::string camera_id, StreamKind kind);
@@ -94,6 +95,7 @@ class LiveStream {
   bool pending_key_ = false;
   std::int64_t pending_first_us_ = 0;
   std::vector<Viewer> viewers_;
+  std::atomic<std::size_t> watched_{0};  // viewers_.size(), read by the fan-out without mutex_
   std::uint64_t next_id_ = 1;
   std::string last_error_;
   LiveStats stats_;

@@ -22,7 +22,6 @@ See bench/compare/README.md.
 import argparse
 import collections
 import datetime
-import http.cookiejar
 import json
 import os
 import re
@@ -39,10 +38,16 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "faults"))
+from common import Api  # noqa: E402  (the fault scripts' logged-in API client)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 HZ = os.sysconf("SC_CLK_TCK")
-SYSTEMS = ("matthan", "matthan-libav", "motion-default", "motion-tuned", "ffmpeg", "ffmpeg-rec")
+SYSTEMS = ("matthan", "matthan-libav", "matthan-base", "motion-default", "motion-tuned", "ffmpeg",
+           "ffmpeg-rec")
 LABEL = {"matthan": "Mắt Thần", "matthan-libav": "Mắt Thần (libav RTSP)",
+         "matthan-base": "Mắt Thần (--base-bin)",
          "motion-default": "Motion 4.5.1 default",
          "motion-tuned": "Motion 4.5.1 tuned", "ffmpeg": "ffmpeg decode-only (floor)",
          "ffmpeg-rec": "ffmpeg decode + main copy (floor with recording)"}
@@ -353,21 +358,6 @@ def align(ctx, lead=0.3):
     time.sleep(max(0.0, nxt - lead - time.time()))
 
 
-class Api:
-    def __init__(self, base):
-        self.base, self.csrf = base, ""
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-
-    def call(self, path, body=None, timeout=20):
-        req = urllib.request.Request(self.base + path, method="POST" if body else "GET",
-                                     data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json",
-                                              "X-CSRF-Token": self.csrf})
-        with self.opener.open(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"{}")
-
-
 def run_matthan(ctx, cams, warmup, seconds, work, name="matthan"):
     os.makedirs(work, exist_ok=True)
     cfg = os.path.join(work, "matthan.yaml")
@@ -380,7 +370,7 @@ def run_matthan(ctx, cams, warmup, seconds, work, name="matthan"):
                 + "}\ncameras:\n")
         for cam, main, sub in cams:
             f.write(f"  - {{id: {cam}, main_url: '{main}', sub_url: '{sub}'}}\n")
-    binary = os.path.join(ctx.args.bin, "matthan")
+    binary = os.path.join(ctx.args.base_bin if name == "matthan-base" else ctx.args.bin, "matthan")
     password = "Cmp-" + secrets.token_hex(8)
     subprocess.run([binary, "user", "add", "bench", "--role", "admin", "--config", cfg],
                    input=password + "\n", text=True, check=True, capture_output=True)
@@ -400,8 +390,7 @@ def run_matthan(ctx, cams, warmup, seconds, work, name="matthan"):
             raise RuntimeError("matthan did not start: see " + work)
         drain(server.stdout, os.path.join(work, "server.out"))
         api = Api(url)
-        api.csrf = api.call("/api/login", {"username": "bench", "password": password}).get(
-            "csrf", "")
+        api.login("bench", password)
 
         def cameras():
             return {c["id"]: c for c in api.call("/api/cameras")["cameras"]}
@@ -696,6 +685,7 @@ def run_ffmpeg(ctx, cams, warmup, seconds, work, with_main=False):
 
 RUNNERS = {"matthan": run_matthan,
            "matthan-libav": lambda c, *a: run_matthan(c, *a, name="matthan-libav"),
+           "matthan-base": lambda c, *a: run_matthan(c, *a, name="matthan-base"),
            "ffmpeg": run_ffmpeg,
            "ffmpeg-rec": lambda c, *a: run_ffmpeg(c, *a, with_main=True),
            "motion-default": lambda c, *a: run_motion(c, "motion-default", *a),
@@ -852,6 +842,11 @@ def report(ctx, results, sustain, out):
                          f"receiving the main stream (the same RTSP work, no analysis, no "
                          f"files): {fmt(rr, '{:.2f}')}× (not a target of the issue; shown for "
                          f"like-for-like work)")
+        f = by.get("matthan-base")
+        if f:
+            rr = ratio(mc, f["cpu_pct_per_camera"])
+            lines.append(f"- CPU/camera Mắt Thần ÷ the same server built from "
+                         f"{ctx.args.base_bin} (an A/B of a change): {fmt(rr, '{:.2f}')}×")
         f = by.get("matthan-libav")
         if f:
             rr = ratio(mc, f["cpu_pct_per_camera"])
@@ -988,6 +983,8 @@ class Ctx:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default="build/release/bin", help="matthan and matthan-camsim")
+    ap.add_argument("--base-bin", default=None,
+                    help="another build of matthan, run as system matthan-base (A/B a change)")
     ap.add_argument("--motion", default=shutil.which("motion") or "/usr/bin/motion")
     ap.add_argument("--out", default=None)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
@@ -1022,6 +1019,9 @@ def main():
     for tool in ("taskset", "ffmpeg", "ffprobe"):
         if not shutil.which(tool):
             ap.error(f"{tool} is not installed")
+    if "matthan-base" in systems and not (args.base_bin and os.path.exists(
+            os.path.join(args.base_bin, "matthan"))):
+        ap.error("matthan-base needs --base-bin DIR with a matthan binary")
     if any(s.startswith("motion") for s in systems) and not os.path.exists(args.motion):
         ap.error("motion is not installed (apt-get install -y motion)")
     if not os.path.exists(os.path.join(args.bin, "matthan-camsim")):

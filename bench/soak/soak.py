@@ -36,9 +36,11 @@ KNOWN = [
 def proc_stats(pid):
     status = open(f"/proc/{pid}/status").read()
     rss = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+    # Anonymous memory (the heap, thread stacks) apart from mapped files: a leak grows the first.
+    anon = int(re.search(r"RssAnon:\s+(\d+) kB", status).group(1)) / 1024
     threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return rss, fds, threads
+    return rss, fds, threads, anon
 
 
 def slope_per_hour(points):
@@ -100,10 +102,10 @@ def main():
         samples = []
         end = t0 + args.minutes * 60
         while time.time() < end:
-            rss, fds, threads = proc_stats(server.pid)
-            samples.append((time.time() - t0, rss, fds, threads))
+            rss, fds, threads, anon = proc_stats(server.pid)
+            samples.append((time.time() - t0, rss, fds, threads, anon))
             with open(f"{out}/samples.csv", "a") as f:
-                f.write(f"{samples[-1][0]:.0f},{rss:.1f},{fds},{threads}\n")
+                f.write(f"{samples[-1][0]:.0f},{rss:.1f},{fds},{threads},{anon:.1f}\n")
             time.sleep(args.every)
         t_end = time.time()
         server.send_signal(signal.SIGTERM)
@@ -111,9 +113,13 @@ def main():
 
         steady = [s for s in samples if s[0] >= args.warmup * 60] or samples
         slopes = {name: slope_per_hour([(s[0], s[i]) for s in steady])
-                  for i, name in ((1, "rss_mb"), (2, "fds"), (3, "threads"))}
+                  for i, name in ((1, "rss_mb"), (2, "fds"), (3, "threads"), (4, "anon_mb"))}
         spans = {name: (min(s[i] for s in steady), max(s[i] for s in steady))
-                 for i, name in ((1, "rss_mb"), (2, "fds"), (3, "threads"))}
+                 for i, name in ((1, "rss_mb"), (2, "fds"), (3, "threads"), (4, "anon_mb"))}
+        # The slope of the last third too: caches filling decelerate, a leak does not.
+        last = [s for s in steady if s[0] >= steady[0][0] + 2 * (steady[-1][0] - steady[0][0]) / 3]
+        slopes["rss_mb_last_third"] = slope_per_hour([(s[0], s[1]) for s in last])
+        spans["rss_mb_last_third"] = (min(s[1] for s in last), max(s[1] for s in last))
         print("slopes per hour after the warm-up: " +
               ", ".join(f"{k} {v:+.2f} (range {spans[k][0]:.0f}–{spans[k][1]:.0f})"
                         for k, v in slopes.items()), flush=True)

@@ -14,6 +14,7 @@ struct PacketFanout::Subscriber {
   std::size_t max_packets;
   std::size_t max_bytes;
   Handler handler;
+  Batch batch;
 
   std::mutex mutex;
   std::condition_variable cv;
@@ -23,6 +24,7 @@ struct PacketFanout::Subscriber {
   std::uint64_t dropped = 0;
   bool stopping = false;
   bool waiting_keyframe = false;
+  bool waiting = false;  // the worker waits for a packet (not gathering a batch): wake it
   std::thread worker;
 
   void push(EncodedPacketPtr packet) {
@@ -55,6 +57,7 @@ struct PacketFanout::Subscriber {
       }
       queued_bytes += packet->data.size();
       queue.push_back(std::move(packet));
+      if (!waiting) return;  // running, or gathering a batch: it will look at the queue
     }
     cv.notify_one();
   }
@@ -64,7 +67,14 @@ struct PacketFanout::Subscriber {
       EncodedPacketPtr packet;
       {
         std::unique_lock lock(mutex);
-        cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty() && !stopping) {
+          // Drained: let the next packets gather for a while (push() does not wake us).
+          const auto gather = batch ? batch() : std::chrono::microseconds(0);
+          if (gather.count() > 0) cv.wait_for(lock, gather, [&] { return stopping; });
+          waiting = true;
+          cv.wait(lock, [&] { return stopping || !queue.empty(); });
+          waiting = false;
+        }
         if (queue.empty()) return;  // stopping and drained
         packet = std::move(queue.front());
         queue.pop_front();
@@ -84,13 +94,14 @@ PacketFanout::~PacketFanout() {
 }
 
 void PacketFanout::subscribe(std::string name, DropPolicy policy, std::size_t max_packets,
-                             std::size_t max_bytes, Handler handler) {
+                             std::size_t max_bytes, Handler handler, Batch batch) {
   auto sub = std::make_unique<Subscriber>();
   sub->name = std::move(name);
   sub->policy = policy;
   sub->max_packets = max_packets == 0 ? 1 : max_packets;
   sub->max_bytes = max_bytes;
   sub->handler = std::move(handler);
+  sub->batch = std::move(batch);
   sub->worker = std::thread([s = sub.get()] { s->run(); });
   std::lock_guard lock(mutex_);
   subscribers_.push_back(std::move(sub));

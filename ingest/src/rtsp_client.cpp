@@ -713,6 +713,10 @@ bool RtspClient::parse_buffered() {
   return ready_.size() > before;
 }
 
+void RtspClient::batch_reads(int bytes) {
+  if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes);
+}
+
 RtspClient::Read RtspClient::read(AccessUnit& out) {
   while (ready_.empty() && !parse_buffered()) {
     keepalive();

@@ -499,6 +499,9 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
         return 0;
       };
       input.lost_packets = [&client] { return client.lost_packets(); };
+      // Not decoded here (the recorded stream): read in batches of ~100 ms. A decoded stream
+      // reads every picture as it comes, for the analysis's onset.
+      if (!options_.decode) client.batch_reads(64 * 1024);
       {
         std::lock_guard lock(mutex_);
         stats_.reader = "builtin";

@@ -74,20 +74,25 @@ std::pair<int, int> decode_all(const std::vector<EncodedPacketPtr>& packets) {
   return {frames, errors};
 }
 
+// The simulator with one 6 s camera (the loop shared through the test cache).
+std::vector<std::string> camsim_args(const std::string& dir) {
+  return {test::binary_path("matthan-camsim"),
+          "--cameras",
+          "1",
+          "--duration",
+          "6",
+          "--seed",
+          "5",
+          "--cache",
+          dir + "/../matthan-it-cache"};
+}
+
 class StreamSessionReaders : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
 
 TEST_P(StreamSessionReaders, PacketsFramesAndMidGopJoin) {
   const auto [builtin, h265] = GetParam();
   const auto dir = test::temp_dir("matthan-ss");
-  std::vector<std::string> args = {test::binary_path("matthan-camsim"),
-                                   "--cameras",
-                                   "1",
-                                   "--duration",
-                                   "6",
-                                   "--seed",
-                                   "5",
-                                   "--cache",
-                                   dir + "/../matthan-it-cache"};
+  auto args = camsim_args(dir);
   if (h265) args.insert(args.end(), {"--h265", "cam1"});
   test::ChildProcess camsim(args, dir + "/camsim.log");
   auto line = camsim.wait_for_line("CAMSIM ", 180s);
@@ -279,17 +284,8 @@ class StreamSessionAuth : public ::testing::TestWithParam<std::tuple<bool, bool>
 TEST_P(StreamSessionAuth, RightPasswordStreamsWrongOneIsUnauthorized) {
   const auto [builtin, digest] = GetParam();
   const auto dir = test::temp_dir("matthan-ss-auth");
-  std::vector<std::string> args = {test::binary_path("matthan-camsim"),
-                                   "--cameras",
-                                   "1",
-                                   "--duration",
-                                   "6",
-                                   "--seed",
-                                   "5",
-                                   "--auth",
-                                   "cam1=admin:abc@123",
-                                   "--cache",
-                                   dir + "/../matthan-it-cache"};
+  auto args = camsim_args(dir);
+  args.insert(args.end(), {"--auth", "cam1=admin:abc@123"});
   if (digest) args.push_back("--digest");
   test::ChildProcess camsim(args, dir + "/camsim.log");
   auto line = camsim.wait_for_line("CAMSIM ", 180s);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -71,9 +72,15 @@ class PacketFanout {
   PacketFanout(const PacketFanout&) = delete;
   PacketFanout& operator=(const PacketFanout&) = delete;
 
+  // Returns how long the subscriber's thread may let packets gather before it handles them.
+  using Batch = std::function<std::chrono::microseconds()>;
+
   // max_packets bounds `oldest`/`until_keyframe` queues; max_bytes is the alarm line of `never`.
+  // batch (asked each time the queue runs dry): a subscriber that needs no packet at once (the
+  // recorder; a live view nobody watches) is woken once per batch instead of once per packet,
+  // which is most of what a stream costs the kernel (bench/compare profile).
   void subscribe(std::string name, DropPolicy policy, std::size_t max_packets,
-                 std::size_t max_bytes, Handler handler);
+                 std::size_t max_bytes, Handler handler, Batch batch = {});
   void publish(EncodedPacketPtr packet);
   std::vector<SubscriberStats> stats() const;
   // Lets a publisher skip building packets nobody takes.
