@@ -701,11 +701,13 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
   json body = ctx.db.read([&](sqlite3* conn) {
     json segs = json::array(), gaps = json::array();
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(conn,
-                       "SELECT stream, start_us, end_us, bytes, frames, codec, state FROM segment"
-                       " WHERE node_id = ?1 AND camera_id = ?2 AND start_us < ?4 AND (end_us > ?3"
-                       " OR state = 'open') ORDER BY stream, start_us",
-                       -1, &st, nullptr);
+    sqlite3_prepare_v2(
+        conn,
+        "SELECT stream, start_us, end_us, bytes, frames, codec, state, damaged_frames"
+        " FROM segment"
+        " WHERE node_id = ?1 AND camera_id = ?2 AND start_us < ?4 AND (end_us > ?3"
+        " OR state = 'open') ORDER BY stream, start_us",
+        -1, &st, nullptr);
     sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, camera.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, *from);
@@ -717,7 +719,8 @@ std::optional<web::HttpResponse> evidence_route(const web::HttpRequest& req, Evi
                       {"bytes", sqlite3_column_int64(st, 3)},
                       {"frames", sqlite3_column_int64(st, 4)},
                       {"codec", col(st, 5)},
-                      {"state", col(st, 6)}});
+                      {"state", col(st, 6)},
+                      {"damaged_frames", sqlite3_column_int64(st, 7)}});
     }
     sqlite3_finalize(st);
     sqlite3_prepare_v2(

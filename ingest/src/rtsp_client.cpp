@@ -758,19 +758,24 @@ void RtspClient::on_rtp(const std::uint8_t* p, std::size_t n) {
   if (off >= end) return;
   // Order: over TCP nothing is reordered, so a hole in the numbers is a loss (a camera that
   // cannot push its bitrate through the link drops packets before they reach the socket).
+  bool lost = false;
   if (have_seq_) {
     // Far off either way is the camera restarting its numbering (a new RTP session on the
     // same connection), not thousands of packets lost: taken as the new start.
     const std::uint16_t missing = static_cast<std::uint16_t>(seq - last_seq_ - 1);
     if (missing > 0 && missing < 3000) {
       lost_packets_ += missing;
-      unit_.damaged = true;
+      lost = true;
       fu_active_ = false;
     }
   }
   have_seq_ = true;
   last_seq_ = seq;
+  // The lost packets were of the open picture (its tail: no marker bit came) or of this new
+  // one (its head): which, nobody can tell, so both are marked.
+  if (lost && unit_open_) unit_.damaged = true;
   if (unit_open_ && ts != last_ts_) finish_unit();
+  if (lost) unit_.damaged = true;
   if (!have_ts_) {
     have_ts_ = true;
   } else {

@@ -487,7 +487,8 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
             std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(
                                           std::chrono::steady_clock::now() - unit.received)
                                           .count());
-        pkt->flags = unit.keyframe ? AV_PKT_FLAG_KEY : 0;
+        pkt->flags =
+            (unit.keyframe ? AV_PKT_FLAG_KEY : 0) | (unit.damaged ? AV_PKT_FLAG_CORRUPT : 0);
         pkt->stream_index = 0;
         if (unit.new_extradata) {
           describe(unit.extradata, client.video().width, client.video().height);
@@ -819,6 +820,7 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
       out->duration = pkt->duration;
       out->wall_us = wall_us;
       out->keyframe = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+      out->damaged = (pkt->flags & AV_PKT_FLAG_CORRUPT) != 0;
       out->data.assign(pkt->data, pkt->data + pkt->size);
       fanout_.publish(std::move(out));
     }

@@ -26,7 +26,7 @@ std::string av_error(int code) {
 
 struct SegRow {
   std::string path, state;
-  std::int64_t start_us = 0, end_us = 0, frames = 0;
+  std::int64_t start_us = 0, end_us = 0, frames = 0, damaged = 0;
 };
 
 std::vector<SegRow> covering_segments(Database& db, const ClipRequest& r) {
@@ -36,7 +36,8 @@ std::vector<SegRow> covering_segments(Database& db, const ClipRequest& r) {
     // Open rows (the segment being written) count: their complete fragments are readable.
     sqlite3_prepare_v2(
         conn,
-        "SELECT path, state, start_us, end_us, frames FROM segment WHERE node_id = ?1 AND"
+        "SELECT path, state, start_us, end_us, frames, damaged_frames FROM segment WHERE"
+        " node_id = ?1 AND"
         " camera_id = ?2 AND stream = ?3 AND state != 'unreadable' AND"
         " start_us < ?5 AND (end_us > ?4 OR state = 'open') ORDER BY start_us",
         -1, &st, nullptr);
@@ -49,7 +50,7 @@ std::vector<SegRow> covering_segments(Database& db, const ClipRequest& r) {
       out.push_back({reinterpret_cast<const char*>(sqlite3_column_text(st, 0)),
                      reinterpret_cast<const char*>(sqlite3_column_text(st, 1)),
                      sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
-                     sqlite3_column_int64(st, 4)});
+                     sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5)});
     }
     sqlite3_finalize(st);
     return out;
@@ -300,6 +301,11 @@ std::expected<ClipResult, std::string> write_clip_once(const std::vector<SegRow>
       break;
     }
     result.segments.push_back(seg.path);
+    if (seg.damaged > 0) {  // the whole segment's count: the clip may hold some of them
+      result.damaged_frames += seg.damaged;
+      result.notes.push_back(std::to_string(seg.damaged) + " frame(s) of " + seg.path +
+                             " arrived damaged (RTP packets lost on the way)");
+    }
     std::int64_t first_dts = AV_NOPTS_VALUE, frame_us = 40'000, last_wall = -1;
     double scale = 1;  // index span / media span (below 1 only while a clock step is absorbed)
     AVPacket* pkt = av_packet_alloc();

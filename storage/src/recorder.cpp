@@ -25,6 +25,7 @@ Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, Str
         db_.write([s, state](sqlite3* conn) {
           finish_segment_row(conn, s.path, s.end_us, s.bytes, s.frames, s.keyframes, state,
                              s.start_us);
+          if (s.damaged > 0) set_damaged_frames(conn, s.path, s.damaged);
         });
         std::lock_guard lock(mutex_);
         ++stats_.segments;

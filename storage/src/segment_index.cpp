@@ -165,6 +165,13 @@ bool finish_segment_row(sqlite3* conn, const std::string& path, std::int64_t end
   return true;
 }
 
+void set_damaged_frames(sqlite3* conn, const std::string& path, std::int64_t frames) {
+  Stmt st(conn, "UPDATE segment SET damaged_frames = ?2 WHERE path = ?1");
+  st.text(1, path);
+  st.i64(2, frames);
+  sqlite3_step(st.st);
+}
+
 void move_segment_start(sqlite3* conn, const SegmentRow& row, std::int64_t old_start_us) {
   {
     Stmt st(conn, "UPDATE segment SET start_us = ?2, end_us = MAX(end_us, ?2) WHERE path = ?1");

@@ -75,7 +75,7 @@ struct SegmentWriter::Segment {
   // What is on the disk as of the last successful flush + fdatasync: a failed write later cuts
   // the file back to this.
   struct Durable {
-    std::int64_t bytes = 0, frames = 0, keyframes = 0;
+    std::int64_t bytes = 0, frames = 0, keyframes = 0, damaged = 0;
     std::int64_t last_dts = AV_NOPTS_VALUE, last_duration = 0, last_wall_us = 0;
   } durable;
 
@@ -311,6 +311,7 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   }
   ++s.info.frames;
   s.info.keyframes += packet.keyframe ? 1 : 0;
+  s.info.damaged += packet.damaged ? 1 : 0;
   // Durability: once a fragment's worth is written, push it to the disk.
   if (dts_out >= s.next_sync_dts) {
     if (const int cut = av_write_frame(s.fmt, nullptr); cut < 0) {  // end the fragment here
@@ -326,7 +327,7 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
           fail("syncing " + s.info.path + ": " + std::strerror(errno), packet.wall_us));
     }
     // Everything but the frames still in the muxer's open fragment is now on the disk.
-    s.durable = {s.written,  s.info.frames,   s.info.keyframes,
+    s.durable = {s.written,  s.info.frames,   s.info.keyframes, s.info.damaged,
                  s.last_dts, s.last_duration, s.last_wall_us};
     durable_us_ = s.last_wall_us;
     s.next_sync_dts = dts_out + s.fragment_ticks;
@@ -352,7 +353,7 @@ void SegmentWriter::close() {
     fail("closing " + s.info.path + ": " + av_error(err), s.last_wall_us);  // cuts it short
     return;
   } else {
-    s.durable = {s.written,  s.info.frames,   s.info.keyframes,
+    s.durable = {s.written,  s.info.frames,   s.info.keyframes, s.info.damaged,
                  s.last_dts, s.last_duration, s.last_wall_us};
     durable_us_ = std::max(durable_us_, s.last_wall_us);
   }
@@ -379,6 +380,7 @@ void SegmentWriter::finish(bool cut_short) {
     lost_ += s.info.frames - s.durable.frames;  // the frames of the fragment cut off
     s.info.frames = s.durable.frames;
     s.info.keyframes = s.durable.keyframes;
+    s.info.damaged = s.durable.damaged;
     s.last_dts = s.durable.last_dts;
     s.last_duration = s.durable.last_duration;
     s.last_wall_us = s.durable.last_wall_us;

@@ -20,6 +20,7 @@ Needs root (network namespaces, tc, nft); exits 77 (skipped) without them.
 """
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import random
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 from common import checker, read_line, start_server
 
@@ -199,7 +201,8 @@ def main():
             for c in api.call("/api/cameras")["cameras"]:
                 cams[c["id"]] = (c["state"], {s["kind"]: s["link"]["quality"] for s in c["streams"]},
                                  [s["link"]["issues"] for s in c["streams"] if s["link"]["issues"]],
-                                 {s["kind"]: s["reconnects"] for s in c["streams"]})
+                                 {s["kind"]: s["reconnects"] for s in c["streams"]},
+                                 {s["kind"]: s.get("rtp_lost", 0) for s in c["streams"]})
             samples.append((phase, time.time(), cams))
             return cams
 
@@ -240,13 +243,16 @@ def main():
         recovered_at = None
         while time.time() < end:
             cams = sample("recovery")
-            st, quality, _, _ = cams["link-1"]
+            st, quality = cams["link-1"][:2]
             if st == "online" and all(q == "good" for q in quality.values()):
                 recovered_at = time.time()
                 break
             time.sleep(1)
         time.sleep(3)
         final = sample("end")
+        iso = lambda t: urllib.parse.quote(
+            datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat())
+        link_api = api.call(f"/api/cameras/link-1/recordings?from={iso(t_bad)}&to={iso(t_black)}")
         server.send_signal(signal.SIGTERM)
         server.wait(30)
 
@@ -284,7 +290,7 @@ def main():
         # (that is how 1.8 Mbit/s fits in 1), so a frame of link-1 sent while the link was bad
         # can arrive incomplete, and is recorded as it arrived. Such files must still open and
         # decode to the end; every other file (ctl-1, link-1 before and after) without an error.
-        broken, damaged = [], []
+        broken, damaged, damaged_paths = [], [], []
         for cam, path, start, end, _ in segs:
             impaired = cam == "link-1" and start < us(t_clean) and end > us(t_bad)
             r = subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", path, "-f", "null", "-"],
@@ -296,11 +302,24 @@ def main():
                                          capture_output=True, text=True)
                 if lenient.returncode == 0:
                     damaged.append(os.path.basename(path))
+                    damaged_paths.append(path)
                     continue
             broken.append(f"{path}: {r.stderr.strip()[:200]}")
         check(not broken, "every recorded file decodes (outside the bad phase: without an error)",
               "; ".join(broken[:3]) or f"{len(damaged)} file(s) of the bad phase hold a frame the "
               f"simulator sent incomplete: {', '.join(damaged[:5])}")
+        # Frames that arrived with RTP packets missing are marked in the index (and the API):
+        # every file that decodes only leniently has some, the clean camera none.
+        marked = dict(db.execute("SELECT path, damaged_frames FROM segment"))
+        unmarked = [os.path.basename(p) for p in damaged_paths if marked.get(p, 0) == 0]
+        ctl_marked = sum(marked[s[1]] for s in segs if s[0] == "ctl-1")
+        api_marked = sum(s.get("damaged_frames", 0) for s in link_api["segments"]
+                         if s["stream"] == "main")
+        rtp_lost = max(s[2]["link-1"][4]["main"] for s in samples)
+        check(not unmarked and ctl_marked == 0 and (api_marked > 0 or rtp_lost == 0),
+              "frames that arrived damaged are marked in the index",
+              f"link-1 bad phase {api_marked} frame(s) in the API, {rtp_lost} RTP packet(s) lost;"
+              f" unmarked files that decode only leniently: {unmarked[:3]}; ctl-1 {ctl_marked}")
         gaps = db.execute("SELECT start_us, end_us FROM gap WHERE camera_id = 'link-1' AND"
                           " stream = 'main' AND start_us < ?1 AND end_us > ?2",
                           (us(t_clean), us(t_black))).fetchall()

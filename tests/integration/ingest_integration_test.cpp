@@ -281,6 +281,57 @@ TEST_F(IngestIntegration, CorruptTruncatedAndStalledStreamsAreErrorsAndOthersUna
   EXPECT_TRUE(server_->running());
 }
 
+// A camera that loses RTP packets on its way out: the server counts them, says what is wrong with
+// the link, records every picture as it came and marks in the index how many arrived damaged.
+TEST_F(IngestIntegration, LostRtpPacketsAreCountedAndTheirPicturesMarkedInTheRecordings) {
+  ASSERT_TRUE(wait_state("cam3", "online", 10s).has_value());
+  const auto from = std::chrono::steady_clock::now();
+  ASSERT_EQ(command("fault cam3 rtploss"), "ok fault cam3 rtploss");
+  json main = json::object();
+  for (int i = 0; i < 100; ++i) {  // a link sample every ~2 s
+    std::this_thread::sleep_for(100ms);
+    const json cam = camera("cam3");  // kept: the loop below reads into it
+    for (const auto& s : cam.value("streams", json::array())) {
+      if (s["kind"] == "main") main = s;
+    }
+    if (main.value("rtp_lost", 0) > 0 &&
+        main.value("link", json::object()).dump().find("RTP") != std::string::npos) {
+      break;
+    }
+  }
+  EXPECT_GT(main.value("rtp_lost", 0), 0) << main.dump();
+  EXPECT_NE(main.value("link", json::object()).dump().find("RTP packet(s) lost"), std::string::npos)
+      << main.dump();
+  std::this_thread::sleep_for(2s);
+  ASSERT_EQ(command("fault cam3 none"), "ok fault cam3 none");
+  // A stop ends the segment, which is then indexed with its count.
+  ASSERT_EQ(command("stop cam3"), "ok stopped cam3");
+  ASSERT_TRUE(wait_state("cam3", "offline", 20s).has_value()) << camera("cam3").dump();
+  ASSERT_EQ(command("start cam3"), "ok started cam3");
+  std::int64_t damaged = 0, frames = 0;
+  std::string answer;
+  for (int i = 0; i < 50 && damaged == 0; ++i) {
+    std::this_thread::sleep_for(200ms);
+    const auto ago =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - from)
+            .count();
+    const auto r = http_get(
+        port_, "/api/cameras/cam3/recordings?from=now-" + std::to_string(ago + 5) + "s&to=now");
+    ASSERT_EQ(r.status, 200) << r.body;
+    answer = r.body;
+    damaged = frames = 0;
+    const json body = json::parse(r.body);
+    for (const auto& s : body["segments"]) {
+      if (s["stream"] != "main") continue;
+      damaged += s.value("damaged_frames", std::int64_t{0});
+      frames += s["frames"].get<std::int64_t>();
+    }
+  }
+  EXPECT_GT(damaged, 0) << answer.substr(0, 2000);
+  EXPECT_LT(damaged, frames);  // one packet in 40: most pictures came whole
+  EXPECT_TRUE(wait_state("cam3", "online", 40s).has_value()) << camera("cam3").dump();
+}
+
 TEST_F(IngestIntegration, ProbeMeasuresCodecSizeFpsBitrateAndGop) {
   ChildProcess probe(
       {binary_path("matthan"), "probe", base_ + "/cam2/sub", "--json", "--seconds", "5"},

@@ -32,6 +32,10 @@ using matthan::test::StubResponse;
 
 namespace {
 
+// As the server does before its first thread: spdlog's registry is made here, not by whichever
+// worker logs first (two at once race on it; TSan sees that).
+const auto* const kLogger = spdlog::default_logger_raw();
+
 // 2026-11-29T16:41:05.25Z is 23:41:05 in Asia/Ho_Chi_Minh (+07:00).
 constexpr std::int64_t kStartUs = 1795970465250000;
 constexpr const char* kBotToken = "123456:AAHsecretBOTtokenValue";

@@ -184,7 +184,7 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
 // A camera's timestamps leap ahead (the session re-anchored its clock on them) and later go
 // back, while server time runs on: the segment after a 30 s outage still starts where its
 // first frame arrived (the leap does not pull it back over the gap), lasts as long as its
-// frames took to arrive, and plays straight through.
+// frames took to arrive, and plays straight through. Frames that arrived damaged are counted.
 TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
   const bool h265 = GetParam() == camsim::SceneCodec::h265;
   camsim::Scenario sc;
@@ -215,8 +215,10 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
     SegmentWriter w(settings, cam.id, StreamKind::main,
                     [&](const SegmentInfo& s) { closed.push_back(s); });
     const std::int64_t base_us = 1'795'900'000'000'000;
-    auto feed = [&](std::size_t unit, std::int64_t dts, std::int64_t wall_us) {
+    auto feed = [&](std::size_t unit, std::int64_t dts, std::int64_t wall_us,
+                    bool damaged = false) {
       EncodedPacket p;
+      p.damaged = damaged;
       p.params = params;
       p.dts = p.pts = dts;
       p.duration = 3600;
@@ -232,7 +234,7 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
     for (int i = 0; i < 100; ++i) {
       if (i == 50) dts += 20 * 90000;  // 20 s ahead of the 40 ms that passed
       if (i == 75) dts -= 10 * 90000;  // and then 10 s back
-      feed(static_cast<std::size_t>(i), dts, back_us + i * 40'000);
+      feed(static_cast<std::size_t>(i), dts, back_us + i * 40'000, i % 10 == 3);  // pieces lost
       dts += 3600;
     }
   }
@@ -244,6 +246,8 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
   EXPECT_EQ(b.end_us - b.start_us, 100 * 40'000);
   EXPECT_EQ(b.frames, 100);
   EXPECT_EQ(b.retimed, 2);
+  EXPECT_EQ(a.damaged, 0);
+  EXPECT_EQ(b.damaged, 10);  // counted for the index; recorded as they came
   const auto decoded =
       run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", b.path, "-f", "null", "-"}, dir);
   EXPECT_EQ(decoded.code, 0) << test::read_file(dir + "/tool.log");

@@ -27,6 +27,7 @@ std::optional<Fault> fault_from_string(const std::string& text) {
   if (text == "corrupt") return Fault::corrupt;
   if (text == "truncate") return Fault::truncate;
   if (text == "stall") return Fault::stall;
+  if (text == "rtploss") return Fault::rtp_loss;
   return std::nullopt;
 }
 
@@ -44,6 +45,8 @@ std::string to_string(Fault fault) {
       return "truncate";
     case Fault::stall:
       return "stall";
+    case Fault::rtp_loss:
+      return "rtploss";
   }
   return "none";
 }
@@ -72,6 +75,7 @@ struct Feeder {
   std::int64_t position = 0;
   std::int64_t frame_us = 40'000;
   std::int64_t due_us = 0;
+  std::atomic<std::uint64_t> rtp_packets{0};  // out of the payloader (its streaming thread)
 };
 
 struct Camera {
@@ -272,7 +276,36 @@ struct CamsimServer::Impl {
       f->wait_key = true;
     }
     g_signal_connect(media, "unprepared", G_CALLBACK(on_unprepared), f);
+    if (GstElement* pay = gst_bin_get_by_name_recurse_up(GST_BIN(element), "pay0")) {
+      GstPad* pad = gst_element_get_static_pad(pay, "src");
+      gst_pad_add_probe(
+          pad,
+          static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+          &Impl::on_rtp_out, f, nullptr);
+      gst_object_unref(pad);
+      gst_object_unref(pay);
+    }
     gst_object_unref(element);
+  }
+
+  // The `rtploss` fault: one RTP packet in 40 never leaves (numbered, then dropped), as when a
+  // camera's uplink cannot take its bitrate.
+  static GstPadProbeReturn on_rtp_out(GstPad*, GstPadProbeInfo* info, gpointer user_data) {
+    auto* f = static_cast<Feeder*>(user_data);
+    if (f->camera->fault.load() != Fault::rtp_loss) return GST_PAD_PROBE_OK;
+    if ((info->type & GST_PAD_PROBE_TYPE_BUFFER) != 0) {
+      return ++f->rtp_packets % 40 == 0 ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
+    }
+    GstBufferList* list = gst_buffer_list_make_writable(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+    for (guint i = 0; i < gst_buffer_list_length(list);) {
+      if (++f->rtp_packets % 40 == 0) {
+        gst_buffer_list_remove(list, i, 1);
+      } else {
+        ++i;
+      }
+    }
+    GST_PAD_PROBE_INFO_DATA(info) = list;
+    return gst_buffer_list_length(list) == 0 ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
   }
 
   static GstRTSPStatusCode on_pre_describe(GstRTSPClient* client, GstRTSPContext* ctx,
@@ -497,7 +530,8 @@ std::string CamsimServer::command(const std::string& line) {
   if (verb == "fault") {
     auto fault = fault_from_string(arg);
     if (!fault)
-      return "error unknown fault '" + arg + "' (none, 401, 404, corrupt, truncate, stall)";
+      return "error unknown fault '" + arg +
+             "' (none, 401, 404, corrupt, truncate, stall, rtploss)";
     cam->fault = *fault;
     // Refusals apply to new connections: drop the current ones so clients find out.
     if (*fault == Fault::unauthorized || *fault == Fault::not_found) impl_->kick(id);

@@ -41,6 +41,7 @@ struct EncodedPacket {
   std::int64_t duration = 0;
   std::int64_t wall_us = 0;  // smoothed server time
   bool keyframe = false;
+  bool damaged = false;  // pieces of it were lost on the way (RTP): passed on as it arrived
   std::vector<std::uint8_t> data;
 };
 

@@ -38,6 +38,7 @@ struct ClipResult {
   std::vector<TimeRange> covered;     // the ranges with footage, in order
   std::vector<TimeRange> gaps;        // holes inside [start_us, requested end)
   std::vector<std::string> segments;  // the segment files read
+  std::int64_t damaged_frames = 0;    // frames of those segments that arrived damaged
   std::vector<std::string> notes;     // e.g. a segment cut short, a parameter change
 };
 

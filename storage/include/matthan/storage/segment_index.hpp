@@ -30,6 +30,9 @@ bool finish_segment_row(sqlite3* conn, const std::string& path, std::int64_t end
                         std::int64_t bytes, std::int64_t frames, std::int64_t keyframes,
                         const char* state, std::int64_t start_us = -1);
 
+// How many of the segment's frames arrived damaged (SegmentInfo::damaged).
+void set_damaged_frames(sqlite3* conn, const std::string& path, std::int64_t frames);
+
 // The segment's start moved earlier (SegmentWriter's settled start): its row, and the end of
 // the gap before it, follow.
 void move_segment_start(sqlite3* conn, const SegmentRow& row, std::int64_t old_start_us);

@@ -29,6 +29,7 @@ struct SegmentInfo {
   std::int64_t bytes = 0;
   std::int64_t frames = 0;
   std::int64_t keyframes = 0;
+  std::int64_t damaged = 0;  // frames that arrived with pieces missing (EncodedPacket::damaged)
   std::int64_t retimed = 0;  // frames whose timestamp was missing, went back or leapt ahead
   // A write to the volume failed (full, read-only, I/O error): the file was cut back to its last
   // whole fragment, which is all the fields above describe.
