@@ -16,7 +16,7 @@ for p in "${presets[@]}"; do
   export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$PWD/$logs/asan"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/$logs/ubsan"
   export LSAN_OPTIONS="suppressions=$PWD/bench/sanitizers/lsan.supp"
-  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$PWD/$logs/tsan:suppressions=$PWD/bench/sanitizers/tsan.supp"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:log_path=$PWD/$logs/tsan:suppressions=$PWD/bench/sanitizers/tsan.supp"
   echo "== ctest under $p"
   if ! ctest --test-dir "build/$p" -LE slow --timeout 1800 --output-on-failure; then
     status=1

@@ -113,6 +113,14 @@ void PacketFanout::publish(EncodedPacketPtr packet) {
   for (auto& sub : subscribers_) sub->push(packet);
 }
 
+bool PacketFanout::eager() const {
+  std::lock_guard lock(mutex_);
+  for (const auto& sub : subscribers_) {
+    if (!sub->batch || sub->batch().count() == 0) return true;  // `batch` is set once, read-only
+  }
+  return false;
+}
+
 std::vector<SubscriberStats> PacketFanout::stats() const {
   std::vector<SubscriberStats> out;
   std::lock_guard lock(mutex_);

@@ -174,7 +174,7 @@ std::expected<ExportResult, std::string> run_export(storage::Database& db, const
       c["covered"] = ranges_json(written->covered);
       c["gaps"] = ranges_json(written->gaps);
       c["segments"] = written->segments.size();
-      c["damaged_frames"] = written->damaged_frames;
+      c["source_damaged_frames"] = written->source_damaged_frames;
       c["notes"] = written->notes;
       sums.emplace_back(file, *sha);
       result.files.push_back(file);

@@ -467,8 +467,17 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
                               {1, v.clock_rate},
                               v.frame_rate > 0 ? av_d2q(v.frame_rate, 1001000) : AVRational{0, 1}});
       input.video_index = 0;
+      // Not decoded here and nobody watching it live (the recorded stream): read in batches
+      // of 64 KB or 100 ms. A decoded stream reads every picture as it comes, for the
+      // analysis's onset; so does one a viewer watches (checked as the units are taken).
+      int read_batch = 1;
       AccessUnit unit;
       input.read = [&](AVPacket* pkt) {
+        if (const int want = !options_.decode && !fanout_.eager() ? 64 * 1024 : 1;
+            want != read_batch) {
+          client.batch_reads(want);
+          read_batch = want;
+        }
         switch (client.read(unit)) {
           case RtspClient::Read::ok:
             break;
@@ -500,9 +509,6 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
         return 0;
       };
       input.lost_packets = [&client] { return client.lost_packets(); };
-      // Not decoded here (the recorded stream): read in batches of ~100 ms. A decoded stream
-      // reads every picture as it comes, for the analysis's onset.
-      if (!options_.decode) client.batch_reads(64 * 1024);
       {
         std::lock_guard lock(mutex_);
         stats_.reader = "builtin";

@@ -302,7 +302,7 @@ std::expected<ClipResult, std::string> write_clip_once(const std::vector<SegRow>
     }
     result.segments.push_back(seg.path);
     if (seg.damaged > 0) {  // the whole segment's count: the clip may hold some of them
-      result.damaged_frames += seg.damaged;
+      result.source_damaged_frames += seg.damaged;
       result.notes.push_back(std::to_string(seg.damaged) + " frame(s) of " + seg.path +
                              " arrived damaged (RTP packets lost on the way)");
     }

@@ -31,6 +31,9 @@ Recorder::Recorder(Database& db, std::string node_id, std::string camera_id, Str
         ++stats_.segments;
         stats_.current_path.clear();
       });
+  writer_->set_on_damaged([this](const SegmentInfo& s) {
+    db_.write([path = s.path, n = s.damaged](sqlite3* conn) { set_damaged_frames(conn, path, n); });
+  });
   writer_->set_on_start_moved([this](const SegmentInfo& s, std::int64_t old_start) {
     db_.write([row = SegmentRow{node_id_, s.camera_id, std::string(to_string(stream_)), s.path,
                                 s.codec, s.start_us},

@@ -65,8 +65,9 @@ struct SegmentWriter::Segment {
   std::int64_t first_dts = AV_NOPTS_VALUE;
   std::int64_t last_dts = AV_NOPTS_VALUE;
   std::int64_t last_duration = 0;
-  std::int64_t frame_ticks = 3600;  // the last regular frame interval (25 fps until seen)
-  std::int64_t shift = 0;           // added to later frames' media time once one was retimed
+  std::int64_t frame_ticks = 3600;   // the last regular frame interval (25 fps until seen)
+  std::int64_t damaged_indexed = 0;  // info.damaged as last handed to on_damaged
+  std::int64_t shift = 0;            // added to later frames' media time once one was retimed
   std::int64_t next_sync_dts = 0;
   std::int64_t fragment_ticks = 90000;
   std::int64_t last_wall_us = 0;
@@ -337,6 +338,10 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
       const std::int64_t old = s.info.start_us;
       s.info.start_us = s.anchor_us;
       if (on_start_moved_) on_start_moved_(s.info, old);
+    }
+    if (s.info.damaged > s.damaged_indexed) {
+      s.damaged_indexed = s.info.damaged;
+      if (on_damaged_) on_damaged_(s.info);
     }
   }
   return {};

@@ -211,9 +211,11 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
   std::vector<SegmentInfo> closed;
   SegmentWriterSettings settings;
   settings.root = dir + "/recordings";
+  std::int64_t reported = 0;  // what the index would have before the segment ends
   {
     SegmentWriter w(settings, cam.id, StreamKind::main,
                     [&](const SegmentInfo& s) { closed.push_back(s); });
+    w.set_on_damaged([&](const SegmentInfo& s) { reported = s.damaged; });
     const std::int64_t base_us = 1'795'900'000'000'000;
     auto feed = [&](std::size_t unit, std::int64_t dts, std::int64_t wall_us,
                     bool damaged = false) {
@@ -248,6 +250,7 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
   EXPECT_EQ(b.retimed, 2);
   EXPECT_EQ(a.damaged, 0);
   EXPECT_EQ(b.damaged, 10);  // counted for the index; recorded as they came
+  EXPECT_GE(reported, 7);    // ...at every fragment too: the 3 s of it synced held 8
   const auto decoded =
       run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", b.path, "-f", "null", "-"}, dir);
   EXPECT_EQ(decoded.code, 0) << test::read_file(dir + "/tool.log");

@@ -86,6 +86,9 @@ class PacketFanout {
   std::vector<SubscriberStats> stats() const;
   // Lets a publisher skip building packets nobody takes.
   bool has_subscribers() const { return subscriber_count_.load() > 0; }
+  // Some subscriber wants each packet as soon as it comes (no batch now): a live view someone
+  // watches. The publisher then reads its source without batching either.
+  bool eager() const;
   void stop();
 
  private:

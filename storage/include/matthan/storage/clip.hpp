@@ -33,13 +33,13 @@ struct ClipResult {
   std::string codec;
   std::int64_t bytes = 0;
   std::int64_t frames = 0;
-  std::int64_t start_us = 0;          // server time of the first frame (keyframe pre-roll)
-  std::int64_t end_us = 0;            // after the last frame
-  std::vector<TimeRange> covered;     // the ranges with footage, in order
-  std::vector<TimeRange> gaps;        // holes inside [start_us, requested end)
-  std::vector<std::string> segments;  // the segment files read
-  std::int64_t damaged_frames = 0;    // frames of those segments that arrived damaged
-  std::vector<std::string> notes;     // e.g. a segment cut short, a parameter change
+  std::int64_t start_us = 0;               // server time of the first frame (keyframe pre-roll)
+  std::int64_t end_us = 0;                 // after the last frame
+  std::vector<TimeRange> covered;          // the ranges with footage, in order
+  std::vector<TimeRange> gaps;             // holes inside [start_us, requested end)
+  std::vector<std::string> segments;       // the segment files read
+  std::int64_t source_damaged_frames = 0;  // of those segments (not only the range's) damaged
+  std::vector<std::string> notes;          // e.g. a segment cut short, a parameter change
 };
 
 // Progress 0..1 as segments are read.

@@ -80,6 +80,10 @@ class SegmentWriter {
   void set_on_start_moved(std::function<void(const SegmentInfo&, std::int64_t old_start_us)> fn) {
     on_start_moved_ = std::move(fn);
   }
+  // Called (at a fragment boundary) when more of the segment's frames on the disk arrived
+  // damaged than last time (SegmentInfo::damaged), so the index has it before the segment ends
+  // (a crash, a camera offline for hours).
+  void set_on_damaged(OnSegment fn) { on_damaged_ = std::move(fn); }
 
  private:
   struct Segment;
@@ -92,6 +96,7 @@ class SegmentWriter {
   OnSegment on_closed_;
   OnSegment on_opened_;
   std::function<void(const SegmentInfo&, std::int64_t)> on_start_moved_;
+  OnSegment on_damaged_;
   std::unique_ptr<Segment> segment_;
   std::int64_t skipped_ = 0;
   std::int64_t lost_ = 0;
