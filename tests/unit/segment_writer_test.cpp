@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <expected>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -48,6 +49,34 @@ Probe run(const std::vector<std::string>& argv, const std::string& dir) {
   for (auto line = p.read_line(30s); line; line = p.read_line(30s)) r.out += *line + "\n";
   r.code = p.signal_and_wait(0, 30s);
   return r;
+}
+
+// A 4 s simulator loop (640x360 main stream) and the parameters a camera would announce for it.
+struct TestLoop {
+  camsim::CameraLoops loops;
+  std::shared_ptr<StreamParams> params;
+};
+
+std::expected<TestLoop, std::string> four_second_loop(const std::string& id,
+                                                      camsim::SceneCodec codec) {
+  camsim::Scenario sc;
+  sc.duration_s = 4;
+  camsim::CameraSpec cam;
+  cam.id = id;
+  cam.codec = codec;
+  cam.main = {640, 360, 1000};
+  cam.sub = {320, 180, 300};
+  sc.cameras = {cam};
+  auto loops = camsim::prepare_camera(sc, sc.cameras[0], "/tmp/matthan-it-cache");
+  if (!loops) return std::unexpected(loops.error());
+  const bool h265 = codec == camsim::SceneCodec::h265;
+  auto params = std::make_shared<StreamParams>();
+  params->camera_id = id;
+  params->codec = h265 ? Codec::h265 : Codec::h264;
+  params->width = 640;
+  params->height = 360;
+  params->extradata = parameter_sets(loops->main->units.front().data, h265);
+  return TestLoop{std::move(*loops), std::move(params)};
 }
 
 class SegmentWriterTest : public ::testing::TestWithParam<camsim::SceneCodec> {};
@@ -187,25 +216,13 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
 // frames took to arrive, and plays straight through. Frames that arrived damaged are counted.
 TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
   const bool h265 = GetParam() == camsim::SceneCodec::h265;
-  camsim::Scenario sc;
-  sc.duration_s = 4;
-  camsim::CameraSpec cam;
-  cam.id = h265 ? "jump265" : "jump264";
-  cam.codec = GetParam();
-  cam.main = {640, 360, 1000};
-  cam.sub = {320, 180, 300};
-  sc.cameras = {cam};
-  auto loops = camsim::prepare_camera(sc, sc.cameras[0], "/tmp/matthan-it-cache");
-  ASSERT_TRUE(loops.has_value()) << loops.error();
-  const auto& units = loops->main->units;
+  const std::string id = h265 ? "jump265" : "jump264";
+  const auto loop = four_second_loop(id, GetParam());
+  ASSERT_TRUE(loop.has_value()) << loop.error();
+  const auto& units = loop->loops.main->units;
+  const auto& params = loop->params;
   ASSERT_GE(units.size(), 100u);
   ASSERT_TRUE(units.front().keyframe);
-  auto params = std::make_shared<StreamParams>();
-  params->camera_id = cam.id;
-  params->codec = h265 ? Codec::h265 : Codec::h264;
-  params->width = 640;
-  params->height = 360;
-  params->extradata = parameter_sets(units.front().data, h265);
 
   const std::string dir = test::temp_dir("matthan-jump");
   std::vector<SegmentInfo> closed;
@@ -213,7 +230,7 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
   settings.root = dir + "/recordings";
   std::int64_t reported = 0;  // what the index would have before the segment ends
   {
-    SegmentWriter w(settings, cam.id, StreamKind::main,
+    SegmentWriter w(settings, id, StreamKind::main,
                     [&](const SegmentInfo& s) { closed.push_back(s); });
     w.set_on_damaged([&](const SegmentInfo& s) { reported = s.damaged; });
     const std::int64_t base_us = 1'795'900'000'000'000;
@@ -271,23 +288,10 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
 // ffprobe finds in the stream (a wrong one and the browser refuses the stream).
 TEST_P(SegmentWriterTest, LiveFragmentsPlayAndNameTheirCodec) {
   const bool h265 = GetParam() == camsim::SceneCodec::h265;
-  camsim::Scenario sc;
-  sc.duration_s = 4;
-  camsim::CameraSpec cam;
-  cam.id = h265 ? "live265" : "live264";
-  cam.codec = GetParam();
-  cam.main = {640, 360, 1000};
-  cam.sub = {320, 180, 300};
-  sc.cameras = {cam};
-  auto loops = camsim::prepare_camera(sc, sc.cameras[0], "/tmp/matthan-it-cache");
-  ASSERT_TRUE(loops.has_value()) << loops.error();
-  const auto& units = loops->main->units;
-  auto params = std::make_shared<StreamParams>();
-  params->camera_id = cam.id;
-  params->codec = h265 ? Codec::h265 : Codec::h264;
-  params->width = 640;
-  params->height = 360;
-  params->extradata = parameter_sets(units.front().data, h265);
+  const auto loop = four_second_loop(h265 ? "live265" : "live264", GetParam());
+  ASSERT_TRUE(loop.has_value()) << loop.error();
+  const auto& units = loop->loops.main->units;
+  const auto& params = loop->params;
 
   FragmentMuxer muxer;
   std::string file;
