@@ -79,6 +79,14 @@ std::expected<TestLoop, std::string> four_second_loop(const std::string& id,
   return TestLoop{std::move(*loops), std::move(params)};
 }
 
+// ffmpeg decodes the file without a single error (`-xerror`); else what it said.
+::testing::AssertionResult decodes_cleanly(const std::string& path, const std::string& dir) {
+  const auto r =
+      run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", path, "-f", "null", "-"}, dir);
+  if (r.code == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << path << ": " << test::read_file(dir + "/tool.log");
+}
+
 class SegmentWriterTest : public ::testing::TestWithParam<camsim::SceneCodec> {};
 
 TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
@@ -147,10 +155,7 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
       EXPECT_EQ(s.start_us, closed[k - 1].end_us);  // no gap, no overlap
     }
     frames += s.frames;
-    // It decodes without a single error...
-    const auto decoded =
-        run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", s.path, "-f", "null", "-"}, dir);
-    EXPECT_EQ(decoded.code, 0) << test::read_file(dir + "/tool.log");
+    EXPECT_TRUE(decodes_cleanly(s.path, dir));  // without a single error...
     // ...into exactly the frames indexed.
     const auto counted =
         run({"/usr/bin/ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
@@ -188,9 +193,7 @@ TEST_P(SegmentWriterTest, SegmentsDecodeAndHoldWhatWasIndexed) {
   const auto report = reconcile_segments(**db, "n1", dir + "/recordings");
   EXPECT_EQ(report.recovered, 1);
   EXPECT_LT(std::filesystem::file_size(torn), std::filesystem::file_size(cut));
-  const auto clean =
-      run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", torn, "-f", "null", "-"}, dir);
-  EXPECT_EQ(clean.code, 0) << test::read_file(dir + "/tool.log");
+  EXPECT_TRUE(decodes_cleanly(torn, dir));
   const auto kept = run({"/usr/bin/ffprobe", "-v", "error", "-count_frames", "-select_streams",
                          "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", torn},
                         dir);
@@ -268,9 +271,7 @@ TEST_P(SegmentWriterTest, TimestampJumpsNeitherMoveASegmentBackNorStretchIt) {
   EXPECT_EQ(a.damaged, 0);
   EXPECT_EQ(b.damaged, 10);  // counted for the index; recorded as they came
   EXPECT_GE(reported, 7);    // ...at every fragment too: the 3 s of it synced held 8
-  const auto decoded =
-      run({"/usr/bin/ffmpeg", "-v", "error", "-xerror", "-i", b.path, "-f", "null", "-"}, dir);
-  EXPECT_EQ(decoded.code, 0) << test::read_file(dir + "/tool.log");
+  EXPECT_TRUE(decodes_cleanly(b.path, dir));
   const auto probed =
       run({"/usr/bin/ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
            "-show_entries", "stream=nb_read_frames:format=duration", "-of", "default=nw=1", b.path},
