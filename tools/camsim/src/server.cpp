@@ -374,6 +374,19 @@ CamsimServer::~CamsimServer() {
   impl_->running = false;
   impl_->pacer_cv.notify_all();
   if (impl_->pacer.joinable()) impl_->pacer.join();
+  // Clients run on gst-rtsp-server's pool threads, which outlive the main loop: close them
+  // without our "closed" handler, and wait for those threads to end, before Impl goes (TSan saw
+  // a client closing into a destroyed Impl).
+  if (impl_->server != nullptr) {
+    gst_rtsp_server_client_filter(
+        impl_->server,
+        [](GstRTSPServer*, GstRTSPClient* client, gpointer self) {
+          g_signal_handlers_disconnect_by_data(client, self);
+          return GST_RTSP_FILTER_REMOVE;
+        },
+        impl_.get());
+  }
+  gst_rtsp_thread_pool_cleanup();
   for (auto& c : impl_->cameras) {
     for (Feeder* f : {c->main.get(), c->sub.get()}) {
       if (f->appsrc != nullptr) gst_object_unref(f->appsrc);
