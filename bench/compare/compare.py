@@ -1019,6 +1019,11 @@ def main():
     for tool in ("taskset", "ffmpeg", "ffprobe"):
         if not shutil.which(tool):
             ap.error(f"{tool} is not installed")
+    # A full disk stops Mắt Thần's recorder (storage alarm): the run would measure less work.
+    where = os.path.dirname(os.path.abspath(args.out)) if args.out else tempfile.gettempdir()
+    free_gb = shutil.disk_usage(where).free / 1e9
+    if free_gb < 5:
+        ap.error(f"only {free_gb:.1f} GB free where the systems record: free 5 GB or more")
     if "matthan-base" in systems and not (args.base_bin and os.path.exists(
             os.path.join(args.base_bin, "matthan"))):
         ap.error("matthan-base needs --base-bin DIR with a matthan binary")
