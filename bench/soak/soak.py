@@ -44,6 +44,17 @@ def proc_stats(pid):
     return rss, fds, threads, anon
 
 
+def tree_mb(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass  # deleted by retention while we walked
+    return total / 2**20
+
+
 def slope_per_hour(points):
     n = len(points)
     if n < 2:
@@ -64,6 +75,9 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--keep-recordings", action="store_true",
                     help="keep the footage (16 cameras fill ~27 GB an hour)")
+    ap.add_argument("--max-mb", type=int, default=15000,
+                    help="recordings budget: retention deletes the oldest footage past it, so a"
+                         " run of hours neither fills the disk nor skips the deleting")
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="matthan-soak-")
     os.makedirs(out, exist_ok=True)
@@ -90,6 +104,7 @@ def main():
         cfg = f"{out}/matthan.yaml"
         with open(cfg, "w") as f:
             f.write(f"node_id: soak\nserver: {{listen: '127.0.0.1:0', data_dir: '{out}/var'}}\n"
+                    f"recording: {{max_mb: {args.max_mb}}}\n"
                     "analytics: {zmq_endpoint: '', people: true}\ncameras:\n")
             for i in range(1, args.cameras + 1):
                 f.write(f"  - {{id: cam{i}, main_url: '{base}/cam{i}/main',"
@@ -106,9 +121,10 @@ def main():
         end = t0 + args.minutes * 60
         while time.time() < end:
             rss, fds, threads, anon = proc_stats(server.pid)
-            samples.append((time.time() - t0, rss, fds, threads, anon))
+            footage = tree_mb(f"{out}/var/recordings")
+            samples.append((time.time() - t0, rss, fds, threads, anon, footage))
             with open(f"{out}/samples.csv", "a") as f:
-                f.write(f"{samples[-1][0]:.0f},{rss:.1f},{fds},{threads},{anon:.1f}\n")
+                f.write(f"{samples[-1][0]:.0f},{rss:.1f},{fds},{threads},{anon:.1f},{footage:.0f}\n")
             time.sleep(args.every)
         t_end = time.time()
         server.send_signal(signal.SIGTERM)
@@ -132,6 +148,11 @@ def main():
         check(spans["fds"][1] - spans["fds"][0] <= 4 and abs(slopes["fds"]) < 2,
               "file descriptors are flat", f"{spans['fds']}")
         check(spans["threads"][1] == spans["threads"][0], "threads are flat", f"{spans['threads']}")
+        # Retention runs once a minute: the footage may pass the budget by about a minute of it.
+        most = max(s[5] for s in samples)
+        if args.max_mb:
+            check(most <= args.max_mb + 1024, "retention keeps the footage within its budget",
+                  f"at most {most:.0f} MB against {args.max_mb} MB")
 
         # Ground truth: every person crossing that ended before the stop, against the events.
         loops, actors = collections.defaultdict(list), []
