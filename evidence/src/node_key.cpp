@@ -28,6 +28,7 @@ std::string to_base64(const std::uint8_t* data, std::size_t n) {
 }
 
 std::vector<std::uint8_t> from_base64(std::string_view text) {
+  if (text.empty()) return {};  // libsodium's buffers must not be null (UBSan)
   std::vector<std::uint8_t> out(text.size());
   std::size_t len = 0;
   if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), " \n\r", &len, nullptr,
