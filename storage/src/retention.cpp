@@ -167,29 +167,38 @@ RetentionReport run_retention(Database& db, const RetentionPolicy& p, std::int64
     remove_segments(db, node, victims, now_us, report);
   }
   db.flush();
-  // 2. Pressure: oldest unheld footage first, any camera, until under budget.
+  // 2. Pressure: oldest unheld footage first, any camera, until under budget. The recorders
+  // keep writing meanwhile, so the budget is checked again on a fresh count, and only a pass
+  // that found nothing more to delete raises the alarm (which stops recording until the next
+  // pass): a count that grew while deleting is not a full volume.
   const std::string used_sql = "SELECT COALESCE(SUM(bytes), 0) FROM segment WHERE node_id = ?1";
-  report.used_bytes = scalar(db, used_sql, node, now_us);
-  report.free_bytes = free_space(p.root);
   auto over = [&] {
     return (p.max_bytes > 0 && report.used_bytes > p.max_bytes) ||
            (report.free_bytes >= 0 && report.free_bytes < p.min_free_bytes);
   };
-  while (over()) {
-    const auto victims =
-        query_victims(db, select + " ORDER BY s.start_us LIMIT 16", node, now_us, {}, "");
-    if (victims.empty()) break;
-    // One at a time until under budget; a batch that frees nothing (all held meanwhile) ends
-    // the pass rather than spin.
-    int freed = 0;
-    for (const auto& v : victims) {
-      if (remove_segments(db, node, {v}, now_us, report) == 0) continue;
-      ++freed;
-      report.used_bytes -= v.bytes;
-      report.free_bytes = free_space(p.root);
-      if (!over()) break;
+  bool stuck = false;  // over the budget with nothing left that may go
+  for (int round = 0; round < 4 && !stuck; ++round) {
+    report.used_bytes = scalar(db, used_sql, node, now_us);
+    report.free_bytes = free_space(p.root);
+    if (!over()) break;
+    while (over()) {
+      const auto victims =
+          query_victims(db, select + " ORDER BY s.start_us LIMIT 16", node, now_us, {}, "");
+      // One at a time until under budget; a batch that frees nothing (all held meanwhile)
+      // ends the pass rather than spin.
+      int freed = 0;
+      for (const auto& v : victims) {
+        if (remove_segments(db, node, {v}, now_us, report) == 0) continue;
+        ++freed;
+        report.used_bytes -= v.bytes;
+        report.free_bytes = free_space(p.root);
+        if (!over()) break;
+      }
+      if (freed == 0) {
+        stuck = true;
+        break;
+      }
     }
-    if (freed == 0) break;
   }
   db.flush();
   report.used_bytes = scalar(db, used_sql, node, now_us);
@@ -199,7 +208,7 @@ RetentionReport run_retention(Database& db, const RetentionPolicy& p, std::int64
              "SELECT COALESCE(SUM(s.bytes), 0) FROM segment s WHERE s.node_id = ?1 AND " +
                  std::string(kHeld),
              node, now_us);
-  if (over()) {
+  if (stuck && over()) {
     report.over_budget = true;
     report.alarm = "recordings volume " + p.root +
                    " is full: " + std::to_string(report.used_bytes >> 20) + " MiB recorded (" +
