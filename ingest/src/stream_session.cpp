@@ -825,6 +825,7 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
       out->dts = pkt->dts;
       out->duration = pkt->duration;
       out->wall_us = wall_us;
+      out->arrival_us = arrival_steady_us;
       out->keyframe = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
       out->damaged = (pkt->flags & AV_PKT_FLAG_CORRUPT) != 0;
       out->data.assign(pkt->data, pkt->data + pkt->size);

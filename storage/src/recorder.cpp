@@ -91,9 +91,16 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
     return;
   }
   // A silence longer than gap_us is a break (a reconnect, a stall): the gap is a recorded fact,
-  // not something a segment spans.
-  if (last_wall_us_ != 0 && packet->wall_us - last_wall_us_ > settings_.gap_us) writer_->close();
-  last_wall_us_ = packet->wall_us;
+  // not something a segment spans. Measured on arrival: over a lossy link the smoothed time can
+  // leap by a second more than the silence, and each cut costs the frames up to the next
+  // keyframe.
+  const std::int64_t arrival = packet->arrival_us != 0 ? packet->arrival_us : packet->wall_us;
+  if (last_arrival_us_ != 0 && arrival - last_arrival_us_ > settings_.gap_us) {
+    spdlog::info("camera {} {}: nothing arrived for {} ms: the segment ends here", camera_id_,
+                 to_string(stream_), (arrival - last_arrival_us_) / 1000);
+    writer_->close();
+  }
+  last_arrival_us_ = arrival;
   const auto before = writer_->skipped();
   auto written = writer_->write(*packet);
   std::lock_guard lock(mutex_);

@@ -14,6 +14,7 @@
 #include "matthan/storage/database.hpp"
 #include "matthan/storage/live_muxer.hpp"
 #include "matthan/storage/reconcile.hpp"
+#include "matthan/storage/recorder.hpp"
 #include "matthan/storage/segment_index.hpp"
 #include "matthan/storage/segment_writer.hpp"
 
@@ -352,6 +353,79 @@ TEST_P(SegmentWriterTest, LiveFragmentsPlayAndNameTheirCodec) {
     std::snprintf(want, sizeof want, "%02x\"", level);
     EXPECT_NE(mime.find(want), std::string::npos);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// The recorder cuts a segment at a silence of more than 2 s, measured on arrival. Over a lossy
+// link the smoothed server time can leap by a second more than the silence (it trails arrival,
+// then re-anchors at once): cut there, the frames up to the next keyframe were lost. A real
+// silence still cuts, and is indexed as a gap.
+TEST(RecorderTest, ASilenceIsMeasuredOnArrivalNotOnTheSmoothedTime) {
+  const auto loop = four_second_loop("silence264", camsim::SceneCodec::h264);
+  ASSERT_TRUE(loop.has_value()) << loop.error();
+  const auto& units = loop->loops.main->units;
+  ASSERT_GE(units.size(), 100u);
+  std::size_t second_key = 0;
+  for (std::size_t i = 1; i < units.size() && second_key == 0; ++i) {
+    if (units[i].keyframe) second_key = i;
+  }
+  ASSERT_GT(second_key, 20u) << "a keyframe to resume at after the silence";
+  const std::size_t at = second_key - 10;  // the silence falls mid-GOP
+
+  const std::string dir = test::temp_dir("matthan-silence");
+  auto db = Database::open(dir + "/m.db");
+  ASSERT_TRUE(db) << db.error();
+  // silence_us: what arrival saw; leap_us: what the smoothed time made of it.
+  auto record = [&](const std::string& camera, std::int64_t silence_us, std::int64_t leap_us) {
+    RecorderSettings settings;
+    settings.writer.root = dir + "/recordings";
+    Recorder rec(**db, "n", camera, StreamKind::main, settings);
+    PacketFanout fanout;
+    rec.attach(fanout);
+    std::int64_t arrival = 5'000'000, wall = 1'795'900'000'000'000;
+    for (std::size_t i = 0; i < 100; ++i) {
+      auto p = std::make_shared<EncodedPacket>();
+      p->params = loop->params;
+      p->dts = p->pts = static_cast<std::int64_t>(i) * 3600;
+      p->duration = 3600;
+      arrival += i == at ? silence_us : 40'000;
+      wall += i == at ? leap_us : 40'000;
+      p->arrival_us = arrival;
+      p->wall_us = wall;
+      p->keyframe = units[i].keyframe;
+      p->data = units[i].data;
+      fanout.publish(std::move(p));
+    }
+    fanout.stop();
+    rec.close();
+    (*db)->flush();
+    return (*db)->read([&](sqlite3* conn) {
+      std::vector<std::pair<std::int64_t, std::string>> segments;  // frames, gap reason before
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(conn,
+                         "SELECT s.frames, COALESCE((SELECT g.reason FROM gap g WHERE"
+                         " g.camera_id = s.camera_id AND g.end_us = s.start_us), '') FROM segment s"
+                         " WHERE s.camera_id = ?1 ORDER BY s.start_us",
+                         -1, &st, nullptr);
+      sqlite3_bind_text(st, 1, camera.c_str(), -1, SQLITE_TRANSIENT);
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        segments.emplace_back(sqlite3_column_int64(st, 0),
+                              reinterpret_cast<const char*>(sqlite3_column_text(st, 1)));
+      }
+      sqlite3_finalize(st);
+      return segments;
+    });
+  };
+  // 1.4 s without a packet that the smoothed time makes 2.4 s: one segment, every frame.
+  const auto lossy = record("lossy", 1'400'000, 2'400'000);
+  ASSERT_EQ(lossy.size(), 1u);
+  EXPECT_EQ(lossy[0].first, 100);
+  // 2.4 s without a packet: cut, the rest from the next keyframe, the hole a stream_break gap.
+  const auto broken = record("broken", 2'400'000, 2'400'000);
+  ASSERT_EQ(broken.size(), 2u);
+  EXPECT_EQ(broken[0].first, static_cast<std::int64_t>(at));
+  EXPECT_EQ(broken[1].first, static_cast<std::int64_t>(100 - second_key));
+  EXPECT_EQ(broken[1].second, "stream_break");
   std::filesystem::remove_all(dir);
 }
 

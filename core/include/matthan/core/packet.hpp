@@ -40,6 +40,9 @@ struct EncodedPacket {
   std::int64_t dts = 0;
   std::int64_t duration = 0;
   std::int64_t wall_us = 0;  // smoothed server time
+  // When it arrived (steady clock, µs; 0: not known). A silence is measured on this: wall_us
+  // may trail arrival by up to the smoother's 1 s and then catch up in one step.
+  std::int64_t arrival_us = 0;
   bool keyframe = false;
   bool damaged = false;  // pieces of it were lost on the way (RTP): passed on as it arrived
   std::vector<std::uint8_t> data;

@@ -66,7 +66,7 @@ class Recorder {
   StreamKind stream_;
   RecorderSettings settings_;
   std::unique_ptr<SegmentWriter> writer_;
-  std::int64_t last_wall_us_ = 0;
+  std::int64_t last_arrival_us_ = 0;  // the last packet's arrival (or wall time if unknown)
   std::int64_t durable_seen_us_ = 0;  // the writer's durable_us() when last looked at
   bool opened_any_ = false;
   bool resumed_ = false;  // the next segment follows a storage-alarm pause
