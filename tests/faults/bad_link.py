@@ -202,7 +202,13 @@ def main():
                 cams[c["id"]] = (c["state"], {s["kind"]: s["link"]["quality"] for s in c["streams"]},
                                  [s["link"]["issues"] for s in c["streams"] if s["link"]["issues"]],
                                  {s["kind"]: s["reconnects"] for s in c["streams"]},
-                                 {s["kind"]: s.get("rtp_lost", 0) for s in c["streams"]})
+                                 {s["kind"]: s.get("rtp_lost", 0) for s in c["streams"]},
+                                 # link-1's main stream in, against what its recorder took
+                                 # and skipped waiting for a keyframe: where footage went
+                                 ([s.get("packets_in", 0) for s in c["streams"]
+                                   if s["kind"] == "main"] or [0])[0],
+                                 (c.get("recording") or {}).get("packets", 0),
+                                 (c.get("recording") or {}).get("skipped_before_keyframe", 0))
             samples.append((phase, time.time(), cams))
             return cams
 
@@ -286,6 +292,15 @@ def main():
         covered = sum(min(s[3], us(t_black)) - max(s[2], us(t_bad)) for s in during_bad) / 1e6
         check(covered > 0.5 * args.impair, "what arrived over the bad link was recorded",
               f"{covered:.1f} s of the {args.impair:.0f} s bad phase")
+        # Per second over the bad phase: main-stream packets in, recorder packets, skipped.
+        flow = []
+        for (ph, t, cams), (_, _, before) in zip(samples[1:], samples[:-1]):
+            if ph == "bad" and "link-1" in cams and "link-1" in before:
+                flow.append([round(t - t_bad, 1)] +
+                            [cams["link-1"][k] - before["link-1"][k] for k in (5, 6, 7)])
+        if covered <= 0.5 * args.impair:
+            print("  link-1 main per sample in the bad phase (s, packets in, recorded, skipped):")
+            print("  " + " ".join(f"{f[0]}:{f[1]}/{f[2]}/{f[3]}" for f in flow))
         # Over the capped link the simulator itself drops RTP packets its TCP backlog cannot hold
         # (that is how 1.8 Mbit/s fits in 1), so a frame of link-1 sent while the link was bad
         # can arrive incomplete, and is recorded as it arrived. Such files must still open and
@@ -348,7 +363,8 @@ def main():
             json.dump({"degraded_samples": len(degraded), "bad_samples": len(bad),
                        "recorded_s_in_bad_phase": covered, "blackout_gap_s": gap_s,
                        "recovered_after_s": recovered_at - t_clean if recovered_at else None,
-                       "events_in_bad_phase": events, "issues": issues[-3:]}, f, indent=1)
+                       "events_in_bad_phase": events, "issues": issues[-3:],
+                       "main_flow_in_bad_phase": flow}, f, indent=1)
     finally:
         for p in procs:
             if p.poll() is None:
