@@ -261,14 +261,18 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   // it) is placed after the last by that time: otherwise the segment's start, reckoned back
   // from its frames' server times, would move back over the gap before it. Later frames keep
   // their own spacing from the frame so placed (`shift`).
-  const std::int64_t wall_step_us = packet.wall_us - s.last_wall_us;
+  // The leap is measured against the segment's anchor (its frames' earliest server time less
+  // their media offset), not the last frame: on a lossy link the frame after a hole of shed
+  // frames may arrive right after the last one, yet its media time is where it belongs.
   const bool backward = s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts;
-  const bool leap =
-      s.last_dts != AV_NOPTS_VALUE && !backward && wall_step_us >= 0 &&
-      av_rescale_q(pkt->dts - s.last_dts, out_tb, {1, 1'000'000}) - wall_step_us > kMaxLeapUs;
+  const std::int64_t wall_pos_us =
+      s.anchor_us == INT64_MAX ? 0 : packet.wall_us - s.anchor_us;  // server time since start
+  const bool leap = s.last_dts != AV_NOPTS_VALUE && !backward && s.anchor_us != INT64_MAX &&
+                    av_rescale_q(pkt->dts, out_tb, {1, 1'000'000}) - wall_pos_us > kMaxLeapUs;
   if (!usable || backward || leap) {
     const std::int64_t step =
-        leap ? std::max(s.frame_ticks, av_rescale_q(wall_step_us, {1, 1'000'000}, out_tb))
+        leap ? std::max(s.frame_ticks,
+                        av_rescale_q(wall_pos_us, {1, 1'000'000}, out_tb) - s.last_dts)
         : packet.duration > 0 && packet.duration < kFar
             ? av_rescale_q(packet.duration, s.in_tb, out_tb)
             : s.frame_ticks;

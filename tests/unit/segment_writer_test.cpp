@@ -429,6 +429,48 @@ TEST(RecorderTest, ASilenceIsMeasuredOnArrivalNotOnTheSmoothedTime) {
   std::filesystem::remove_all(dir);
 }
 
+// A lossy link: the camera side sheds whole frames (holes of 1.3 s in media time) and the link
+// delays the rest unevenly, so the frame after a hole can arrive 0.24 s after the one before it.
+// That is no clock jump: the segment keeps each frame's media time and its span is the time its
+// frames cover (Faults.BadLink's index once showed 13.6 s for 26.6 s of frames).
+TEST(SegmentWriterLossy, HolesOfShedFramesAreNotSqueezed) {
+  const auto loop = four_second_loop("lossy264", camsim::SceneCodec::h264);
+  ASSERT_TRUE(loop.has_value()) << loop.error();
+  const auto& units = loop->loops.main->units;
+  ASSERT_GE(units.size(), 100u);
+  const std::string dir = test::temp_dir("matthan-lossy");
+  std::vector<SegmentInfo> closed;
+  SegmentWriterSettings settings;
+  settings.root = dir + "/recordings";
+  {
+    SegmentWriter w(settings, "lossy264", StreamKind::main,
+                    [&](const SegmentInfo& s) { closed.push_back(s); });
+    const std::int64_t base_us = 1'795'900'000'000'000;
+    for (int i = 0; i < 100; ++i) {
+      const std::int64_t media_us =
+          i * 40'000 + (i >= 30 ? 1'300'000 : 0) + (i >= 60 ? 1'300'000 : 0);
+      const std::int64_t delay_us = i == 29 || i == 59   ? 1'200'000
+                                    : i == 30 || i == 60 ? 100'000
+                                                         : 300'000;
+      EncodedPacket p;
+      p.params = loop->params;
+      p.dts = p.pts = media_us * 9 / 100;  // 90 kHz
+      p.duration = 3600;
+      p.wall_us = base_us + media_us + delay_us;
+      p.keyframe = units[static_cast<std::size_t>(i)].keyframe;
+      p.data = units[static_cast<std::size_t>(i)].data;
+      ASSERT_TRUE(w.write(p).has_value());
+    }
+  }
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].retimed, 0);
+  EXPECT_EQ(closed[0].frames, 100);
+  // 99 frame intervals, two holes, one frame's duration.
+  EXPECT_NEAR(static_cast<double>(closed[0].end_us - closed[0].start_us), 6'600'000, 50'000);
+  EXPECT_TRUE(decodes_cleanly(closed[0].path, dir));
+  std::filesystem::remove_all(dir);
+}
+
 INSTANTIATE_TEST_SUITE_P(Codecs, SegmentWriterTest,
                          ::testing::Values(camsim::SceneCodec::h264, camsim::SceneCodec::h265),
                          [](const ::testing::TestParamInfo<camsim::SceneCodec>& param_info) {
