@@ -257,13 +257,12 @@ std::expected<void, std::string> SegmentWriter::write(const EncodedPacket& packe
   pkt->pts = usable ? av_rescale_q(rel_pts, s.in_tb, out_tb) + s.shift : 0;
   // Cameras (and RTP at a connection's start) send repeated or backward timestamps now and
   // then: such a frame is placed one usual frame interval after the last, not squeezed in.
-  // A timestamp that leaps ahead of the time that passed (the session re-anchored its clock on
-  // it) is placed after the last by that time: otherwise the segment's start, reckoned back
-  // from its frames' server times, would move back over the gap before it. Later frames keep
-  // their own spacing from the frame so placed (`shift`).
-  // The leap is measured against the segment's anchor (its frames' earliest server time less
-  // their media offset), not the last frame: on a lossy link the frame after a hole of shed
-  // frames may arrive right after the last one, yet its media time is where it belongs.
+  // A timestamp more than 1 s ahead of the server time since the segment's anchor (its frames'
+  // earliest server time less their media offset; the camera jumped its clock) is placed at that
+  // server time: otherwise the segment's start, reckoned back from its frames' server times,
+  // would move back over the gap before it. Later frames keep their own spacing from the frame
+  // so placed (`shift`). Not measured from the last frame: on a lossy link the frame after a
+  // hole of shed frames may arrive right after the last one, yet its media time is right.
   const bool backward = s.last_dts != AV_NOPTS_VALUE && pkt->dts <= s.last_dts;
   const std::int64_t wall_pos_us =
       s.anchor_us == INT64_MAX ? 0 : packet.wall_us - s.anchor_us;  // server time since start
