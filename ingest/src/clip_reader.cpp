@@ -9,6 +9,7 @@ extern "C" {
 #include <memory>
 
 #include "analysis_decoder.hpp"
+#include "analysis_pacer.hpp"
 
 namespace matthan::ingest {
 
@@ -40,7 +41,7 @@ std::expected<ClipInfo, std::string> read_clip(
   ClipInfo info;
   const std::int64_t interval_us = static_cast<std::int64_t>(1e6 / std::max(0.1, analysis_fps));
   std::int64_t first_pts = AV_NOPTS_VALUE;
-  std::int64_t next_us = 0;
+  AnalysisPacer pacer(interval_us);
   std::int64_t last_us = 0;
   // Raw elementary streams (.h264/.hevc) carry no timestamps: count frames at the nominal rate.
   AVRational rate = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
@@ -55,8 +56,7 @@ std::expected<ClipInfo, std::string> read_clip(
               ? av_rescale_q(info.frames_decoded - 1, av_inv_q(rate), {1, 1'000'000})
               : av_rescale_q(pts - first_pts, st->time_base, {1, 1'000'000});
       last_us = t_us;
-      if (t_us >= next_us && frame->data[0] != nullptr) {
-        next_us = std::max(next_us + interval_us, t_us - interval_us / 2);
+      if (frame->data[0] != nullptr && pacer.due(t_us)) {
         LumaFrame f;
         f.camera_id = camera_id;
         f.wall_us = base_us + t_us;

@@ -23,6 +23,7 @@ extern "C" {
 #include <vector>
 
 #include "analysis_decoder.hpp"
+#include "analysis_pacer.hpp"
 #include "matthan/core/ts_smoother.hpp"
 #include "matthan/core/url.hpp"
 #include "rtsp_client.hpp"
@@ -660,7 +661,7 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
   std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
   const std::int64_t analysis_interval_us =
       static_cast<std::int64_t>(1e6 / std::max(0.1, options_.analysis_fps));
-  std::int64_t next_analysis_us = 0;
+  AnalysisPacer pacer(analysis_interval_us);
   std::int64_t frame_seq = 0;
   // Decode health over the last 50 video packets: a corrupt stream is an error even while the
   // connection is fine.
@@ -763,15 +764,11 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
           ++stats_.frames_decoded;
         }
         // Frames beyond the analysis rate are dropped here, before any pixel is touched.
-        if (options_.frame_sink != nullptr && wall_us >= next_analysis_us &&
-            frame->data[0] != nullptr) {
-          // One frame every interval from the first on. After a silence (a stall, a burst
-          // after a slow link) the grid restarts at this frame, and the next one is at least
-          // half an interval later: never two analysed frames one frame apart.
-          next_analysis_us = next_analysis_us == 0
-                                 ? wall_us + analysis_interval_us
-                                 : std::max(next_analysis_us + analysis_interval_us,
-                                            wall_us + analysis_interval_us / 2);
+        const std::int64_t media_us =
+            frame->best_effort_timestamp != AV_NOPTS_VALUE
+                ? av_rescale_q(frame->best_effort_timestamp, video.time_base, {1, 1'000'000})
+                : wall_us;
+        if (options_.frame_sink != nullptr && frame->data[0] != nullptr && pacer.due(media_us)) {
           auto luma = frames->take();  // same size as last time: no allocation, no zeroing
           luma->camera_id = options_.camera_id;
           luma->wall_us = wall_us;
