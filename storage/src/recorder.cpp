@@ -90,17 +90,35 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
     ++stats_.not_recorded;
     return;
   }
-  // A silence longer than gap_us is a break (a reconnect, a stall): the gap is a recorded fact,
-  // not something a segment spans. Measured on arrival: over a lossy link the smoothed time can
-  // leap by a second more than the silence, and each cut costs the frames up to the next
-  // keyframe.
+  // A silence longer than gap_us that is also a hole in the media time is a break (a stall):
+  // the gap is a recorded fact, not something a segment spans. Measured on arrival: over a
+  // lossy link the smoothed time can leap by a second more than the silence. And only with a
+  // hole in the media time: frames that a slow link held back arrive late but whole, follow on
+  // from the last ones, and a cut would cost them up to the next keyframe. (A reconnect always
+  // cuts: new stream parameters.)
   const std::int64_t arrival = packet->arrival_us != 0 ? packet->arrival_us : packet->wall_us;
-  if (last_arrival_us_ != 0 && arrival - last_arrival_us_ > settings_.gap_us) {
-    spdlog::info("camera {} {}: nothing arrived for {} ms: the segment ends here", camera_id_,
-                 to_string(stream_), (arrival - last_arrival_us_) / 1000);
-    writer_->close();
+  const StreamParams& params = *packet->params;
+  const std::int64_t media_us =
+      params.time_base_den > 0
+          ? packet->pts * 1'000'000 * params.time_base_num / params.time_base_den
+          : packet->wall_us;
+  if (last_arrival_us_ != 0 && params.generation == last_generation_ &&
+      arrival - last_arrival_us_ > settings_.gap_us) {
+    const std::int64_t media_gap_us = media_us - last_media_us_;
+    if (media_gap_us > settings_.gap_us || media_gap_us < -settings_.gap_us) {
+      spdlog::info("camera {} {}: nothing arrived for {} ms: the segment ends here", camera_id_,
+                   to_string(stream_), (arrival - last_arrival_us_) / 1000);
+      writer_->close();
+    } else {
+      spdlog::info(
+          "camera {} {}: nothing arrived for {} ms, then the frames that follow on (held back on"
+          " the way): the segment goes on",
+          camera_id_, to_string(stream_), (arrival - last_arrival_us_) / 1000);
+    }
   }
   last_arrival_us_ = arrival;
+  last_media_us_ = media_us;
+  last_generation_ = params.generation;
   const auto before = writer_->skipped();
   auto written = writer_->write(*packet);
   std::lock_guard lock(mutex_);

@@ -298,7 +298,10 @@ def main():
             if ph == "bad" and "link-1" in cams and "link-1" in before:
                 flow.append([round(t - t_bad, 1)] +
                             [cams["link-1"][k] - before["link-1"][k] for k in (5, 6, 7)])
-        arrived, recorded = sum(f[1] for f in flow), sum(f[2] for f in flow)
+        # The recorder counts every packet it takes, skipped ones (waiting for a keyframe after
+        # a cut) too: those are not in the recording.
+        arrived = sum(f[1] for f in flow)
+        recorded = sum(f[2] - f[3] for f in flow)
         # Every main-stream packet that arrived is in the recording; a few may be read at the
         # phase's last sample before the recorder's batch (100 ms) took them.
         all_kept = arrived > 0 and arrived - recorded <= 5

@@ -356,10 +356,11 @@ TEST_P(SegmentWriterTest, LiveFragmentsPlayAndNameTheirCodec) {
   std::filesystem::remove_all(dir);
 }
 
-// The recorder cuts a segment at a silence of more than 2 s, measured on arrival. Over a lossy
-// link the smoothed server time can leap by a second more than the silence (it trails arrival,
-// then re-anchors at once): cut there, the frames up to the next keyframe were lost. A real
-// silence still cuts, and is indexed as a gap.
+// The recorder cuts a segment at a silence of more than 2 s, measured on arrival, that is also a
+// hole of more than 2 s in the media time. Over a lossy link the smoothed server time can leap
+// by a second more than the silence (it trails arrival, then re-anchors at once), and a link can
+// hold frames back for seconds and then deliver them whole: a cut there loses the frames up to
+// the next keyframe. A real silence still cuts, and is indexed as a gap.
 TEST(RecorderTest, ASilenceIsMeasuredOnArrivalNotOnTheSmoothedTime) {
   const auto loop = four_second_loop("silence264", camsim::SceneCodec::h264);
   ASSERT_TRUE(loop.has_value()) << loop.error();
@@ -375,8 +376,10 @@ TEST(RecorderTest, ASilenceIsMeasuredOnArrivalNotOnTheSmoothedTime) {
   const std::string dir = test::temp_dir("matthan-silence");
   auto db = Database::open(dir + "/m.db");
   ASSERT_TRUE(db) << db.error();
-  // silence_us: what arrival saw; leap_us: what the smoothed time made of it.
-  auto record = [&](const std::string& camera, std::int64_t silence_us, std::int64_t leap_us) {
+  // silence_us: what arrival saw; leap_us: what the smoothed time made of it; hole_us: the
+  // frames' media time that never came (0: they all came, late).
+  auto record = [&](const std::string& camera, std::int64_t silence_us, std::int64_t leap_us,
+                    std::int64_t hole_us) {
     RecorderSettings settings;
     settings.writer.root = dir + "/recordings";
     Recorder rec(**db, "n", camera, StreamKind::main, settings);
@@ -386,7 +389,7 @@ TEST(RecorderTest, ASilenceIsMeasuredOnArrivalNotOnTheSmoothedTime) {
     for (std::size_t i = 0; i < 100; ++i) {
       auto p = std::make_shared<EncodedPacket>();
       p->params = loop->params;
-      p->dts = p->pts = static_cast<std::int64_t>(i) * 3600;
+      p->dts = p->pts = static_cast<std::int64_t>(i) * 3600 + (i >= at ? hole_us * 9 / 100 : 0);
       p->duration = 3600;
       arrival += i == at ? silence_us : 40'000;
       wall += i == at ? leap_us : 40'000;
@@ -417,11 +420,17 @@ TEST(RecorderTest, ASilenceIsMeasuredOnArrivalNotOnTheSmoothedTime) {
     });
   };
   // 1.4 s without a packet that the smoothed time makes 2.4 s: one segment, every frame.
-  const auto lossy = record("lossy", 1'400'000, 2'400'000);
+  const auto lossy = record("lossy", 1'400'000, 2'400'000, 1'360'000);
   ASSERT_EQ(lossy.size(), 1u);
   EXPECT_EQ(lossy[0].first, 100);
-  // 2.4 s without a packet: cut, the rest from the next keyframe, the hole a stream_break gap.
-  const auto broken = record("broken", 2'400'000, 2'400'000);
+  // 2.6 s without a packet, then the frames that follow on from the last (a slow link held
+  // them; Faults.BadLink lost 14 frames to a cut here): one segment, every frame.
+  const auto late = record("late", 2'600'000, 2'600'000, 0);
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].first, 100);
+  // 2.4 s without a packet and 2.4 s of frames that never came: cut, the rest from the next
+  // keyframe, the hole a stream_break gap.
+  const auto broken = record("broken", 2'400'000, 2'400'000, 2'360'000);
   ASSERT_EQ(broken.size(), 2u);
   EXPECT_EQ(broken[0].first, static_cast<std::int64_t>(at));
   EXPECT_EQ(broken[1].first, static_cast<std::int64_t>(100 - second_key));

@@ -19,7 +19,9 @@ namespace matthan::storage {
 
 struct RecorderSettings {
   SegmentWriterSettings writer;
-  std::int64_t gap_us = 2'000'000;  // packets this far apart: the stream broke, a new segment
+  // Nothing arrived for this long and the media time has a hole as long: the stream broke, a
+  // new segment.
+  std::int64_t gap_us = 2'000'000;
   std::size_t max_queue_bytes = 64u << 20;
 };
 
@@ -66,8 +68,10 @@ class Recorder {
   StreamKind stream_;
   RecorderSettings settings_;
   std::unique_ptr<SegmentWriter> writer_;
-  std::int64_t last_arrival_us_ = 0;  // the last packet's arrival (or wall time if unknown)
-  std::int64_t durable_seen_us_ = 0;  // the writer's durable_us() when last looked at
+  std::int64_t last_arrival_us_ = 0;   // the last packet's arrival (or wall time if unknown)
+  std::int64_t last_media_us_ = 0;     // the last packet's media time, µs
+  std::int64_t last_generation_ = -1;  // its stream parameters (a new one each connection)
+  std::int64_t durable_seen_us_ = 0;   // the writer's durable_us() when last looked at
   bool opened_any_ = false;
   bool resumed_ = false;  // the next segment follows a storage-alarm pause
   std::atomic<bool> paused_{false};
