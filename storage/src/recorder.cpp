@@ -1,6 +1,11 @@
 #include "matthan/storage/recorder.hpp"
 
+extern "C" {
+#include <libavutil/mathematics.h>
+}
+
 #include <chrono>
+#include <cstdlib>
 
 #include "matthan/storage/segment_index.hpp"
 
@@ -98,14 +103,14 @@ void Recorder::on_packet(const EncodedPacketPtr& packet) {
   // cuts: new stream parameters.)
   const std::int64_t arrival = packet->arrival_us != 0 ? packet->arrival_us : packet->wall_us;
   const StreamParams& params = *packet->params;
+  // av_rescale_q: pts × 10⁶ overflows after months of a camera's 90 kHz clock.
   const std::int64_t media_us =
       params.time_base_den > 0
-          ? packet->pts * 1'000'000 * params.time_base_num / params.time_base_den
+          ? av_rescale_q(packet->pts, {params.time_base_num, params.time_base_den}, {1, 1'000'000})
           : packet->wall_us;
   if (last_arrival_us_ != 0 && params.generation == last_generation_ &&
       arrival - last_arrival_us_ > settings_.gap_us) {
-    const std::int64_t media_gap_us = media_us - last_media_us_;
-    if (media_gap_us > settings_.gap_us || media_gap_us < -settings_.gap_us) {
+    if (std::llabs(media_us - last_media_us_) > settings_.gap_us) {
       spdlog::info("camera {} {}: nothing arrived for {} ms: the segment ends here", camera_id_,
                    to_string(stream_), (arrival - last_arrival_us_) / 1000);
       writer_->close();
