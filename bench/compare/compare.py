@@ -429,6 +429,10 @@ def run_matthan(ctx, cams, warmup, seconds, work, name="matthan"):
                  "fps_analysed": (b.get("frames_analysed", 0) - a.get("frames_analysed", 0)) / secs,
                  "fps_analysed_api_mean": statistics.mean(samples[cam]) if samples[cam] else None,
                  "frames_dropped": b.get("frames_dropped", 0) - a.get("frames_dropped", 0),
+                 # The server's own clock on its analysis (motion and people check) per frame,
+                 # averaged since it started: the analysis share of the CPU, free of the noise
+                 # of whole-process CPU between runs.
+                 "analyse_ms": b.get("analyse_ms_avg"),
                  "sub_fps_decoded": (sb.get("frames_decoded", 0) - sa.get("frames_decoded", 0)) / secs,
                  "sub_nominal_fps": nominal,
                  "sub_decode_errors": sb.get("decode_errors", 0) - sa.get("decode_errors", 0),
@@ -879,9 +883,10 @@ def report(ctx, results, sustain, out):
         lines.append("")
         return finish(lines, out)
     lines += ["", "## Per camera", "",
-              "| system | camera | analysed fps | full rate | person crossings hit | events "
-              "| false events | time in event s | recording missing / frames |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| system | camera | analysed fps | analysis ms/frame | full rate "
+              "| person crossings hit | events | false events | time in event s "
+              "| recording missing / frames |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         per_score = r.get("score_per_camera") or {}
         loss = r.get("recording_loss_per_camera") or {}
@@ -890,6 +895,7 @@ def report(ctx, results, sustain, out):
             lo = loss.get(cam)
             lines.append(
                 f"| {r['label']} | {cam} | {fmt(p.get('fps_analysed', p.get('sub_fps_decoded')), '{:.1f}')} "
+                f"| {fmt(p.get('analyse_ms'), '{:.3f}')} "
                 f"| {'yes' if p.get('full_rate') else 'NO'} "
                 f"| {s.get('detected', '–')}/{s.get('crossings', '–')} | {s.get('events', '–')} "
                 f"| {s.get('false_events', '–')} | {s.get('time_in_event_s', '–')} "
@@ -1066,8 +1072,10 @@ def main():
                     log(f"  {LABEL[name]} failed, left out of the table: {e}")
                     continue
                 results.append(r)
+                ms = [p["analyse_ms"] for p in r["per_camera"].values() if p.get("analyse_ms")]
                 log(f"  CPU/camera {r['cpu_pct_per_camera']:.2f} %, "
-                    f"RSS/camera {r['rss_mb_per_camera']:.1f} MB")
+                    f"RSS/camera {r['rss_mb_per_camera']:.1f} MB"
+                    + (f", analysis {statistics.mean(ms):.3f} ms/frame" if ms else ""))
         ctx.aligning = False  # the steps measure load, not detection
         for name in systems if steps else []:
             sustain[name] = []
