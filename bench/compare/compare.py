@@ -735,7 +735,17 @@ def sustained(r):
         why.append(f"{r['processes_died']} process(es) died")
     slow = [c for c, p in r["per_camera"].items() if not p["full_rate"]]
     if slow:
-        why.append(f"{len(slow)} camera(s) below full rate")
+        # Which part fell short (medians over the slow cameras): analysis, dropping or decode.
+        ps = [r["per_camera"][c] for c in slow]
+
+        def med(key):
+            vals = [p[key] for p in ps if p.get(key) is not None]
+            return statistics.median(vals) if vals else None
+
+        parts = [f"{k} {fmt(med(k), '{:.1f}')}" for k in
+                 ("fps_analysed", "frames_dropped", "sub_fps_decoded") if med(k) is not None]
+        why.append(f"{len(slow)} camera(s) below full rate"
+                   + (f" (median {', '.join(parts)})" if parts else ""))
     if r["system"].startswith("matthan") and not r.get("recording_api_ok", False):
         why.append("recorder reports loss, errors or overflow")
     loss = r.get("recording_loss")
