@@ -656,7 +656,10 @@ int run(const std::string& config_path) {
   analytics::Engine engine(
       infos, motion, tracker, tamper, &events, config.server.data_dir + "/snapshots",
       config.analytics.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
-  analytics::AnalysisPool analysis(cores, 2, clock,
+  // Three frames a camera may wait (300 ms at 10 fps): with two, 44 cameras on one core at half
+  // its capacity dropped a frame each to bursts (bench/compare --sustain, 2026-11-30). A frame
+  // that waits longer is dropped, oldest first, and counted.
+  analytics::AnalysisPool analysis(cores, 3, clock,
                                    [&engine](const LumaFrame& frame) { engine.analyze(frame); });
   std::vector<std::unique_ptr<ingest::CameraIngest>> cameras;
   for (const auto& cam : config.cameras) {
