@@ -195,6 +195,55 @@ TEST_P(StreamSessionReaders, PacketsFramesAndMidGopJoin) {
   std::filesystem::remove_all(dir);
 }
 
+// The simulator counts the pictures it drops itself (its sender starved for longer than its
+// 10 s queue), warns about them and answers `drops`, so that a benchmark can tell its losses
+// from the receiver's. A reader that keeps reading sees nothing dropped.
+TEST(SimulatorSender, PicturesTheSimulatorDropsAreCountedAndReported) {
+  const auto dir = test::temp_dir("matthan-ss");
+  test::ChildProcess camsim(camsim_args(dir), dir + "/camsim.log");
+  auto line = camsim.wait_for_line("CAMSIM ", 180s);
+  ASSERT_TRUE(line.has_value()) << test::read_file(dir + "/camsim.log");
+  auto command = [&](const std::string& cmd, const std::string& reply) {
+    EXPECT_TRUE(camsim.write_line(cmd));
+    return camsim.wait_for_line(reply, 5s).value_or("(no answer)");
+  };
+  SystemClock clock;
+  StreamOptions opts;
+  opts.camera_id = "cam1";
+  opts.kind = StreamKind::main;
+  opts.url = line->substr(7) + "/cam1/main";
+  opts.min_stall_timeout = 60s;  // keep the session through the stall: its queue must fill
+  StreamSession main(opts, clock, {});
+  std::atomic<int> packets{0};
+  main.packets().subscribe("count", DropPolicy::never, 0, 64 << 20,
+                           [&](const EncodedPacketPtr&) { ++packets; });
+  main.start();
+  for (int i = 0; i < 100 && packets < 50; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_GE(packets.load(), 50) << test::read_file(dir + "/camsim.log");
+  EXPECT_EQ(command("drops", "ok drops"), "ok drops 0");  // reading at full rate: none
+
+  EXPECT_EQ(command("fault cam1 senderstall", "ok fault"), "ok fault cam1 senderstall");
+  std::this_thread::sleep_for(13s);  // 3 s past the queue's 10 s: ~75 pictures dropped
+  EXPECT_EQ(command("fault cam1 none", "ok fault"), "ok fault cam1 none");
+  const int before = packets;
+  for (int i = 0; i < 100 && packets < before + 300; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_GE(packets.load(), before + 300);  // the queued 10 s arrive, then the live stream
+  const std::string drops = command("drops", "ok drops");
+  main.stop();
+  const auto at = drops.find(" cam1/main=");
+  ASSERT_NE(at, std::string::npos) << drops;
+  const int dropped = std::stoi(drops.substr(at + 11));
+  EXPECT_GE(dropped, 50) << drops;
+  EXPECT_LE(dropped, 100) << drops;
+  EXPECT_EQ(drops.substr(0, 9 + std::to_string(dropped).size() + 1),
+            "ok drops " + std::to_string(dropped) + " ")
+      << "only the played stream drops: " << drops;
+  EXPECT_NE(test::read_file(dir + "/camsim.log").find("cam1/main: sender queue full"),
+            std::string::npos);
+  EXPECT_EQ(main.stats().state, StreamState::online);
+  std::filesystem::remove_all(dir);
+}
+
 // The depacketiser on crafted RTP: aggregates, fragments, a lost packet, timestamps that wrap,
 // parameter sets repeated at every keyframe (no change), a second PPS (one change, then none
 // while the camera alternates), and H.265's fragment header rebuilt.

@@ -29,12 +29,13 @@ int usage() {
       "  --digest               ask for Digest auth instead of Basic\n"
       "  --file ID=PATH         add camera ID serving a looped video file (repeatable)\n"
       "  --fault ID=MODE        start camera ID with a fault: 401 404 corrupt truncate stall\n"
-      "                         rtploss (one RTP packet in 40 dropped)\n"
+      "                         rtploss (one RTP packet in 40 dropped), senderstall (the\n"
+      "                         simulator's sender stops: its queue drops after 10 s)\n"
       "  --address A --port P   where to listen (default 127.0.0.1, 0 = any free port)\n"
       "  --cache DIR            encoded scene cache (default ~/.cache/matthan-camsim)\n"
       "  --truth FILE           write ground truth (JSON lines)\n"
       "  --frame-log FILE       log 'camera stream loop index send_us' for every frame sent\n"
-      "stdin commands: stop ID | start ID | fault ID MODE | quit\n");
+      "stdin commands: stop ID | start ID | fault ID MODE | drops | quit\n");
   return 2;
 }
 

@@ -28,6 +28,7 @@ std::optional<Fault> fault_from_string(const std::string& text) {
   if (text == "truncate") return Fault::truncate;
   if (text == "stall") return Fault::stall;
   if (text == "rtploss") return Fault::rtp_loss;
+  if (text == "senderstall") return Fault::sender_stall;
   return std::nullopt;
 }
 
@@ -47,6 +48,8 @@ std::string to_string(Fault fault) {
       return "stall";
     case Fault::rtp_loss:
       return "rtploss";
+    case Fault::sender_stall:
+      return "senderstall";
   }
   return "none";
 }
@@ -76,7 +79,15 @@ struct Feeder {
   std::int64_t frame_us = 40'000;
   std::int64_t due_us = 0;
   std::atomic<std::uint64_t> rtp_packets{0};  // out of the payloader (its streaming thread)
+  std::atomic<std::uint64_t> dropped{0};      // pictures the full sender queue pushed out
+  std::int64_t drop_logged_us = 0;            // pacer: the last drop warning (one a second)
 };
+
+// Pictures an appsrc holds before it drops the oldest: 10 s at 25 fps. Queued buffers wrap the
+// loop's memory (no copy), so a long queue costs nothing. The byte limit is off: appsrc's default
+// (200 KB, ~10 main-stream pictures) had made a 0.4 s stall of the simulator itself (dozens of
+// RTSP set-ups at once on its one core) drop pictures unseen.
+constexpr guint64 kSenderQueue = 250;
 
 struct Camera {
   CameraSpec spec;
@@ -161,6 +172,25 @@ struct CamsimServer::Impl {
     }
     GST_BUFFER_DURATION(buf) = static_cast<GstClockTime>(f.frame_us) * 1000;
     if (!unit.keyframe) GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT);
+    // A full queue while playing means this push drops the oldest picture (leaky): the receiver
+    // never sees it, so say so. Before PLAY the queue fills by design and nothing is counted.
+    GST_OBJECT_LOCK(f.appsrc);
+    const bool playing = GST_STATE(f.appsrc) == GST_STATE_PLAYING;
+    GST_OBJECT_UNLOCK(f.appsrc);
+    if (playing && gst_app_src_get_current_level_buffers(GST_APP_SRC(f.appsrc)) >= kSenderQueue) {
+      const auto total = ++f.dropped;
+      const std::int64_t now = steady_us();
+      if (now - f.drop_logged_us >= 1'000'000) {
+        f.drop_logged_us = now;
+        std::fprintf(stderr,
+                     "camsim: %s/%s: sender queue full (%llu pictures: nothing sent for 10 s, "
+                     "the receiver or the simulator stalled): dropped the oldest picture, %llu "
+                     "in all\n",
+                     f.camera->spec.id.c_str(), f.stream.c_str(),
+                     static_cast<unsigned long long>(kSenderQueue),
+                     static_cast<unsigned long long>(total));
+      }
+    }
     gst_app_src_push_buffer(GST_APP_SRC(f.appsrc), buf);
   }
 
@@ -267,7 +297,8 @@ struct CamsimServer::Impl {
         "alignment", G_TYPE_STRING, "au", "width", G_TYPE_INT, f->loop->width, "height", G_TYPE_INT,
         f->loop->height, "framerate", GST_TYPE_FRACTION, f->loop->fps, 1, nullptr);
     g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp",
-                 TRUE, "max-buffers", static_cast<guint64>(50), "leaky-type", 2, nullptr);
+                 TRUE, "max-buffers", kSenderQueue, "max-bytes", static_cast<guint64>(0),
+                 "leaky-type", 2, nullptr);
     gst_caps_unref(caps);
     {
       std::lock_guard lock(f->mutex);
@@ -276,6 +307,9 @@ struct CamsimServer::Impl {
       f->wait_key = true;
     }
     g_signal_connect(media, "unprepared", G_CALLBACK(on_unprepared), f);
+    GstPad* src_pad = gst_element_get_static_pad(src, "src");
+    gst_pad_add_probe(src_pad, GST_PAD_PROBE_TYPE_BUFFER, &Impl::on_sender_out, f, nullptr);
+    gst_object_unref(src_pad);
     if (GstElement* pay = gst_bin_get_by_name_recurse_up(GST_BIN(element), "pay0")) {
       GstPad* pad = gst_element_get_static_pad(pay, "src");
       gst_pad_add_probe(
@@ -286,6 +320,17 @@ struct CamsimServer::Impl {
       gst_object_unref(pay);
     }
     gst_object_unref(element);
+  }
+
+  // The `senderstall` fault: the stream's sending thread stops taking pictures while the pacer
+  // keeps queuing them, as when the simulator is starved of CPU; after 10 s its queue drops the
+  // oldest (counted). A pipeline being torn down flushes the pad and ends the wait.
+  static GstPadProbeReturn on_sender_out(GstPad* pad, GstPadProbeInfo*, gpointer user_data) {
+    auto* f = static_cast<Feeder*>(user_data);
+    while (f->camera->fault.load() == Fault::sender_stall && !GST_PAD_IS_FLUSHING(pad)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return GST_PAD_PROBE_OK;
   }
 
   // The `rtploss` fault: one RTP packet in 40 never leaves (numbered, then dropped), as when a
@@ -529,6 +574,19 @@ std::string CamsimServer::command(const std::string& line) {
     quit();
     return "ok quit";
   }
+  if (verb == "drops") {
+    // "ok drops N CAM/STREAM=N ...": pictures the full sender queue dropped, the nonzero ones.
+    std::uint64_t total = 0;
+    std::string each;
+    for (const auto& c : impl_->cameras) {
+      for (const Feeder* f : {c->main.get(), c->sub.get()}) {
+        const auto n = f->dropped.load();
+        total += n;
+        if (n != 0) each += " " + c->spec.id + "/" + f->stream + "=" + std::to_string(n);
+      }
+    }
+    return "ok drops " + std::to_string(total) + each;
+  }
   Camera* cam = impl_->find(id);
   if (cam == nullptr) return "error no camera '" + id + "'";
   if (verb == "stop") {
@@ -544,13 +602,13 @@ std::string CamsimServer::command(const std::string& line) {
     auto fault = fault_from_string(arg);
     if (!fault)
       return "error unknown fault '" + arg +
-             "' (none, 401, 404, corrupt, truncate, stall, rtploss)";
+             "' (none, 401, 404, corrupt, truncate, stall, rtploss, senderstall)";
     cam->fault = *fault;
     // Refusals apply to new connections: drop the current ones so clients find out.
     if (*fault == Fault::unauthorized || *fault == Fault::not_found) impl_->kick(id);
     return "ok fault " + id + " " + to_string(*fault);
   }
-  return "error unknown command '" + verb + "' (stop, start, fault, quit)";
+  return "error unknown command '" + verb + "' (stop, start, fault, drops, quit)";
 }
 
 void CamsimServer::run() {

@@ -15,7 +15,7 @@
 
 namespace matthan::camsim {
 
-enum class Fault { none, unauthorized, not_found, corrupt, truncate, stall, rtp_loss };
+enum class Fault { none, unauthorized, not_found, corrupt, truncate, stall, rtp_loss, sender_stall };
 std::optional<Fault> fault_from_string(const std::string& text);
 std::string to_string(Fault fault);
 
@@ -38,7 +38,8 @@ class CamsimServer {
   void set_digest(bool digest);
   void set_frame_log(std::FILE* file);  // "camera stream loop index send_us" per sent frame
   void set_truth_log(std::FILE* file);  // loop starts, so loop-relative truth maps to wall time
-  // Commands run on the main loop: "stop CAM", "start CAM", "fault CAM MODE", "quit".
+  // Commands run on the main loop: "stop CAM", "start CAM", "fault CAM MODE", "drops" (pictures
+  // the full sender queue dropped), "quit".
   std::string command(const std::string& line);
   void run();  // the GLib main loop, until quit() or a signal
   void quit();
