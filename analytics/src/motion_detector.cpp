@@ -25,6 +25,11 @@ struct MotionDetector::State {
   int warmup_left = 0;
   std::int64_t last_us = 0;
   int frames = 0;
+  // The last shake test that found none: when, and how much and how widely it had changed.
+  std::int64_t no_shake_us = 0;
+  double no_shake_changed = 0;
+  int no_shake_spread = 0;
+  std::int64_t shake_us = 0;  // the last frame found shaken
 };
 
 namespace {
@@ -433,10 +438,26 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   // A camera shake changes edges everywhere: asked only when a blob would be reported (rain
   // and foliage rarely get this far), and then everything is dropped and nothing learnt — the
   // camera comes back to where it was.
+  // A shift is found by phase correlation (DFTs: the dearest step by far), so a busy scene that
+  // passed the test is not asked again until its change grows or a second has gone by.
+  // Within a gust (a shake found in the last 10 s) every frame is asked: one that a shift does
+  // not explain says nothing about the next.
+  const bool passed_lately = s.no_shake_us != 0 && frame.wall_us >= s.no_shake_us &&
+                             frame.wall_us - s.no_shake_us < settings_.shake_retest_us &&
+                             (s.shake_us == 0 || frame.wall_us - s.shake_us > 10'000'000) &&
+                             spread <= s.no_shake_spread && changed <= 1.5 * s.no_shake_changed;
+  bool shaken = false;
   if (settings_.shake_stage && !candidates.empty() && changed > settings_.shake_trigger &&
-      spread >= settings_.shake_cells &&
-      explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained,
-                         static_cast<int>(changed_px))) {
+      spread >= settings_.shake_cells && !passed_lately) {
+    shaken = explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained,
+                                static_cast<int>(changed_px));
+    out.shake_tested = true;
+    s.no_shake_us = shaken ? 0 : frame.wall_us;
+    if (shaken) s.shake_us = frame.wall_us;
+    s.no_shake_changed = changed;
+    s.no_shake_spread = spread;
+  }
+  if (shaken) {
     out = MotionResult{};
     out.shake = true;
     out.changed = std::max(changed, raw_changed);

@@ -455,6 +455,51 @@ TEST(MotionStages, ACameraShakeIsNotMotion) {
   EXPECT_GT(frames_with_blobs(off, shake), 10);
 }
 
+// The shift search (phase correlation) is the detector's dearest step: while a large object
+// crosses, it runs about once a second instead of on every frame, and a shake that starts
+// during the crossing is still found on its first frame.
+TEST(MotionStages, TheShakeTestIsNotRepeatedOnABusySceneButStillCatchesAShake) {
+  auto run = [](std::int64_t retest_us) {
+    Synth s;
+    MotionSettings settings;
+    settings.shake_retest_us = retest_us;
+    MotionDetector d(settings);
+    cv::Mat card(100, 250, CV_8U);
+    cv::RNG rng(5);
+    rng.fill(card, cv::RNG::UNIFORM, 0, 255);
+    struct Counts {
+      int tested_crossing = 0, tested_shaking = 0, shake_frames = 0, first_shake = -1;
+    } c;
+    for (int n = 0; n < 90; ++n) {
+      cv::Mat img = s.base.clone();
+      if (n >= 30) card.copyTo(img(cv::Rect(20 + 4 * (n - 30), 40, card.cols, card.rows)));
+      if (n >= 60) {  // the pole shakes while the object goes on crossing
+        cv::RNG r(static_cast<std::uint64_t>(n) * 17);
+        const cv::Mat m =
+            (cv::Mat_<double>(2, 3) << 1, 0, r.uniform(-5.0, 5.0), 0, 1, r.uniform(-5.0, 5.0));
+        cv::warpAffine(img, img, m, img.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+      }
+      const auto r = d.process(Synth::frame(img, n));
+      (n < 60 ? c.tested_crossing : c.tested_shaking) += r.shake_tested ? 1 : 0;
+      if (r.shake) {
+        ++c.shake_frames;
+        if (c.first_shake < 0) c.first_shake = n;
+      }
+    }
+    return c;
+  };
+  const auto every = run(0);  // the test on every frame that qualifies
+  const auto lately = run(MotionSettings{}.shake_retest_us);
+  EXPECT_GE(every.tested_crossing, 15);  // the crossing alone qualifies on most frames...
+  EXPECT_LE(lately.tested_crossing, 8);  // ...and is tested about once a second (5 fps)
+  EXPECT_EQ(every.first_shake, 60);
+  EXPECT_EQ(lately.first_shake, 60);
+  // Within the gust every frame is asked again: the same frames found shaken.
+  EXPECT_EQ(lately.tested_shaking, every.tested_shaking);
+  EXPECT_EQ(lately.shake_frames, every.shake_frames);
+  EXPECT_GE(every.shake_frames, 10);
+}
+
 TEST(MotionStages, AHeadlightSweepingTheSceneIsLightNotAnObject) {
   cv::Mat glow(240, 240, CV_8U);
   for (int y = 0; y < 240; ++y) {

@@ -34,7 +34,11 @@ struct MotionSettings {
   int shake_cells = 5;            // ...if at least this many cells of a 4x4 grid changed
   double shake_cell = 0.015;      // by more than this fraction each (a shake is everywhere)
   double shake_explained = 0.35;  // a shift leaving less than this of the change: a shake
-  std::vector<Polygon> masks;     // relative polygons to ignore
+  // After a test found no shake, it is not repeated for this long while the change grows
+  // neither wider (cells) nor 1.5x larger: a busy scene passed it once, a shake changes both.
+  // Not within 10 s of a shake found (a gust): then every frame is asked. 0: every frame.
+  std::int64_t shake_retest_us = 1'000'000;
+  std::vector<Polygon> masks;  // relative polygons to ignore
   // Robustness stages, each switchable so the evaluation can score what it gains.
   bool global_change_stage = true;  // light/IR switch, exposure: recalibrate, do not alarm
   bool texture_stage = true;        // a blob whose texture matches the background is light
@@ -57,9 +61,10 @@ struct MotionResult {
   bool global_change = false;
   bool recalibrating = false;  // after a global change or while warming up
   bool shake = false;
-  int lit_blobs = 0;  // dropped by the illumination test
-  int new_blobs = 0;  // dropped by the persistence test (not there the frame before)
-  double noise = 0;   // estimated per-pixel difference noise (grey levels)
+  bool shake_tested = false;  // the shift was looked for on this frame (phase correlation ran)
+  int lit_blobs = 0;          // dropped by the illumination test
+  int new_blobs = 0;          // dropped by the persistence test (not there the frame before)
+  double noise = 0;           // estimated per-pixel difference noise (grey levels)
   // The analysis-size luma (packed rows), valid until the next process() call: later stages
   // (tamper) reuse it instead of scaling again.
   const std::uint8_t* small = nullptr;
