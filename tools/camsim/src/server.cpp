@@ -83,7 +83,9 @@ struct Feeder {
   std::int64_t drop_logged_us = 0;            // pacer: the last drop warning (one a second)
 };
 
-// Pictures an appsrc holds before it drops the oldest: 10 s at 25 fps. Queued buffers wrap the
+// Pictures an appsrc holds before it drops the oldest: 10 s at 25 fps. A receiver that stops
+// reading does not fill it (gst-rtsp-server drops RTP for a client whose backlog is full): only
+// the simulator's own sending thread falling behind does. Queued buffers wrap the
 // loop's memory (no copy), so a long queue costs nothing. The byte limit is off: appsrc's default
 // (200 KB, ~10 main-stream pictures) had made a 0.4 s stall of the simulator itself (dozens of
 // RTSP set-ups at once on its one core) drop pictures unseen.
@@ -183,11 +185,11 @@ struct CamsimServer::Impl {
       if (now - f.drop_logged_us >= 1'000'000) {
         f.drop_logged_us = now;
         std::fprintf(stderr,
-                     "camsim: %s/%s: sender queue full (%llu pictures: nothing sent for 10 s, "
-                     "the receiver or the simulator stalled): dropped the oldest picture, %llu "
-                     "in all\n",
+                     "camsim: %s/%s: sender queue full (%llu pictures: nothing sent for %.0f s, "
+                     "the simulator stalled): dropped the oldest picture, %llu in all\n",
                      f.camera->spec.id.c_str(), f.stream.c_str(),
                      static_cast<unsigned long long>(kSenderQueue),
+                     static_cast<double>(kSenderQueue) * static_cast<double>(f.frame_us) / 1e6,
                      static_cast<unsigned long long>(total));
       }
     }
