@@ -23,8 +23,8 @@ import argparse
 import collections
 import datetime
 import json
-import queue
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -86,13 +86,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def drain(stream, path):
-    """Keep copying a child's pipe to a file so that it never fills up and blocks the child."""
+def drain(stream, path, on_line=None):
+    """Keep copying a child's pipe to a file so that it never fills up and blocks the child;
+    on_line(line) sees every line too."""
     def copy():
         with open(path, "a") as f:
             for line in stream:
                 f.write(line)
                 f.flush()
+                if on_line:
+                    on_line(line)
     threading.Thread(target=copy, daemon=True).start()
 
 
@@ -143,16 +146,8 @@ class Camsim:
         if not self.cameras:
             raise RuntimeError("the simulator announced no camera")
         self.replies = queue.Queue()  # "ok drops ..." answers, read off stdout by the drain
-
-        def copy(stream, path):
-            with open(path, "a") as f:
-                for line in stream:
-                    f.write(line)
-                    f.flush()
-                    if line.startswith("ok drops"):
-                        self.replies.put(line.split())
-        threading.Thread(target=copy, args=(self.proc.stdout, os.path.join(out, "camsim.out")),
-                         daemon=True).start()
+        drain(self.proc.stdout, os.path.join(out, "camsim.out"),
+              lambda line: line.startswith("ok drops") and self.replies.put(line.split()))
         # The simulator is its own process behind taskset's exec: same pid.
         self.pid = self.proc.pid
 
@@ -788,6 +783,10 @@ def sustained(r):
     if not r["system"].startswith("ffmpeg") and loss is not None:
         if loss["missing"]:
             why.append(f"{loss['missing']} recorded frame(s) missing")
+        if not loss["files"]:
+            # Motion records only during events: nothing recorded means nothing could be
+            # checked, which is reported, not counted as a pass.
+            why.append("nothing recorded")
     drops = r.get("sim_drops")
     if drops:
         # Pictures the simulator never sent: a loss on those cameras may be its, not the system's.
@@ -795,10 +794,6 @@ def sustained(r):
             f"{n} main-stream picture(s) of {c}" for c, n in sorted(drops.items())))
     elif drops is None:
         why.append("the simulator did not say what it dropped")
-        if not loss["files"]:
-            # Motion records only during events: nothing recorded means nothing could be
-            # checked, which is reported, not counted as a pass.
-            why.append("nothing recorded")
     if r["system"].startswith("motion") and r.get("log_problems", {}).get("Reconnecting"):
         why.append(f"{r['log_problems']['Reconnecting']} reconnection(s)")
     return not why, "; ".join(why)

@@ -15,7 +15,16 @@
 
 namespace matthan::camsim {
 
-enum class Fault { none, unauthorized, not_found, corrupt, truncate, stall, rtp_loss, sender_stall };
+enum class Fault {
+  none,
+  unauthorized,
+  not_found,
+  corrupt,
+  truncate,
+  stall,
+  rtp_loss,
+  sender_stall
+};
 std::optional<Fault> fault_from_string(const std::string& text);
 std::string to_string(Fault fault);
 
