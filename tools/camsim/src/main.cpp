@@ -30,7 +30,7 @@ int usage() {
       "  --file ID=PATH         add camera ID serving a looped video file (repeatable)\n"
       "  --fault ID=MODE        start camera ID with a fault: 401 404 corrupt truncate stall\n"
       "                         rtploss (one RTP packet in 40 dropped), senderstall (the\n"
-      "                         simulator's sender stops: its queue drops after 10 s)\n"
+      "                         simulator's sender stops: its queue drops after 2 s)\n"
       "  --address A --port P   where to listen (default 127.0.0.1, 0 = any free port)\n"
       "  --cache DIR            encoded scene cache (default ~/.cache/matthan-camsim)\n"
       "  --truth FILE           write ground truth (JSON lines)\n"

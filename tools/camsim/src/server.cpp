@@ -83,13 +83,13 @@ struct Feeder {
   std::int64_t drop_logged_us = 0;            // pacer: the last drop warning (one a second)
 };
 
-// Pictures an appsrc holds before it drops the oldest: 10 s at 25 fps. A receiver that stops
-// reading does not fill it (gst-rtsp-server drops RTP for a client whose backlog is full): only
-// the simulator's own sending thread falling behind does. Queued buffers wrap the
-// loop's memory (no copy), so a long queue costs nothing. The byte limit is off: appsrc's default
-// (200 KB, ~10 main-stream pictures) had made a 0.4 s stall of the simulator itself (dozens of
-// RTSP set-ups at once on its one core) drop pictures unseen.
-constexpr guint64 kSenderQueue = 250;
+// Seconds of pictures an appsrc holds before it drops the oldest, as a camera's small send
+// buffer does: a link slower than the stream (Faults.BadLink's bandwidth cap) fills it, and so
+// does a stall of the simulator's own sending thread. Two seconds, not more: a longer queue
+// delivers stale video over a slow link instead of shedding (a 10 s queue recorded 9.8 of the
+// 30 s bad phase). No byte limit: appsrc's default (200 KB, ~10 main-stream pictures) had made a
+// 0.4 s stall of the simulator (dozens of RTSP set-ups at once on its one core) drop pictures.
+constexpr int kSenderQueueSeconds = 2;
 
 struct Camera {
   CameraSpec spec;
@@ -179,17 +179,16 @@ struct CamsimServer::Impl {
     GST_OBJECT_LOCK(f.appsrc);
     const bool playing = GST_STATE(f.appsrc) == GST_STATE_PLAYING;
     GST_OBJECT_UNLOCK(f.appsrc);
-    if (playing && gst_app_src_get_current_level_buffers(GST_APP_SRC(f.appsrc)) >= kSenderQueue) {
+    const auto queue = static_cast<guint64>(kSenderQueueSeconds * f.loop->fps);
+    if (playing && gst_app_src_get_current_level_buffers(GST_APP_SRC(f.appsrc)) >= queue) {
       const auto total = ++f.dropped;
       const std::int64_t now = steady_us();
       if (now - f.drop_logged_us >= 1'000'000) {
         f.drop_logged_us = now;
         std::fprintf(stderr,
-                     "camsim: %s/%s: sender queue full (%llu pictures: nothing sent for %.0f s, "
-                     "the simulator stalled): dropped the oldest picture, %llu in all\n",
-                     f.camera->spec.id.c_str(), f.stream.c_str(),
-                     static_cast<unsigned long long>(kSenderQueue),
-                     static_cast<double>(kSenderQueue) * static_cast<double>(f.frame_us) / 1e6,
+                     "camsim: %s/%s: sender queue full (%d s of pictures unsent: the link or the "
+                     "simulator too slow): dropped the oldest picture, %llu in all\n",
+                     f.camera->spec.id.c_str(), f.stream.c_str(), kSenderQueueSeconds,
                      static_cast<unsigned long long>(total));
       }
     }
@@ -299,8 +298,8 @@ struct CamsimServer::Impl {
         "alignment", G_TYPE_STRING, "au", "width", G_TYPE_INT, f->loop->width, "height", G_TYPE_INT,
         f->loop->height, "framerate", GST_TYPE_FRACTION, f->loop->fps, 1, nullptr);
     g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp",
-                 TRUE, "max-buffers", kSenderQueue, "max-bytes", static_cast<guint64>(0),
-                 "leaky-type", 2, nullptr);
+                 TRUE, "max-buffers", static_cast<guint64>(kSenderQueueSeconds * f->loop->fps),
+                 "max-bytes", static_cast<guint64>(0), "leaky-type", 2, nullptr);
     gst_caps_unref(caps);
     {
       std::lock_guard lock(f->mutex);
@@ -325,7 +324,7 @@ struct CamsimServer::Impl {
   }
 
   // The `senderstall` fault: the stream's sending thread stops taking pictures while the pacer
-  // keeps queuing them, as when the simulator is starved of CPU; after 10 s its queue drops the
+  // keeps queuing them, as when the simulator is starved of CPU; after 2 s its queue drops the
   // oldest (counted). A pipeline being torn down flushes the pad and ends the wait.
   static GstPadProbeReturn on_sender_out(GstPad* pad, GstPadProbeInfo*, gpointer user_data) {
     auto* f = static_cast<Feeder*>(user_data);
