@@ -789,8 +789,9 @@ def sustained(r):
             why.append("nothing recorded")
     drops = r.get("sim_drops")
     if drops:
-        # Pictures the simulator never sent: a loss on those cameras may be its, not the system's.
-        why.append("the simulator itself dropped " + ", ".join(
+        # Pictures the simulator never sent (2 s unsent: it stalled, or the system read too
+        # slowly): a loss on those cameras is not necessarily the system's, nor its pass.
+        why.append("the simulator's sender dropped " + ", ".join(
             f"{n} main-stream picture(s) of {c}" for c, n in sorted(drops.items())))
     elif drops is None:
         why.append("the simulator did not say what it dropped")
@@ -913,8 +914,8 @@ def report(ctx, results, sustain, out):
         def dropped(r):
             d = r.get("sim_drops")
             return "not answered" if d is None else str(sum(d.values()))
-        lines.append("- Main-stream pictures the simulator itself dropped (its sender queue "
-                     "full: never sent, so not the system's loss) while each system ran: "
+        lines.append("- Main-stream pictures the simulator's sender dropped (2 s unsent: the "
+                     "simulator stalled or the system read too slowly) while each system ran: "
                      + ", ".join(f"{r['label']} {dropped(r)}" for r in results))
     if sustain:
         lines += ["", "## Largest number of cameras sustained (one core)", "",
