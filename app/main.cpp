@@ -2,6 +2,7 @@
 //   matthan run --config FILE          serve the cameras of FILE
 //   matthan check-config FILE          report every config error with file, line and key
 //   matthan probe URL [--json]         codec, resolution, fps, bitrate and GOP of a stream
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -97,6 +98,34 @@ int usage() {
       "  (--config defaults to $MATTHAN_CONFIG, else /etc/matthan/matthan.yaml; T: ISO 8601,\n"
       "   'YYYY-MM-DD HH:MM:SS' in server.time_zone, or now-90s / now-5m / now-2h)\n");
   return 2;
+}
+
+// What /metrics says of the process: /proc/self and glibc's allocator (mallinfo2 sums over
+// every arena; it locks each briefly, fine at a scrape's rate).
+struct ProcessFigures {
+  double rss_bytes = 0, open_fds = 0, threads = 0, heap_in_use = 0, heap_free = 0;
+};
+
+ProcessFigures process_figures() {
+  ProcessFigures f;
+  long pages = 0, resident = 0;
+  if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(statm, "%ld %ld", &pages, &resident) == 2)
+      f.rss_bytes = static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    std::fclose(statm);
+  }
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+       it.increment(ec))
+    ++f.open_fds;
+  f.open_fds = std::max(0.0, f.open_fds - 1);  // not the one listing them
+  for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
+       it.increment(ec))
+    ++f.threads;
+  const auto m = ::mallinfo2();
+  f.heap_in_use = static_cast<double>(m.uordblks + m.hblkhd);
+  f.heap_free = static_cast<double>(m.fordblks);
+  return f;
 }
 
 std::optional<Config> load_or_report(const std::string& path) {
@@ -966,6 +995,16 @@ int run(const std::string& config_path) {
             static_cast<double>(people.backlog));
         put("matthan_uptime_seconds", "gauge", "since this run started", "",
             static_cast<double>(clock.now_us() - start_us) / 1e6);
+        // The process and its heap: a soak tells a leak (bytes in use grow) from fragmentation
+        // (free bytes the allocator holds grow) by these beside the resident size.
+        const auto proc = process_figures();
+        put("process_resident_memory_bytes", "gauge", "resident memory", "", proc.rss_bytes);
+        put("process_open_fds", "gauge", "open file descriptors", "", proc.open_fds);
+        put("matthan_process_threads", "gauge", "threads", "", proc.threads);
+        put("matthan_heap_in_use_bytes", "gauge", "bytes allocated and not freed (malloc)", "",
+            proc.heap_in_use);
+        put("matthan_heap_free_bytes", "gauge",
+            "freed bytes the allocator keeps in its arenas (fragmentation)", "", proc.heap_free);
         for (const auto& [name, lines] : series) {
           out += "# HELP " + name + " " + family[name].second + "\n# TYPE " + name + " " +
                  family[name].first + "\n";

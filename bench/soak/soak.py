@@ -3,7 +3,9 @@
 
 The simulator's demo commune (`--cameras 16`: people and vehicles crossing, headlights, foliage
 in the wind; camera 4 in H.265), every camera recorded and analysed with the people classifier.
-Every `--every` seconds the server's RSS, open file descriptors and threads are read from /proc.
+Every `--every` seconds the server's RSS, open file descriptors and threads are read from /proc,
+and its heap from /metrics: bytes in use (a leak grows them) and freed bytes glibc's allocator
+keeps (fragmentation grows them), so a rising RSS says which it is.
 At the end it prints the slopes (least squares, per hour, over the run after a warm-up) and
 checks: RSS, file descriptors and threads flat; every ground-truth person crossing (from the
 simulator's truth log) stored as an event; every warning in the log classified (a known cause,
@@ -16,6 +18,7 @@ import collections
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -23,6 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "faults"))
+from common import Api  # noqa: E402  (the fault scripts' logged-in API client)
 
 # Warnings the soak expects, with why; anything else is unexplained.
 KNOWN = [
@@ -109,6 +116,10 @@ def main():
             for i in range(1, args.cameras + 1):
                 f.write(f"  - {{id: cam{i}, main_url: '{base}/cam{i}/main',"
                         f" sub_url: '{base}/cam{i}/sub'}}\n")
+        password = "Soak-" + secrets.token_hex(8)
+        subprocess.run([os.path.join(args.bin, "matthan"), "user", "add", "soak", "--role",
+                        "admin", "--config", cfg], input=password + "\n", text=True, check=True,
+                       capture_output=True)
         server = subprocess.Popen([os.path.join(args.bin, "matthan"), "run", "--config", cfg],
                                   stdout=subprocess.PIPE, stderr=open(f"{out}/server.err", "w"),
                                   text=True)
@@ -116,25 +127,44 @@ def main():
             line = server.stdout.readline()
             if not line:
                 raise RuntimeError("the server did not start")
+        api = Api(line.split()[1].rstrip("/"))
+        api.login("soak", password)
+
+        def heap_mb():
+            try:
+                text = api.text("/metrics")
+            except OSError:
+                return float("nan"), float("nan")
+            got = {m.group(1): float(m.group(2)) / 2**20 for m in re.finditer(
+                r"^matthan_heap_(in_use|free)_bytes (\S+)$", text, re.M)}
+            return got.get("in_use", float("nan")), got.get("free", float("nan"))
+
         t0 = time.time()
         samples = []
         end = t0 + args.minutes * 60
         while time.time() < end:
             rss, fds, threads, anon = proc_stats(server.pid)
             footage = tree_mb(f"{out}/var/recordings")
-            samples.append((time.time() - t0, rss, fds, threads, anon, footage))
+            in_use, free = heap_mb()
+            samples.append((time.time() - t0, rss, fds, threads, anon, footage, in_use, free))
             with open(f"{out}/samples.csv", "a") as f:
-                f.write(f"{samples[-1][0]:.0f},{rss:.1f},{fds},{threads},{anon:.1f},{footage:.0f}\n")
+                f.write(f"{samples[-1][0]:.0f},{rss:.1f},{fds},{threads},{anon:.1f},{footage:.0f},"
+                        f"{in_use:.1f},{free:.1f}\n")
             time.sleep(args.every)
         t_end = time.time()
         server.send_signal(signal.SIGTERM)
         check(server.wait(60) == 0, "the server stops cleanly after the soak")
 
         steady = [s for s in samples if s[0] >= args.warmup * 60] or samples
-        slopes = {name: slope_per_hour([(s[0], s[i]) for s in steady])
-                  for i, name in ((1, "rss_mb"), (2, "fds"), (3, "threads"), (4, "anon_mb"))}
-        spans = {name: (min(s[i] for s in steady), max(s[i] for s in steady))
-                 for i, name in ((1, "rss_mb"), (2, "fds"), (3, "threads"), (4, "anon_mb"))}
+        figures = ((1, "rss_mb"), (2, "fds"), (3, "threads"), (4, "anon_mb"),
+                   (6, "heap_in_use_mb"), (7, "heap_free_mb"))
+        steady_heap = [s for s in steady if s[6] == s[6]]  # a scrape that failed is NaN
+        figures = [(i, name) for i, name in figures if i < 6 or steady_heap]
+        slopes = {name: slope_per_hour([(s[0], s[i]) for s in (steady_heap if i >= 6 else steady)])
+                  for i, name in figures}
+        spans = {name: (min(s[i] for s in (steady_heap if i >= 6 else steady)),
+                        max(s[i] for s in (steady_heap if i >= 6 else steady)))
+                 for i, name in figures}
         # The slope of the last third too: caches filling decelerate, a leak does not.
         last = [s for s in steady if s[0] >= steady[0][0] + 2 * (steady[-1][0] - steady[0][0]) / 3]
         slopes["rss_mb_last_third"] = slope_per_hour([(s[0], s[1]) for s in last])
@@ -145,6 +175,10 @@ def main():
         rss0 = spans["rss_mb"][0]
         check(slopes["rss_mb"] < max(5.0, 0.02 * rss0), "RSS is flat",
               f"{slopes['rss_mb']:+.2f} MB/h on {rss0:.0f} MB")
+        if "heap_in_use_mb" in slopes:  # which part of the heap moved with the RSS
+            print(f"  heap: in use {slopes['heap_in_use_mb']:+.2f} MB/h (a leak or a cache grows"
+                  f" it), allocator's free {slopes['heap_free_mb']:+.2f} MB/h (fragmentation)",
+                  flush=True)
         check(spans["fds"][1] - spans["fds"][0] <= 4 and abs(slopes["fds"]) < 2,
               "file descriptors are flat", f"{spans['fds']}")
         check(spans["threads"][1] == spans["threads"][0], "threads are flat", f"{spans['threads']}")

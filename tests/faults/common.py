@@ -82,6 +82,11 @@ class Api:
         with self.opener.open(req, timeout=timeout) as r:
             return json.loads(r.read() or b"{}")
 
+    def text(self, path, timeout=10):
+        req = urllib.request.Request(self.base + path, headers={"X-CSRF-Token": self.csrf})
+        with self.opener.open(req, timeout=timeout) as r:
+            return r.read().decode()
+
     def login(self, user, password):
         self.csrf = self.call("/api/login", {"username": user, "password": password}).get("csrf", "")
 

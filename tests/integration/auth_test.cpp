@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -189,6 +191,24 @@ TEST(Auth, RolesSessionsCsrfLockoutAndTokens) {
     ++samples;
   }
   EXPECT_GE(samples, 8);
+  // The process's own figures agree with what the kernel says of it (a soak reads them).
+  auto figure = [&](const std::string& name) {
+    const auto at = metrics.body.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::atof(metrics.body.c_str() + at + name.size() + 2);
+  };
+  std::ifstream status_file("/proc/" + std::to_string(server.pid()) + "/status");
+  const std::string proc_status((std::istreambuf_iterator<char>(status_file)), {});
+  const double kernel_rss =
+      std::atof(proc_status.c_str() + proc_status.find("VmRSS:") + 6) * 1024;  // kB
+  const double rss = figure("process_resident_memory_bytes");
+  EXPECT_GT(rss, 0.8 * kernel_rss) << metrics.body;
+  EXPECT_LT(rss, 1.25 * kernel_rss) << metrics.body;
+  EXPECT_GE(figure("matthan_process_threads"), 3);
+  EXPECT_GE(figure("process_open_fds"), 4);  // stdio, the listening socket, the database
+  const double in_use = figure("matthan_heap_in_use_bytes");
+  EXPECT_GT(in_use, 100e3) << metrics.body;
+  EXPECT_LT(in_use, rss) << metrics.body;
+  EXPECT_GE(figure("matthan_heap_free_bytes"), 0) << metrics.body;
 
   // Lockout: five failures in 30 s lock the account from this address; the right password is
   // refused too until an admin unlocks it.
