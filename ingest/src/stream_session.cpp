@@ -490,8 +490,17 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
           case RtspClient::Read::error:
             return AVERROR(EIO);
         }
-        if (av_new_packet(pkt, static_cast<int>(unit.data.size())) < 0) return AVERROR(ENOMEM);
-        std::memcpy(pkt->data, unit.data.data(), unit.data.size());
+        if (options_.decode) {
+          // The decoder keeps references and reads past the end: its own padded copy.
+          if (av_new_packet(pkt, static_cast<int>(unit.data.size())) < 0) return AVERROR(ENOMEM);
+          std::memcpy(pkt->data, unit.data.data(), unit.data.size());
+        } else {
+          // Not decoded: the packet borrows the unit's bytes until the next read (it is
+          // copied once, for the recorder and live view, before then); no allocation.
+          pkt->buf = nullptr;
+          pkt->data = unit.data.data();
+          pkt->size = static_cast<int>(unit.data.size());
+        }
         pkt->pts = pkt->dts = unit.pts;
         input.age_us =
             std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(
