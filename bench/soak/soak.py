@@ -156,15 +156,13 @@ def main():
         check(server.wait(60) == 0, "the server stops cleanly after the soak")
 
         steady = [s for s in samples if s[0] >= args.warmup * 60] or samples
-        figures = ((1, "rss_mb"), (2, "fds"), (3, "threads"), (4, "anon_mb"),
-                   (6, "heap_in_use_mb"), (7, "heap_free_mb"))
-        steady_heap = [s for s in steady if s[6] == s[6]]  # a scrape that failed is NaN
-        figures = [(i, name) for i, name in figures if i < 6 or steady_heap]
-        slopes = {name: slope_per_hour([(s[0], s[i]) for s in (steady_heap if i >= 6 else steady)])
-                  for i, name in figures}
-        spans = {name: (min(s[i] for s in (steady_heap if i >= 6 else steady)),
-                        max(s[i] for s in (steady_heap if i >= 6 else steady)))
-                 for i, name in figures}
+        slopes, spans = {}, {}
+        for i, name in ((1, "rss_mb"), (2, "fds"), (3, "threads"), (4, "anon_mb"),
+                        (6, "heap_in_use_mb"), (7, "heap_free_mb")):
+            points = [(s[0], s[i]) for s in steady if s[i] == s[i]]  # a failed scrape is NaN
+            if points:
+                slopes[name] = slope_per_hour(points)
+                spans[name] = (min(v for _, v in points), max(v for _, v in points))
         # The slope of the last third too: caches filling decelerate, a leak does not.
         last = [s for s in steady if s[0] >= steady[0][0] + 2 * (steady[-1][0] - steady[0][0]) / 3]
         slopes["rss_mb_last_third"] = slope_per_hour([(s[0], s[1]) for s in last])

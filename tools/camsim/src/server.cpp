@@ -91,6 +91,10 @@ struct Feeder {
 // 0.4 s stall of the simulator (dozens of RTSP set-ups at once on its one core) drop pictures.
 constexpr int kSenderQueueSeconds = 2;
 
+guint64 sender_queue_pictures(const Feeder& f) {
+  return static_cast<guint64>(kSenderQueueSeconds * f.loop->fps);
+}
+
 struct Camera {
   CameraSpec spec;
   std::vector<TruthEntry> truth;
@@ -179,8 +183,8 @@ struct CamsimServer::Impl {
     GST_OBJECT_LOCK(f.appsrc);
     const bool playing = GST_STATE(f.appsrc) == GST_STATE_PLAYING;
     GST_OBJECT_UNLOCK(f.appsrc);
-    const auto queue = static_cast<guint64>(kSenderQueueSeconds * f.loop->fps);
-    if (playing && gst_app_src_get_current_level_buffers(GST_APP_SRC(f.appsrc)) >= queue) {
+    if (playing &&
+        gst_app_src_get_current_level_buffers(GST_APP_SRC(f.appsrc)) >= sender_queue_pictures(f)) {
       const auto total = ++f.dropped;
       const std::int64_t now = steady_us();
       if (now - f.drop_logged_us >= 1'000'000) {
@@ -298,8 +302,8 @@ struct CamsimServer::Impl {
         "alignment", G_TYPE_STRING, "au", "width", G_TYPE_INT, f->loop->width, "height", G_TYPE_INT,
         f->loop->height, "framerate", GST_TYPE_FRACTION, f->loop->fps, 1, nullptr);
     g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp",
-                 TRUE, "max-buffers", static_cast<guint64>(kSenderQueueSeconds * f->loop->fps),
-                 "max-bytes", static_cast<guint64>(0), "leaky-type", 2, nullptr);
+                 TRUE, "max-buffers", sender_queue_pictures(*f), "max-bytes",
+                 static_cast<guint64>(0), "leaky-type", 2, nullptr);
     gst_caps_unref(caps);
     {
       std::lock_guard lock(f->mutex);
