@@ -69,7 +69,7 @@ void AnalysisPool::worker_loop() {
     std::uint64_t sum = 0;
     std::uint64_t n = 0;
     for (int y = 0; y < frame->height; y += 4) {
-      const std::uint8_t* row = frame->luma.data() + static_cast<std::size_t>(y) * frame->stride;
+      const std::uint8_t* row = frame->pixels() + static_cast<std::size_t>(y) * frame->stride;
       for (int x = 0; x < frame->width; x += 4) {
         sum += row[x];
         ++n;

@@ -39,7 +39,7 @@ Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
         // Written aside and renamed: an alert channel reading it never sees half a JPEG.
         const std::string part = path + ".part.jpg";
         const cv::Mat luma(raw->current->height, raw->current->width, CV_8U,
-                           const_cast<std::uint8_t*>(raw->current->luma.data()),
+                           const_cast<std::uint8_t*>(raw->current->pixels()),
                            static_cast<std::size_t>(raw->current->stride));
         std::error_code rename_error;
         if (!cv::imwrite(part, luma, {cv::IMWRITE_JPEG_QUALITY, 85}) ||
@@ -121,7 +121,7 @@ void Engine::analyze(const LumaFrame& frame) {
       job.target_height_px = bh;
       job.luma.resize(static_cast<std::size_t>(job.width) * job.height);
       for (int y = y0; y < y1; ++y) {
-        std::copy_n(frame.luma.data() + static_cast<std::size_t>(y) * frame.stride + x0, job.width,
+        std::copy_n(frame.pixels() + static_cast<std::size_t>(y) * frame.stride + x0, job.width,
                     job.luma.data() + static_cast<std::size_t>(y - y0) * job.width);
       }
       people_->submit(std::move(job), frame.wall_us);

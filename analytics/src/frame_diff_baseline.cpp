@@ -18,7 +18,7 @@ FrameDiffBaseline::~FrameDiffBaseline() = default;
 MotionResult FrameDiffBaseline::process(const LumaFrame& frame) {
   MotionResult out;
   auto& s = *state_;
-  const cv::Mat luma(frame.height, frame.width, CV_8U, const_cast<std::uint8_t*>(frame.luma.data()),
+  const cv::Mat luma(frame.height, frame.width, CV_8U, const_cast<std::uint8_t*>(frame.pixels()),
                      static_cast<std::size_t>(frame.stride));
   const int w = std::max(1, frame.width * settings_.analysis_height / frame.height);
   cv::resize(luma, s.small, {w, settings_.analysis_height}, 0, 0, cv::INTER_AREA);

@@ -235,7 +235,7 @@ void MotionDetector::recalibrate() {
 MotionResult MotionDetector::process(const LumaFrame& frame) {
   MotionResult out;
   auto& s = *state_;
-  const cv::Mat luma(frame.height, frame.width, CV_8U, const_cast<std::uint8_t*>(frame.luma.data()),
+  const cv::Mat luma(frame.height, frame.width, CV_8U, const_cast<std::uint8_t*>(frame.pixels()),
                      static_cast<std::size_t>(frame.stride));
   // 2x steps are several times cheaper than one arbitrary INTER_AREA resize. A 2x INTER_AREA
   // step averages four pixels: smoothing enough (the evaluation scores the same with an extra

@@ -27,7 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::fclose(f);
   std::uint64_t luma = 0;
   auto on_frame = [&](const matthan::LumaFrame& frame) {
-    if (!frame.luma.empty()) luma += frame.luma[frame.luma.size() / 2];
+    if (frame.pixels() != nullptr && frame.height > 0) {
+      luma += frame.pixels()[static_cast<std::size_t>(frame.height / 2) * frame.stride];
+    }
   };
   (void)matthan::ingest::read_clip(path, "fuzz", 25, 0, on_frame);
   if (matthan::storage::cut_torn_fragment(path) > 0) {

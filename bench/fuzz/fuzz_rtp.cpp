@@ -128,7 +128,9 @@ class Listener {
 class CountingSink final : public matthan::FrameSink {
  public:
   void on_frame(matthan::LumaFramePtr frame) override {
-    if (frame && !frame->luma.empty()) sum_ += frame->luma[frame->luma.size() / 2];
+    if (frame && frame->pixels() != nullptr && frame->height > 0) {
+      sum_ += frame->pixels()[static_cast<std::size_t>(frame->height / 2) * frame->stride];
+    }
   }
 
  private:

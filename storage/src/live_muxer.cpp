@@ -8,6 +8,8 @@ extern "C" {
 #include <cstdio>
 #include <cstring>
 
+#include "video_track.hpp"
+
 namespace matthan::storage {
 
 namespace {
@@ -29,6 +31,7 @@ struct FragmentMuxer::State {
   std::int64_t first_dts = AV_NOPTS_VALUE;
   std::int64_t last_dts = AV_NOPTS_VALUE;
   std::int64_t frame_ticks = 3600;  // 25 fps until two frames tell
+  std::size_t fragments = 0;
 
   static int write_cb(void* opaque, std::uint8_t* buf, int size) {
     static_cast<State*>(opaque)->pending.append(reinterpret_cast<const char*>(buf),
@@ -44,7 +47,7 @@ struct FragmentMuxer::State {
   }
 };
 
-FragmentMuxer::FragmentMuxer() = default;
+FragmentMuxer::FragmentMuxer(std::size_t renew_after) : renew_after_(renew_after) {}
 FragmentMuxer::~FragmentMuxer() = default;
 
 bool FragmentMuxer::open() const {
@@ -86,6 +89,33 @@ std::string codec_string(const std::string& init) {
   return "";
 }
 
+std::expected<std::unique_ptr<FragmentMuxer::State>, std::string> FragmentMuxer::start(
+    const StreamParams& p) {
+  auto s = std::make_unique<State>();
+  s->generation = p.generation;
+  s->in_tb = {p.time_base_num, p.time_base_den};
+  if (avformat_alloc_output_context2(&s->fmt, nullptr, "mp4", nullptr) < 0)
+    return std::unexpected("no mp4 muxer");
+  constexpr int kBuffer = 256 * 1024;
+  auto* buffer = static_cast<unsigned char*>(av_malloc(kBuffer));
+  s->io = avio_alloc_context(buffer, kBuffer, 1, s.get(), nullptr, &State::write_cb, nullptr);
+  s->fmt->pb = s->io;
+  s->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+  // Timestamps go in as they are (ours start at 0): a renewed muxer's first fragment carries
+  // the time it continues from (frag_discont), not 0 again.
+  s->fmt->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
+  AVDictionary* opts = nullptr;
+  // frag_custom: we cut a fragment after every frame (av_write_frame(fmt, nullptr)).
+  av_dict_set(&opts, "movflags", "empty_moov+default_base_moof+frag_custom+frag_discont", 0);
+  av_dict_set(&opts, "use_editlist", "0", 0);
+  const int rc = add_video_track(s->fmt, p) == nullptr ? AVERROR(ENOMEM)
+                                                       : avformat_write_header(s->fmt, &opts);
+  av_dict_free(&opts);
+  if (rc < 0) return std::unexpected("live view: cannot start the muxer: " + av_error(rc));
+  avio_flush(s->io);
+  return s;
+}
+
 std::expected<std::optional<LiveFragment>, std::string> FragmentMuxer::push(
     const EncodedPacket& packet) {
   if (!packet.params || !packet.params->is_video) return std::optional<LiveFragment>();
@@ -96,42 +126,33 @@ std::expected<std::optional<LiveFragment>, std::string> FragmentMuxer::push(
     if (!packet.keyframe) return std::optional<LiveFragment>();
     if (p.codec != Codec::h264 && p.codec != Codec::h265)
       return std::unexpected("live view: codec " + std::string(to_string(p.codec)));
-    auto s = std::make_unique<State>();
-    s->generation = p.generation;
-    s->in_tb = {p.time_base_num, p.time_base_den};
-    if (avformat_alloc_output_context2(&s->fmt, nullptr, "mp4", nullptr) < 0)
-      return std::unexpected("no mp4 muxer");
-    constexpr int kBuffer = 256 * 1024;
-    auto* buffer = static_cast<unsigned char*>(av_malloc(kBuffer));
-    s->io = avio_alloc_context(buffer, kBuffer, 1, s.get(), nullptr, &State::write_cb, nullptr);
-    s->fmt->pb = s->io;
-    s->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
-    AVStream* st = avformat_new_stream(s->fmt, nullptr);
-    st->time_base = {1, 90000};
-    st->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
-    st->codecpar->codec_id = p.codec == Codec::h264 ? AV_CODEC_ID_H264 : AV_CODEC_ID_HEVC;
-    st->codecpar->width = p.width;
-    st->codecpar->height = p.height;
-    if (!p.extradata.empty()) {
-      st->codecpar->extradata =
-          static_cast<std::uint8_t*>(av_mallocz(p.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
-      std::memcpy(st->codecpar->extradata, p.extradata.data(), p.extradata.size());
-      st->codecpar->extradata_size = static_cast<int>(p.extradata.size());
-    }
-    if (p.codec == Codec::h265) st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
-    AVDictionary* opts = nullptr;
-    // frag_custom: we cut a fragment after every frame (av_write_frame(fmt, nullptr)).
-    av_dict_set(&opts, "movflags", "empty_moov+default_base_moof+frag_custom", 0);
-    const int rc = avformat_write_header(s->fmt, &opts);
-    av_dict_free(&opts);
-    if (rc < 0) return std::unexpected("live view: cannot start the muxer: " + av_error(rc));
-    avio_flush(s->io);
-    init_ = std::make_shared<const std::string>(std::move(s->pending));
-    s->pending.clear();
+    auto s = start(p);
+    if (!s) return std::unexpected(s.error());
+    init_ = std::make_shared<const std::string>(std::move((*s)->pending));
+    (*s)->pending.clear();
     const auto codec = codec_string(*init_);
     mime_ = "video/mp4; codecs=\"" + (codec.empty() ? std::string("avc1.42e01e") : codec) + "\"";
-    state_ = std::move(s);
+    state_ = std::move(*s);
     new_init = true;
+  } else if (packet.keyframe && state_->fragments >= renew_after_) {
+    // FFmpeg's MP4 muxer keeps 40 bytes per fragment for an index it would write at the end
+    // (3.6 MB an hour at 25 fps, for as long as someone watches): a fresh muxer at a keyframe
+    // drops it. The timeline goes on; viewers see no new init unless its bytes differ.
+    auto s = start(p);
+    if (!s) {
+      state_.reset();
+      return std::unexpected(s.error());
+    }
+    (*s)->first_dts = state_->first_dts;
+    (*s)->last_dts = state_->last_dts;
+    (*s)->frame_ticks = state_->frame_ticks;
+    if ((*s)->pending != *init_) {
+      init_ = std::make_shared<const std::string>((*s)->pending);
+      new_init = true;
+    }
+    (*s)->pending.clear();
+    state_ = std::move(*s);
+    ++renewals_;
   }
   auto& s = *state_;
   if (s.first_dts == AV_NOPTS_VALUE) s.first_dts = packet.dts == AV_NOPTS_VALUE ? 0 : packet.dts;
@@ -170,6 +191,7 @@ std::expected<std::optional<LiveFragment>, std::string> FragmentMuxer::push(
   LiveFragment out;
   out.bytes = std::move(s.pending);
   s.pending.clear();
+  ++s.fragments;
   out.keyframe = packet.keyframe;
   out.new_init = new_init;
   return std::optional<LiveFragment>(std::move(out));

@@ -15,6 +15,8 @@ extern "C" {
 #include <ctime>
 #include <filesystem>
 
+#include "video_track.hpp"
+
 namespace matthan::storage {
 
 namespace {
@@ -176,25 +178,13 @@ std::expected<void, std::string> SegmentWriter::open(const EncodedPacket& first)
                                &Segment::seek_cb);
   seg->fmt->pb = seg->io;
   seg->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
-  AVStream* st = avformat_new_stream(seg->fmt, nullptr);
-  st->time_base = {1, 90000};
-  st->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
-  st->codecpar->codec_id = p.codec == Codec::h264 ? AV_CODEC_ID_H264 : AV_CODEC_ID_HEVC;
-  st->codecpar->width = p.width;
-  st->codecpar->height = p.height;
-  if (!p.extradata.empty()) {
-    st->codecpar->extradata =
-        static_cast<std::uint8_t*>(av_mallocz(p.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
-    std::memcpy(st->codecpar->extradata, p.extradata.data(), p.extradata.size());
-    st->codecpar->extradata_size = static_cast<int>(p.extradata.size());
-  }
-  if (p.codec == Codec::h265) st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');  // Apple/Chrome
   AVDictionary* opts = nullptr;
   // Fragmented: playable and recoverable up to the last complete fragment after a crash. We cut
   // each fragment ourselves (frag_custom) right before it is synced, so that what is on the disk
   // is known to the frame (a failed write cuts the file back to exactly that).
   av_dict_set(&opts, "movflags", "empty_moov+default_base_moof+frag_custom", 0);
-  const int rc = avformat_write_header(seg->fmt, &opts);
+  const int rc = add_video_track(seg->fmt, p) == nullptr ? AVERROR(ENOMEM)
+                                                         : avformat_write_header(seg->fmt, &opts);
   av_dict_free(&opts);
   if (rc < 0) {
     std::error_code rm;

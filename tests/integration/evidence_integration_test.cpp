@@ -113,7 +113,7 @@ std::vector<std::uint32_t> frame_codes(const std::string& path) {
   std::vector<std::uint32_t> codes;
   auto read = ingest::read_clip(path, "x", 1000, 0, [&](const LumaFrame& f) {
     codes.push_back(
-        camsim::read_frame_code(f.luma.data(), f.stride, f.width, f.height).value_or(0xFFFFFFFF));
+        camsim::read_frame_code(f.pixels(), f.stride, f.width, f.height).value_or(0xFFFFFFFF));
   });
   EXPECT_TRUE(read.has_value()) << path << ": " << (read ? "" : read.error());
   return codes;

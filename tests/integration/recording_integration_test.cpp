@@ -115,7 +115,7 @@ TEST(RecordingIntegration, SegmentsHoldEveryFrameTheCameraSentInOrder) {
       // Decode every frame through the ingest decoder and read the simulator's frame index.
       std::vector<std::uint32_t> codes;
       auto read = ingest::read_clip(r.path, cam, 1000, 0, [&](const LumaFrame& f) {
-        const auto c = camsim::read_frame_code(f.luma.data(), f.stride, f.width, f.height);
+        const auto c = camsim::read_frame_code(f.pixels(), f.stride, f.width, f.height);
         codes.push_back(c.value_or(0xFFFFFFFF));
       });
       ASSERT_TRUE(read.has_value()) << read.error();
@@ -465,8 +465,8 @@ TEST(RecordingIntegration, TwentyKillsLoseAtMostTwoSecondsPerCameraEach) {
                 0);
       Decoded d{r, {}};
       auto read = ingest::read_clip(r.path, cam, 1000, 0, [&](const LumaFrame& f) {
-        d.codes.push_back(camsim::read_frame_code(f.luma.data(), f.stride, f.width, f.height)
-                              .value_or(0xFFFFFFFF));
+        d.codes.push_back(
+            camsim::read_frame_code(f.pixels(), f.stride, f.width, f.height).value_or(0xFFFFFFFF));
       });
       ASSERT_TRUE(read.has_value()) << read.error();
       EXPECT_EQ(static_cast<std::int64_t>(d.codes.size()), r.frames);

@@ -16,12 +16,14 @@ extern "C" {
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "analysis_pacer.hpp"
 #include "child_process.hpp"
+#include "matthan/camsim/frame_code.hpp"
 #include "matthan/core/ts_smoother.hpp"
 #include "rtsp_client.hpp"
 
@@ -37,9 +39,19 @@ using namespace std::chrono_literals;
 struct CountingSink : FrameSink {
   std::atomic<int> frames{0};
   std::atomic<int> width{0};
+  std::atomic<int> stride{0};
+  std::atomic<int> coded{0};  // frames whose simulator frame code reads back from the pixels
+  std::mutex m;
+  LumaFramePtr last;  // held past the session's end: its pixels must stay valid
   void on_frame(LumaFramePtr frame) override {
     ++frames;
     width = frame->width;
+    stride = frame->stride;
+    if (camsim::read_frame_code(frame->pixels(), frame->stride, frame->width, frame->height)) {
+      ++coded;
+    }
+    std::lock_guard lock(m);
+    last = std::move(frame);
   }
 };
 
@@ -165,6 +177,16 @@ TEST_P(StreamSessionReaders, PacketsFramesAndMidGopJoin) {
                                 << first_stats.frames_decoded;
   EXPECT_EQ(first_sink.frames.load(), static_cast<int>(first_stats.frames_to_analysis));
   EXPECT_EQ(first_sink.width.load(), 640);
+  // The decoder lends its plane (rows `stride` apart): every picture reads as the simulator
+  // drew it, and the last one still does after its session and decoder are gone.
+  EXPECT_GE(first_sink.stride.load(), 640);
+  EXPECT_EQ(first_sink.coded.load(), first_sink.frames.load()) << "stride " << first_sink.stride;
+  {
+    std::lock_guard sink_lock(first_sink.m);
+    ASSERT_NE(first_sink.last, nullptr);
+    const auto& f = *first_sink.last;
+    EXPECT_TRUE(camsim::read_frame_code(f.pixels(), f.stride, f.width, f.height).has_value());
+  }
 
   std::lock_guard lock(m);
   ASSERT_GT(packets.size(), 150u);
@@ -198,6 +220,41 @@ TEST_P(StreamSessionReaders, PacketsFramesAndMidGopJoin) {
 // The simulator counts the pictures it drops itself (its sender starved for longer than its
 // 2 s queue), warns about them and answers `drops`, so that a benchmark can tell its losses
 // from the receiver's. A reader that keeps reading sees nothing dropped.
+// A sub stream whose width is no multiple of the decoder's row alignment (400 px): its rows
+// are padded, and the analysis reads the decoder's own plane (lent, not copied) with that
+// stride. Wrong by a pixel, every row after the first would shift and the codes would not read.
+TEST(StreamSession, APaddedSubStreamIsAnalysedWithTheDecodersStride) {
+  const auto dir = test::temp_dir("matthan-ss-stride");
+  std::ofstream(dir + "/narrow.yaml") << "seed: 3\nfps: 25\ngop_frames: 50\nduration_s: 4\n"
+                                         "cameras:\n  - id: narrow\n    codec: h264\n"
+                                         "    main: {width: 640, height: 360, bitrate_kbps: 800}\n"
+                                         "    sub: {width: 400, height: 224, bitrate_kbps: 512}\n"
+                                         "    background: road\n    noise: 3\n";
+  test::ChildProcess camsim({test::binary_path("matthan-camsim"), "--scenario",
+                             dir + "/narrow.yaml", "--cache", dir + "/../matthan-it-cache"},
+                            dir + "/camsim.log");
+  auto line = camsim.wait_for_line("CAMSIM ", 180s);
+  ASSERT_TRUE(line.has_value()) << test::read_file(dir + "/camsim.log");
+  SystemClock clock;
+  CountingSink sink;
+  StreamOptions opts;
+  opts.camera_id = "narrow";
+  opts.kind = StreamKind::sub;
+  opts.url = line->substr(7) + "/narrow/sub";
+  opts.decode = true;
+  opts.analysis_fps = 5;
+  opts.frame_sink = &sink;
+  StreamSession sub(opts, clock, {});
+  sub.start();
+  std::this_thread::sleep_for(4s);
+  sub.stop();
+  EXPECT_EQ(sub.stats().decode_errors, 0u);
+  EXPECT_GE(sink.frames.load(), 10);
+  EXPECT_EQ(sink.width.load(), 400);
+  EXPECT_GT(sink.stride.load(), 400);
+  EXPECT_EQ(sink.coded.load(), sink.frames.load()) << "stride " << sink.stride;
+}
+
 TEST(SimulatorSender, PicturesTheSimulatorDropsAreCountedAndReported) {
   const auto dir = test::temp_dir("matthan-ss");
   test::ChildProcess camsim(camsim_args(dir), dir + "/camsim.log");

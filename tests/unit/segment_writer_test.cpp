@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "child_process.hpp"
 #include "matthan/camsim/encoded_loop.hpp"
@@ -352,6 +353,59 @@ TEST_P(SegmentWriterTest, LiveFragmentsPlayAndNameTheirCodec) {
     EXPECT_NE(mime.find(want), std::string::npos);
     std::snprintf(want, sizeof want, "%02x\"", level);
     EXPECT_NE(mime.find(want), std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Someone watching a camera for hours: the muxer is started afresh every so many fragments (at a
+// keyframe), which drops FFmpeg's growing fragment index, and the viewer's stream goes on as one:
+// no new init segment, every frame there, the timeline unbroken across the renewals.
+TEST_P(SegmentWriterTest, ALongLiveViewRenewsItsMuxerWithoutABreak) {
+  const auto loop = four_second_loop(
+      GetParam() == camsim::SceneCodec::h265 ? "renew265" : "renew264", GetParam());
+  ASSERT_TRUE(loop.has_value()) << loop.error();
+  const auto& units = loop->loops.main->units;
+  FragmentMuxer muxer(60);  // renewed at the first keyframe after 60 fragments
+  std::string file;
+  int fragments = 0;
+  int new_inits = 0;
+  const int total = 3 * static_cast<int>(units.size());
+  for (int i = 0; i < total; ++i) {
+    const auto& unit = units[static_cast<std::size_t>(i) % units.size()];
+    EncodedPacket p;
+    p.params = loop->params;
+    p.dts = p.pts = static_cast<std::int64_t>(i) * 3600;
+    p.duration = 3600;
+    p.keyframe = unit.keyframe;
+    p.data = unit.data;
+    auto out = muxer.push(p);
+    ASSERT_TRUE(out.has_value()) << out.error();
+    ASSERT_TRUE(out->has_value());
+    if ((*out)->new_init) {
+      ++new_inits;
+      file += *muxer.init();
+    }
+    file += (*out)->bytes;
+    ++fragments;
+  }
+  EXPECT_EQ(new_inits, 1);  // the first fragment's only
+  // 100-frame loop, keyframes every 50: renewed at frames 100 and 200.
+  EXPECT_EQ(muxer.renewals(), 2u);
+  const std::string dir = test::temp_dir("matthan-live-renew");
+  const std::string path = dir + "/live.mp4";
+  std::ofstream(path, std::ios::binary) << file;
+  const auto probe = run({"/usr/bin/ffprobe", "-v", "error", "-select_streams", "v:0",
+                          "-show_entries", "packet=pts_time", "-of", "csv=p=0", path},
+                         dir);
+  ASSERT_EQ(probe.code, 0) << test::read_file(dir + "/tool.log");
+  std::vector<double> times;
+  std::istringstream lines(probe.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) times.push_back(std::stod(line));
+  }
+  ASSERT_EQ(static_cast<int>(times.size()), fragments);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    EXPECT_NEAR(times[i], 0.04 * static_cast<double>(i), 0.0015) << "frame " << i;
   }
   std::filesystem::remove_all(dir);
 }

@@ -14,8 +14,14 @@ struct LumaFrame {
   std::int64_t sequence = 0;  // decoded-frame counter of the session
   int width = 0;
   int height = 0;
-  int stride = 0;  // == width: rows are packed
+  int stride = 0;  // bytes from one row to the next (>= width)
+  // The pixels: owned (`luma`, rows packed), or lent by the decoder without a copy
+  // (`lent_pixels`, valid while `lender` holds the decoder's buffer).
   std::vector<std::uint8_t> luma;
+  const std::uint8_t* lent_pixels = nullptr;
+  std::shared_ptr<const void> lender;
+
+  const std::uint8_t* pixels() const { return lent_pixels != nullptr ? lent_pixels : luma.data(); }
 };
 
 using LumaFramePtr = std::shared_ptr<const LumaFrame>;

@@ -3,6 +3,7 @@
 // frame, so a viewer is never more than a frame behind what the muxer was given.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <memory>
@@ -22,7 +23,9 @@ struct LiveFragment {
 // Not thread-safe: one owner (the live hub's fan-out delivery thread).
 class FragmentMuxer {
  public:
-  FragmentMuxer();
+  // renew_after: fragments after which the muxer is started afresh at the next keyframe
+  // (FFmpeg's muxer grows an index by every fragment); 4500 is 3 minutes at 25 fps.
+  explicit FragmentMuxer(std::size_t renew_after = 4500);
   ~FragmentMuxer();
   FragmentMuxer(const FragmentMuxer&) = delete;
   FragmentMuxer& operator=(const FragmentMuxer&) = delete;
@@ -34,10 +37,14 @@ class FragmentMuxer {
   const std::shared_ptr<const std::string>& init() const { return init_; }
   // The MSE type, e.g. video/mp4; codecs="avc1.64001f"
   const std::string& mime() const { return mime_; }
+  std::size_t renewals() const { return renewals_; }  // fresh muxers on the same stream
 
  private:
   struct State;
+  static std::expected<std::unique_ptr<State>, std::string> start(const StreamParams& p);
   std::unique_ptr<State> state_;
+  std::size_t renew_after_;
+  std::size_t renewals_ = 0;
   std::shared_ptr<const std::string> init_;
   std::string mime_;
 };
