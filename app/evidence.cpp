@@ -12,9 +12,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "matthan/core/clock.hpp"
 #include "matthan/core/ids.hpp"
@@ -319,8 +319,10 @@ json hold_json(const evidence::Hold& h) {
               {"export_id", h.export_id.empty() ? json() : json(h.export_id)}};
 }
 
+// One thread per running export (they are rare and each is disk-bound). A finished one is
+// reaped at the next export, so its stack is reused instead of kept until shutdown.
 std::mutex jobs_mutex;  // guards jobs
-std::vector<std::thread> jobs;
+std::vector<std::future<void>> jobs;
 
 std::vector<evidence::ExportCamera> export_cameras(const Config& config,
                                                    const std::vector<std::string>& ids,
@@ -379,13 +381,16 @@ web::HttpResponse post_export(const web::HttpRequest& req, EvidenceContext& ctx)
   r.out_dir = ctx.config.server.data_dir + "/exports/" + r.id;
   evidence::register_export_job(ctx.db, r, now);
   std::lock_guard lock(jobs_mutex);
-  jobs.emplace_back([r, now, &db = ctx.db, &key = ctx.key] {
+  std::erase_if(jobs, [](const std::future<void>& f) {
+    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  });
+  jobs.push_back(std::async(std::launch::async, [r, now, &db = ctx.db, &key = ctx.key] {
     auto done = evidence::run_export(db, key, r, now);
     if (!done)
       spdlog::error("export {}: {}", r.id, done.error());
     else
       spdlog::info("export {} done: {} file(s), {} bytes", r.id, done->files.size(), done->bytes);
-  });
+  }));
   return {202, "application/json", json{{"id", r.id}, {"state", "running"}}.dump(), {}};
 }
 
@@ -399,10 +404,7 @@ bool ntp_synchronised() {
 
 void join_export_jobs() {
   std::lock_guard lock(jobs_mutex);
-  for (auto& t : jobs) {
-    if (t.joinable()) t.join();
-  }
-  jobs.clear();
+  jobs.clear();  // a future from std::async waits for its thread
 }
 
 std::optional<std::int64_t> parse_time_arg(const std::string& text, std::int64_t now_us) {

@@ -196,8 +196,11 @@ int learn_activity(cv::Mat& mask, cv::Mat& activity, double rate, double limit) 
 // A camera shake moves everything a few pixels: if the picture as a whole is shifted against
 // the background (phase correlation finds the sub-pixel shift) and the shifted background
 // explains most of the change, it is the camera that moved. Tried only when a lot changed.
+// `cells`: the change per cell of the 4x4 grid; the `ignore` cells the shift explains worst are
+// left out (an on-screen clock does not shake, and would otherwise hide every shake).
 bool explained_by_shift(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& region,
-                        double threshold, double keep, int still) {
+                        double threshold, double keep, const std::array<long, 16>& cells,
+                        int ignore) {
   // The shift is found on a half-size picture (4x fewer pixels for the DFTs), then applied
   // to the background at full size.
   cv::Mat c, b, c8, b8;
@@ -216,8 +219,30 @@ bool explained_by_shift(const cv::Mat& cur, const cv::Mat& bg, const cv::Mat& re
   cv::absdiff(cur, moved, d);
   cv::threshold(d, d, threshold, 255, cv::THRESH_BINARY);
   cv::bitwise_and(d, region, d);
-  const int after = cv::countNonZero(d);
-  return after < keep * still;
+  // The same grid as the change was counted on: row y is in cell row y * 4 / rows.
+  std::array<long, 16> left{};
+  for (int cy = 0; cy < 4; ++cy) {
+    const int y0 = (cy * d.rows + 3) / 4, y1 = ((cy + 1) * d.rows + 3) / 4;
+    for (int cx = 0; cx < 4; ++cx) {
+      const int x0 = cx * d.cols / 4, x1 = (cx + 1) * d.cols / 4;
+      left[static_cast<std::size_t>(cy * 4 + cx)] =
+          cv::countNonZero(d(cv::Range(y0, y1), cv::Range(x0, x1)));
+    }
+  }
+  const auto excess = [&](std::size_t i) {
+    return static_cast<double>(left[i]) - keep * static_cast<double>(cells[i]);
+  };
+  std::array<std::size_t, 16> order{};
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](auto i, auto j) { return excess(i) > excess(j); });
+  long after = 0, still = 0;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const auto i = order[k];
+    if (static_cast<int>(k) < ignore && excess(i) > 0) continue;  // left out: residual and change
+    after += left[i];
+    still += cells[i];
+  }
+  return still > 0 && static_cast<double>(after) < keep * static_cast<double>(still);
 }
 
 }  // namespace
@@ -449,8 +474,8 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   bool shaken = false;
   if (settings_.shake_stage && !candidates.empty() && changed > settings_.shake_trigger &&
       spread >= settings_.shake_cells && !passed_lately) {
-    shaken = explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained,
-                                static_cast<int>(changed_px));
+    shaken = explained_by_shift(norm, s.bg8, s.region, threshold, settings_.shake_explained, cells,
+                                settings_.shake_ignore_cells);
     out.shake_tested = true;
     s.no_shake_us = shaken ? 0 : frame.wall_us;
     if (shaken) s.shake_us = frame.wall_us;

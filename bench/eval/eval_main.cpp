@@ -57,6 +57,8 @@ struct Options {
   double fps = 5;
   bool ablation = true;
   bool check = false;
+  // --unmasked: the frame-code strip left unmasked, as most cameras' on-screen clock is.
+  bool unmasked = false;
   std::string markdown;
   std::string json_out;
   double rtsp_seconds = 0;              // 0: one loop plus a margin
@@ -108,10 +110,10 @@ struct Variant {
   analytics::TrackerSettings tracker;
 };
 
-std::vector<Variant> variants(bool ablation) {
+std::vector<Variant> variants(bool ablation, bool unmasked) {
   std::vector<Variant> out;
   Variant all{"Mắt Thần (all stages)", false, true, {}, {}};
-  all.motion.masks = {kFrameCodeMask};
+  if (!unmasked) all.motion.masks = {kFrameCodeMask};
   out.push_back(all);
   if (!ablation) return out;
   auto without = [&](const std::string& what, auto change) {
@@ -179,7 +181,7 @@ std::vector<SeenEvent> run_variant(const Clip& clip, const Variant& v, double* a
   const double end_s = clip.duration_s;
   if (v.baseline) {
     analytics::BaselineSettings bs;
-    bs.masks = {kFrameCodeMask};
+    bs.masks = v.motion.masks;
     analytics::FrameDiffBaseline det(bs);
     analytics::EventTracker tracker({clip.camera, "", "", {}, {}, {}}, v.tracker, &sink);
     for (const auto& f : clip.frames) {
@@ -189,7 +191,7 @@ std::vector<SeenEvent> run_variant(const Clip& clip, const Variant& v, double* a
     tracker.close(static_cast<std::int64_t>(end_s * 1e6));
   } else {
     analytics::Engine engine(
-        {{clip.camera, "", "", {kFrameCodeMask}, {}, {}}}, v.motion, v.tracker, {}, &sink, "",
+        {{clip.camera, "", "", v.motion.masks, {}, {}}}, v.motion, v.tracker, {}, &sink, "",
         v.people ? analytics::Engine::People::hog : analytics::Engine::People::off);
     for (const auto& f : clip.frames) {
       sink.now_s = static_cast<double>(f.wall_us) / 1e6;
@@ -399,7 +401,7 @@ int finish(const std::vector<Summary>& rows, const std::vector<ClipScore>& ours,
 }
 
 int run_fast(const Options& opt) {
-  const auto vs = variants(opt.ablation);
+  const auto vs = variants(opt.ablation, opt.unmasked);
   std::vector<std::vector<ClipScore>> scores(vs.size());
   std::vector<double> analyse_ms(vs.size(), 0);
   HogCost hog;
@@ -527,7 +529,8 @@ int run_rtsp(const Options& opt) {
       cfg << "  - {id: " << cam.id << ", main_url: '" << base << "/" << cam.id
           << "/main', sub_url: '" << base << "/" << cam.id << "/sub', analysis_fps: " << opt.fps
           << ", rtsp_client: " << opt.rtsp_client
-          << ", masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]}\n";
+          << (opt.unmasked ? "" : ", masks: [[[0, 0], [0.45, 0], [0.45, 0.07], [0, 0.07]]]")
+          << "}\n";
     }
   }
   test::ChildProcess server(
@@ -639,12 +642,12 @@ int run_rtsp(const Options& opt) {
 }
 
 int usage() {
-  std::fprintf(
-      stderr,
-      "usage: matthan-eval [--mode fast|rtsp] [--seeds 101,102,103 | --file-seeds]\n"
-      "                    [--fps N] [--no-ablation] [--cache DIR] [--markdown FILE]\n"
-      "                    [--rtsp-client builtin|libavformat]\n"
-      "                    [--json FILE] [--rtsp-seconds S] [--check] SCENARIO.yaml|DIR...\n");
+  std::fprintf(stderr,
+               "usage: matthan-eval [--mode fast|rtsp] [--seeds 101,102,103 | --file-seeds]\n"
+               "                    [--fps N] [--no-ablation] [--cache DIR] [--markdown FILE]\n"
+               "                    [--rtsp-client builtin|libavformat]\n"
+               "                    [--json FILE] [--rtsp-seconds S] [--unmasked] [--check]\n"
+               "                    SCENARIO.yaml|DIR...\n");
   return 2;
 }
 
@@ -680,6 +683,8 @@ int main(int argc, char** argv) {
       opt.rtsp_client = next();
     } else if (a == "--rtsp-seconds") {
       opt.rtsp_seconds = std::atof(next().c_str());
+    } else if (a == "--unmasked") {
+      opt.unmasked = true;
     } else if (a == "--check") {
       opt.check = true;
     } else if (a.starts_with("-")) {

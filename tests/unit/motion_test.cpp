@@ -3,11 +3,16 @@
 
 #include <atomic>
 #include <cmath>
+#include <expected>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "matthan/analytics/event_tracker.hpp"
 #include "matthan/analytics/motion_detector.hpp"
+#include "matthan/camsim/frame_code.hpp"
+#include "matthan/camsim/renderer.hpp"
+#include "matthan/camsim/scenario.hpp"
 
 namespace matthan::analytics {
 namespace {
@@ -213,6 +218,57 @@ TEST(TamperDetector, MovedViewIsAnEventAndANewViewIsLearntAfterAMinute) {
   r.run(300, 3);
   ASSERT_EQ(r.rec.got.size(), 2u);
   EXPECT_EQ(r.rec.got[1].first, EventPhase::end);
+}
+
+// One simulator camera rendered at 640x360 (the analysis stream's size), its frame-index strip
+// burned in as the simulator serves it, as a grey picture.
+class SimulatedCamera {
+ public:
+  // `actors`: the scenario's actor lines, e.g. "{kind: shake, start_s: 8, duration_s: 5}".
+  SimulatedCamera(int seed, const std::string& background, const std::vector<std::string>& actors)
+      : scenario_(camsim::parse_scenario(yaml(seed, background, actors))) {
+    if (scenario_) renderer_.emplace(*scenario_, scenario_->cameras.front());
+  }
+  bool ok() const { return renderer_.has_value(); }
+  cv::Mat grey(int n) {
+    cv::Mat bgr = renderer_->render(n), out;
+    camsim::burn_frame_code(bgr.data, static_cast<int>(bgr.step), 3, bgr.cols, bgr.rows,
+                            static_cast<std::uint32_t>(n));
+    cv::cvtColor(bgr, out, cv::COLOR_BGR2GRAY);
+    return out;
+  }
+
+ private:
+  static std::string yaml(int seed, const std::string& background,
+                          const std::vector<std::string>& actors) {
+    std::string y = "seed: " + std::to_string(seed) +
+                    "\ncameras:\n  - id: sim\n    background: " + background +
+                    "\n    main: {width: 640, height: 360}\n    actors:\n";
+    for (const auto& a : actors) y += "      - " + a + "\n";
+    return y;
+  }
+  std::expected<camsim::Scenario, std::string> scenario_;
+  std::optional<camsim::SceneRenderer> renderer_;
+};
+
+// The camera's own overlay does not turn with it: its high-contrast edges stay where they were
+// and, compared over the whole picture, made a turned camera look unmoved. The simulator's
+// houses knocked aside at 20 s (tests/scenarios/eval/moved.yaml), with its frame-index strip.
+TEST(TamperDetector, AMovedViewIsFoundUnderTheCamerasOwnOverlay) {
+  SimulatedCamera camera(1, "houses", {"{kind: move, start_s: 20, duration_s: 30, strength: 1}"});
+  ASSERT_TRUE(camera.ok());
+  Recorder rec;
+  TamperDetector det{{"moved", "", "", {}, {}, {}}, TamperSettings{}, &rec};
+  for (int k = 0; k < 150; ++k) {  // 30 s at 5 fps
+    cv::Mat small;
+    cv::resize(camera.grey(k * 5), small, {320, 180}, 0, 0, cv::INTER_AREA);
+    det.update(1'000'000'000'000 + k * 200'000LL, small.data, small.cols, small.rows);
+    if (k == 99) {
+      EXPECT_TRUE(rec.got.empty());  // 20 s with the changing strip: no tamper
+    }
+  }
+  ASSERT_EQ(rec.got.size(), 1u);
+  EXPECT_EQ(rec.got[0].second.label, "moved");
 }
 
 TEST(TamperDetector, CoveredThenDefocusedAreTwoEvents) {
@@ -453,6 +509,47 @@ TEST(MotionStages, ACameraShakeIsNotMotion) {
   MotionSettings off;
   off.shake_stage = false;
   EXPECT_GT(frames_with_blobs(off, shake), 10);
+}
+
+// Cameras burn their clock into the picture and few users mask it. An overlay does not shake
+// with the pole, so a shift never explains its change: the grid cells it covers are left out
+// of the shake test, or the gust's frames that barely moved would be motion. The scene is the
+// simulator's market with its pole shaken (bench/compare/nuisance.yaml), the overlay its
+// frame-index strip, which changes in place on every frame as a DVR's clock with tenths does;
+// analysed at 10 fps of its 25.
+TEST(MotionStages, ACameraShakeUnderTheCamerasOwnOverlayIsNotMotion) {
+  // Frames with blobs outside the gusts and within them.
+  auto run = [&](MotionSettings settings) {
+    SimulatedCamera camera(11, "market",
+                           {"{kind: shake, start_s: 8, duration_s: 5, strength: 0.6}",
+                            "{kind: shake, start_s: 28, duration_s: 5, strength: 1}"});
+    EXPECT_TRUE(camera.ok());
+    MotionDetector d(settings);
+    std::pair<int, int> blobs{0, 0};
+    for (int k = 0; k < 350 && camera.ok(); ++k) {
+      const int n = k * 5 / 2;
+      const cv::Mat grey = camera.grey(n);
+      LumaFrame f;
+      f.camera_id = "shake";
+      f.width = grey.cols;
+      f.height = grey.rows;
+      f.stride = static_cast<int>(grey.step);
+      f.wall_us = 1'000'000'000'000 + static_cast<std::int64_t>(k) * 100'000;
+      f.luma.assign(grey.data, grey.data + grey.total());
+      const double t = n / 25.0;
+      const bool gust = (t >= 8 && t < 13) || (t >= 28 && t < 33);
+      const bool moving = !d.process(f).blobs.empty();
+      if (t >= 3) (gust ? blobs.second : blobs.first) += moving ? 1 : 0;
+    }
+    return blobs;
+  };
+  const auto on = run(MotionSettings{});
+  EXPECT_EQ(on.first, 0);  // the overlay alone is not motion
+  EXPECT_EQ(on.second, 0);
+  MotionSettings whole;  // the whole picture compared, as before: the overlay hides the shake
+  whole.shake_ignore_cells = 0;
+  const auto before = run(whole);
+  EXPECT_GT(before.second, 10) << before.first;  // measured: 22 of 100
 }
 
 // The shift search (phase correlation) is the detector's dearest step: while a large object

@@ -34,6 +34,9 @@ struct MotionSettings {
   int shake_cells = 5;            // ...if at least this many cells of a 4x4 grid changed
   double shake_cell = 0.015;      // by more than this fraction each (a shake is everywhere)
   double shake_explained = 0.35;  // a shift leaving less than this of the change: a shake
+  // Cells left out of that comparison, those the shift explains worst: what the camera draws
+  // on top (its clock, its name) and whoever walks by do not move with the picture.
+  int shake_ignore_cells = 2;
   // After a test found no shake, it is not repeated for this long while the change grows
   // neither wider (cells) nor 1.5x larger: a busy scene passed it once, a shake changes both.
   // Not within 10 s of a shake found (a gust): then every frame is asked. 0: every frame.
