@@ -3,6 +3,9 @@
 //   matthan check-config FILE          report every config error with file, line and key
 //   matthan probe URL [--json]         codec, resolution, fps, bitrate and GOP of a stream
 #include <malloc.h>
+#if MATTHAN_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -100,8 +103,9 @@ int usage() {
   return 2;
 }
 
-// What /metrics says of the process: /proc/self and glibc's allocator (mallinfo2 sums over
-// every arena; it locks each briefly, fine at a scrape's rate).
+// What /metrics says of the process: /proc/self and the allocator's own counts (jemalloc's
+// statistics, or glibc's mallinfo2 in the sanitizer builds, which lock each arena briefly:
+// fine at a scrape's rate).
 struct ProcessFigures {
   double rss_bytes = 0, open_fds = 0, threads = 0, heap_in_use = 0, heap_free = 0;
 };
@@ -122,9 +126,24 @@ ProcessFigures process_figures() {
   for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
        it.increment(ec))
     ++f.threads;
+#if MATTHAN_JEMALLOC
+  // Its statistics are a snapshot taken when the epoch is advanced.
+  std::uint64_t epoch = 1;
+  std::size_t len = sizeof epoch;
+  mallctl("epoch", &epoch, &len, &epoch, len);
+  std::size_t allocated = 0, held = 0;
+  len = sizeof allocated;
+  if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) == 0 &&
+      mallctl("stats.resident", &held, &len, nullptr, 0) == 0) {
+    f.heap_in_use = static_cast<double>(allocated);
+    // Pages it holds beyond what is allocated: its caches, dirty pages not yet returned.
+    f.heap_free = static_cast<double>(held > allocated ? held - allocated : 0);
+  }
+#else
   const auto m = ::mallinfo2();
   f.heap_in_use = static_cast<double>(m.uordblks + m.hblkhd);
   f.heap_free = static_cast<double>(m.fordblks);
+#endif
   return f;
 }
 

@@ -15,7 +15,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps util-linux openssl
-  libsystemd-dev libpango1.0-dev libcairo2-dev libxlsxwriter-dev fonts-dejavu-core poppler-utils python3-openpyxl
+  libjemalloc-dev libsystemd-dev libpango1.0-dev libcairo2-dev libxlsxwriter-dev fonts-dejavu-core poppler-utils python3-openpyxl
   faketime e2fsprogs iproute2 nftables
   chromium
 )

@@ -4,8 +4,8 @@
 The simulator's demo commune (`--cameras 16`: people and vehicles crossing, headlights, foliage
 in the wind; camera 4 in H.265), every camera recorded and analysed with the people classifier.
 Every `--every` seconds the server's RSS, open file descriptors and threads are read from /proc,
-and its heap from /metrics: bytes in use (a leak grows them) and freed bytes glibc's allocator
-keeps (fragmentation grows them), so a rising RSS says which it is.
+and its heap from /metrics: bytes in use (a leak grows them) and the bytes the allocator holds
+beyond them (fragmentation grows them), so a rising RSS says which it is.
 At the end it prints the slopes (least squares, per hour, over the run after a warm-up) and
 checks: RSS, file descriptors and threads flat; every ground-truth person crossing (from the
 simulator's truth log) stored as an event; every warning in the log classified (a known cause,
