@@ -103,9 +103,9 @@ int usage() {
   return 2;
 }
 
-// What /metrics says of the process: /proc/self and the allocator's own counts (jemalloc's
-// statistics, or glibc's mallinfo2 in the sanitizer builds, which lock each arena briefly:
-// fine at a scrape's rate).
+// What /metrics says of the process: /proc/self and the allocator's own counts (glibc's
+// mallinfo2, which locks each arena briefly: fine at a scrape's rate; or jemalloc's
+// statistics when built with MATTHAN_JEMALLOC).
 struct ProcessFigures {
   double rss_bytes = 0, open_fds = 0, threads = 0, heap_in_use = 0, heap_free = 0;
 };
