@@ -425,8 +425,9 @@ int tune(const std::vector<std::string>& args) {
     return 0;
   }
   const auto& info = result->info;
-  std::printf("%s: %.1f s, %d frames decoded, %d analysed at %.1f fps\n", t.clip.c_str(),
-              info.duration_s, info.frames_decoded, info.frames_analysed, t.fps);
+  std::printf("%s: %.1f s, %d frames decoded, %d analysed at %.1f fps (%d of them sooner)\n",
+              t.clip.c_str(), info.duration_s, info.frames_decoded, info.frames_analysed, t.fps,
+              info.frames_sooner);
   std::printf("%-8s %-15s %-10s %8s %8s %8s\n", "start_s", "type", "label", "end_s", "length",
               "peak");
   for (const auto& e : result->events) {
@@ -707,8 +708,9 @@ int run(const std::string& config_path) {
   // Three frames a camera may wait (300 ms at 10 fps): with two, 44 cameras on one core at half
   // its capacity dropped a frame each to bursts (bench/compare --sustain, 2026-11-30). A frame
   // that waits longer is dropped, oldest first, and counted.
-  analytics::AnalysisPool analysis(cores, 3, clock,
-                                   [&engine](const LumaFrame& frame) { engine.analyze(frame); });
+  analytics::AnalysisPool analysis(
+      cores, 3, clock, [&engine](const LumaFrame& frame) { engine.analyze(frame); },
+      [&engine](const std::string& id) { return engine.wants_sooner(id); });
   std::vector<std::unique_ptr<ingest::CameraIngest>> cameras;
   for (const auto& cam : config.cameras) {
     cameras.push_back(std::make_unique<ingest::CameraIngest>(cam, clock, &status, &analysis));

@@ -102,7 +102,7 @@ std::expected<TuneResult, std::string> run_tune(const TuneRequest& request) {
             std::this_thread::sleep_for(std::chrono::microseconds(200));
           }
         },
-        ingest::Decode::analysis);
+        ingest::Decode::analysis, [&] { return engine.wants_sooner(cam.id); });
     if (!read) return std::unexpected(read.error());
     result.info = *read;
     engine.close_all(last_us + 1);
@@ -126,6 +126,7 @@ nlohmann::json tune_json(const TuneRequest& request, const TuneResult& result) {
           {"camera", request.camera.id},
           {"frames_decoded", result.info.frames_decoded},
           {"frames_analysed", result.info.frames_analysed},
+          {"frames_sooner", result.info.frames_sooner},
           {"duration_s", result.info.duration_s},
           {"events", list}};
 }

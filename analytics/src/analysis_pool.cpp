@@ -6,8 +6,11 @@
 namespace matthan::analytics {
 
 AnalysisPool::AnalysisPool(unsigned workers, std::size_t queue_depth, const Clock& clock,
-                           Analyzer analyzer)
-    : depth_(std::max<std::size_t>(1, queue_depth)), clock_(clock), analyzer_(std::move(analyzer)) {
+                           Analyzer analyzer, Sooner sooner)
+    : depth_(std::max<std::size_t>(1, queue_depth)),
+      clock_(clock),
+      analyzer_(std::move(analyzer)),
+      sooner_(std::move(sooner)) {
   for (unsigned i = 0; i < std::max(1u, workers); ++i) {
     workers_.emplace_back([this] { worker_loop(); });
   }
@@ -27,6 +30,13 @@ void AnalysisPool::stop() {
     if (w.joinable()) w.join();
   }
   workers_.clear();
+}
+
+bool AnalysisPool::wants_sooner(const std::string& camera_id) const {
+  if (!sooner_ || !sooner_(camera_id)) return false;
+  std::lock_guard lock(mutex_);
+  auto it = cameras_.find(camera_id);
+  return it == cameras_.end() || it->second.frames.empty();
 }
 
 void AnalysisPool::on_frame(LumaFramePtr frame) {

@@ -95,7 +95,7 @@ void Engine::analyze(const LumaFrame& frame) {
     motion.score = 0;
   }
   pc.current = &frame;
-  pc.tracker->update(frame.wall_us, motion);
+  pc.tracker->update(frame.wall_us, motion, frame.early);
   pc.current = nullptr;
   // People: classify the largest moving region of an open, not yet labelled event.
   if (people_ && pc.tracker->active() && pc.tracker->active_label().empty() &&
@@ -129,6 +129,16 @@ void Engine::analyze(const LumaFrame& frame) {
   }
   pc.figures.noise = motion.noise;
   pc.figures.event_active = pc.tracker->active();
+  // A candidate not yet confirmed (new this frame, or persisting for fewer than min_frames):
+  // confirm it at twice the rate. Not while the scene is being relearnt or the lens tampered.
+  pc.sooner.store(!pc.tracker->active() && !motion.recalibrating && pc.figures.tamper.empty() &&
+                      (motion.new_blobs > 0 || !motion.blobs.empty()),
+                  std::memory_order_relaxed);
+}
+
+bool Engine::wants_sooner(const std::string& camera_id) const {
+  auto it = cameras_.find(camera_id);
+  return it != cameras_.end() && it->second->sooner.load(std::memory_order_relaxed);
 }
 
 // Detection zones: a blob counts where it stands (the bottom centre of its box, as an intruder's

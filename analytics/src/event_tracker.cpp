@@ -24,16 +24,16 @@ EventTracker::EventTracker(CameraInfo camera, TrackerSettings settings, EventSin
       sink_(sink),
       snapshot_(std::move(snapshot)) {}
 
-void EventTracker::update(std::int64_t wall_us, const MotionResult& motion) {
+void EventTracker::update(std::int64_t wall_us, const MotionResult& motion, bool early) {
   const bool moving = !motion.blobs.empty();
   if (moving) {
     if (streak_ == 0) streak_start_us_ = wall_us;
-    ++streak_;
+    streak_ += early ? 1 : 2;
     last_motion_us_ = wall_us;
   } else {
     streak_ = 0;
   }
-  if (!event_ && moving && streak_ >= settings_.min_frames) {
+  if (!event_ && moving && streak_ >= 2 * settings_.min_frames) {
     Event e = new_event(camera_, "motion", streak_start_us_, settings_.minute_of_day);
     e.pre_capture_s = settings_.pre_capture_s;
     e.post_capture_s = settings_.post_capture_s;

@@ -363,7 +363,10 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   const double raw_changed = static_cast<double>(raw_px) / s.region_pixels;
   out.changed = std::max(changed, raw_changed);
 
-  double rate = settings_.learn_quiet;
+  // Rates are per regular analysis frame: one taken half an interval early learns half as much,
+  // so that confirming a candidate sooner does not absorb it (or forget foliage) faster.
+  const double per_frame = frame.early ? 0.5 : 1.0;
+  const double rate = settings_.learn_quiet * per_frame;
   if (settings_.global_change_stage &&
       (changed > settings_.global_change || raw_changed > settings_.global_change)) {
     // The scene changed as a whole (light switch, IR switch, exposure): learn it, do not alarm.
@@ -406,7 +409,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     // and ignored; a passer-by covers a place for a second or two and stays well below.
     // While warming up the map learns ten times faster.
     // (Skipped while nothing moves and the map has decayed to nothing.)
-    const double activity_rate = s.warmup_left > 0 ? 0.1 : settings_.activity_rate;
+    const double activity_rate = s.warmup_left > 0 ? 0.1 : settings_.activity_rate * per_frame;
     s.activity_live =
         learn_activity(s.mask, s.activity, activity_rate, settings_.activity_max) > 256;
   }

@@ -1,36 +1,53 @@
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 
 namespace matthan {
 
-// Which decoded frames go on to analysis: one per interval of the frames' own media time.
-// Media time, not server time: server time is held still while the timestamp smoother pulls
-// its anchor back (a camera that sends its buffered GOP in a burst on connect), and frames on
-// a held clock would all fall inside one interval. Owned by the one thread that decodes.
+// Which decoded frames go on to analysis, on a grid of the frames' own media time: a full slot
+// every interval, and a half slot between two full ones that is taken only while the analysis
+// asks for frames sooner (something new moved: the frames that confirm it come at twice the
+// rate, and the event starts in half the time). Media time, not server time: server time is held
+// still while the timestamp smoother pulls its anchor back (a camera that sends its buffered
+// GOP in a burst on connect), and frames on a held clock would all fall inside one interval.
+// Owned by the one thread that decodes.
 class AnalysisPacer {
  public:
-  explicit AnalysisPacer(std::int64_t interval_us) : interval_us_(interval_us) {}
+  enum class Slot { none, full, half };
+  explicit AnalysisPacer(std::int64_t interval_us) : half_us_(interval_us / 2) {}
 
-  // True if the frame at media_us is to be analysed.
-  bool due(std::int64_t media_us) {
+  // The slot the frame at media_us falls in: the first frame at or after each slot's time.
+  Slot slot(std::int64_t media_us) {
     // Media time going back by more than two intervals is a camera that restarted its clock:
     // the grid starts again rather than waiting for the old one.
-    const bool restart = !started_ || media_us < next_us_ - 2 * interval_us_;
-    if (!restart && media_us < next_us_) return false;
-    // One frame every interval from the first on. After a hole (a stall, frames lost on a slow
-    // link) the grid restarts at this frame, and the next one is at least half an interval
-    // later: never two analysed frames one frame apart.
-    next_us_ = restart ? media_us + interval_us_
-                       : std::max(next_us_ + interval_us_, media_us + interval_us_ / 2);
+    bool restart = !started_ || media_us < next_us_ - 4 * half_us_;
+    if (!restart && media_us < next_us_) return Slot::none;
+    // A frame a whole half interval past its slot follows a hole (a stall, frames lost on a
+    // slow link): the grid restarts at this frame, so that two analysed frames are never one
+    // frame apart after a burst.
+    if (!restart && media_us - next_us_ >= half_us_) restart = true;
     started_ = true;
-    return true;
+    if (restart) {
+      next_us_ = media_us + half_us_;
+      half_next_ = true;
+      return Slot::full;
+    }
+    const Slot s = half_next_ ? Slot::half : Slot::full;
+    next_us_ += half_us_;
+    half_next_ = !half_next_;
+    return s;
+  }
+
+  // True if the frame at media_us is to be analysed; `sooner` takes the half slots too.
+  bool due(std::int64_t media_us, bool sooner = false) {
+    const Slot s = slot(media_us);
+    return s == Slot::full || (s == Slot::half && sooner);
   }
 
  private:
-  std::int64_t interval_us_;
+  std::int64_t half_us_;
   std::int64_t next_us_ = 0;
+  bool half_next_ = false;
   bool started_ = false;
 };
 

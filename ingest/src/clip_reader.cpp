@@ -15,7 +15,8 @@ namespace matthan::ingest {
 
 std::expected<ClipInfo, std::string> read_clip(
     const std::string& path, const std::string& camera_id, double analysis_fps,
-    std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame, Decode decode) {
+    std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame, Decode decode,
+    const std::function<bool()>& sooner) {
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) {
     return std::unexpected("cannot open clip " + path);
@@ -56,9 +57,12 @@ std::expected<ClipInfo, std::string> read_clip(
               ? av_rescale_q(info.frames_decoded - 1, av_inv_q(rate), {1, 1'000'000})
               : av_rescale_q(pts - first_pts, st->time_base, {1, 1'000'000});
       last_us = t_us;
-      if (frame->data[0] != nullptr && pacer.due(t_us)) {
+      const auto slot = frame->data[0] != nullptr ? pacer.slot(t_us) : AnalysisPacer::Slot::none;
+      if (slot == AnalysisPacer::Slot::full ||
+          (slot == AnalysisPacer::Slot::half && sooner && sooner())) {
         LumaFrame f;
         f.camera_id = camera_id;
+        f.early = slot == AnalysisPacer::Slot::half;
         f.wall_us = base_us + t_us;
         f.sequence = info.frames_decoded;
         f.width = frame->width;
@@ -71,6 +75,7 @@ std::expected<ClipInfo, std::string> read_clip(
                       static_cast<std::size_t>(frame->width));
         }
         ++info.frames_analysed;
+        if (f.early) ++info.frames_sooner;
         on_frame(f);
       }
       av_frame_unref(frame);

@@ -806,9 +806,15 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
             frame->best_effort_timestamp != AV_NOPTS_VALUE
                 ? av_rescale_q(frame->best_effort_timestamp, video.time_base, {1, 1'000'000})
                 : wall_us;
-        if (options_.frame_sink != nullptr && frame->data[0] != nullptr && pacer.due(media_us)) {
+        const auto slot = options_.frame_sink != nullptr && frame->data[0] != nullptr
+                              ? pacer.slot(media_us)
+                              : AnalysisPacer::Slot::none;
+        if (slot == AnalysisPacer::Slot::full ||
+            (slot == AnalysisPacer::Slot::half &&
+             options_.frame_sink->wants_sooner(options_.camera_id))) {
           auto luma = frames->take();  // same size as last time: no allocation, no zeroing
           luma->camera_id = options_.camera_id;
+          luma->early = slot == AnalysisPacer::Slot::half;
           luma->wall_us = wall_us;
           luma->sequence = frame_seq;
           luma->width = frame->width;

@@ -473,9 +473,8 @@ TEST(AnalysisPacer, AFastStartBurstIsPacedOnMediaTime) {
   EXPECT_EQ(analysed_live, 10);
 }
 
-// After a hole the grid starts at the next frame, and the one after is at least half an
-// interval on (never two analysed frames one frame apart); a camera whose clock restarts (media
-// time back) is analysed again at once.
+// After a hole the grid starts again at the next frame (never two analysed frames one frame
+// apart); a camera whose clock restarts (media time back) is analysed again at once.
 TEST(AnalysisPacer, HolesAndClockRestarts) {
   AnalysisPacer pacer(200'000);
   std::vector<std::int64_t> taken;
@@ -486,14 +485,41 @@ TEST(AnalysisPacer, HolesAndClockRestarts) {
   };
   feed(0, 1'000'000);
   feed(3'000'000, 4'000'000);  // two seconds of frames lost
-  ASSERT_EQ(taken.size(), 11u);
+  ASSERT_EQ(taken.size(), 10u);
   EXPECT_EQ(taken[5], 3'000'000);  // the first frame after the hole
-  EXPECT_EQ(taken[6], 3'120'000);  // half an interval on, the next frame on
+  EXPECT_EQ(taken[6], 3'200'000);  // one interval on: the grid restarted there
   for (std::size_t i = 1; i < taken.size(); ++i) EXPECT_GE(taken[i] - taken[i - 1], 100'000);
   taken.clear();
   feed(0, 1'000'000);  // the camera restarted: its clock is back at zero
   EXPECT_EQ(taken.size(), 5u);
   EXPECT_EQ(taken.front(), 0);
+}
+
+// While the analysis asks for frames sooner (a candidate waits for confirmation) the half
+// slots are taken too: 10 of 25 fps instead of 5, on the same grid, and back to 5 after.
+TEST(AnalysisPacer, SoonerTakesTheHalfSlots) {
+  AnalysisPacer pacer(200'000);
+  std::vector<std::int64_t> taken;
+  auto feed = [&](std::int64_t from, std::int64_t to, bool sooner) {
+    for (std::int64_t t = from; t < to; t += 40'000) {
+      if (pacer.due(t, sooner)) taken.push_back(t);
+    }
+  };
+  feed(0, 1'000'000, false);
+  feed(1'000'000, 2'000'000, true);
+  feed(2'000'000, 3'000'000, false);
+  ASSERT_EQ(taken.size(), 20u);
+  const std::vector<std::int64_t> sooner{1'000'000, 1'120'000, 1'200'000, 1'320'000, 1'400'000,
+                                         1'520'000, 1'600'000, 1'720'000, 1'800'000, 1'920'000};
+  EXPECT_EQ(std::vector<std::int64_t>(taken.begin() + 5, taken.begin() + 15), sooner);
+  EXPECT_EQ(taken[15], 2'000'000);  // the full slots never moved
+  EXPECT_EQ(taken[19], 2'800'000);
+  // Without a hole or a restart the full slots are the same frames either way.
+  AnalysisPacer plain(200'000);
+  for (std::int64_t t = 0; t < 3'000'000; t += 40'000) {
+    const auto s = plain.slot(t);
+    EXPECT_EQ(s == AnalysisPacer::Slot::full, t % 200'000 == 0) << t;
+  }
 }
 
 TEST(RtspClient, DigestResponse) {

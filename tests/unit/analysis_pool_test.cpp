@@ -61,5 +61,37 @@ TEST(AnalysisPool, CamerasDoNotStarveEachOther) {
   EXPECT_NEAR(pool.stats("b").mean_luma, 200.0, 0.01);
 }
 
+// The analysis asks for frames sooner; the pool passes that on to the demux only while the
+// camera has no frame waiting (a pool that is behind takes no extra frames).
+TEST(AnalysisPool, SoonerOnlyWhileTheCameraIsNotBehind) {
+  SystemClock clock;
+  std::atomic<bool> release{false};
+  std::atomic<bool> busy{false};
+  std::atomic<bool> asks{true};
+  AnalysisPool pool(
+      1, 2, clock,
+      [&](const LumaFrame&) {
+        busy = true;
+        while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      },
+      [&](const std::string& id) { return asks && id == "cam1"; });
+  EXPECT_TRUE(pool.wants_sooner("cam1"));
+  EXPECT_FALSE(pool.wants_sooner("cam2"));
+  pool.on_frame(frame("cam1", 100, 1));
+  while (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(pool.wants_sooner("cam1"));  // one in the works, none waiting
+  pool.on_frame(frame("cam1", 100, 2));
+  EXPECT_FALSE(pool.wants_sooner("cam1"));  // one waiting: behind
+  release = true;
+  for (int i = 0; i < 200 && pool.stats("cam1").frames_analysed < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(pool.wants_sooner("cam1"));
+  asks = false;
+  EXPECT_FALSE(pool.wants_sooner("cam1"));
+  AnalysisPool plain(1, 2, clock);
+  EXPECT_FALSE(plain.wants_sooner("cam1"));
+}
+
 }  // namespace
 }  // namespace matthan::analytics

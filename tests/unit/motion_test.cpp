@@ -377,6 +377,38 @@ TEST(Zones, AZoneMinimumAreaDropsSmallerObjects) {
   EXPECT_TRUE(rec.got.empty());
 }
 
+// Something new moves: the engine asks for the frames between the regular ones until the
+// event starts, so persistence is confirmed 0.3 s after the first sighting instead of 0.4 s (an
+// early frame counts half a frame: the persistence asked for is still 1.5 regular intervals
+// after the new one); then it stops asking.
+TEST(Engine, ANewObjectIsConfirmedAtTwiceTheRate) {
+  Recorder rec;
+  Engine engine({{"t", "xa", "ap", {}, {}, {}}}, {}, {}, {}, &rec, "", Engine::People::off);
+  for (int n = 0; n < 20; ++n) {
+    engine.analyze(scene(n, -1, 0));
+    EXPECT_FALSE(engine.wants_sooner("t")) << n;  // a quiet scene: the regular rate
+  }
+  engine.analyze(scene(20, 100, 0));  // the square appears: new, not yet an object
+  EXPECT_TRUE(engine.wants_sooner("t"));
+  auto half = scene(20, 105, 0);
+  half.wall_us += 100'000;
+  half.early = true;
+  engine.analyze(half);  // 0.1 s on: it persists (half a frame of two)
+  EXPECT_TRUE(engine.wants_sooner("t"));
+  engine.analyze(scene(21, 110, 0));  // 0.2 s: one and a half
+  EXPECT_TRUE(engine.wants_sooner("t"));
+  EXPECT_TRUE(rec.got.empty());
+  auto half2 = scene(21, 115, 0);
+  half2.wall_us += 100'000;
+  half2.early = true;
+  engine.analyze(half2);  // 0.3 s after it appeared: two, the event starts
+  ASSERT_EQ(rec.got.size(), 1u);
+  EXPECT_EQ(rec.got[0].first, EventPhase::start);
+  EXPECT_EQ(rec.got[0].second.start_us, half.wall_us);
+  EXPECT_FALSE(engine.wants_sooner("t"));  // an open event: the regular rate again
+  EXPECT_FALSE(engine.wants_sooner("other"));
+}
+
 TEST(Schedule, ArmedHoursWrapMidnightAndMarkEvents) {
   Schedule night;
   std::pair<int, int> r;

@@ -34,10 +34,16 @@ class AnalysisPool final : public FrameSink {
   // Runs on a worker for each frame; must be thread-safe across cameras.
   using Analyzer = std::function<void(const LumaFrame&)>;
 
+  // Whether a camera's analysis wants its frames sooner (Engine::wants_sooner).
+  using Sooner = std::function<bool(const std::string&)>;
+
   AnalysisPool(unsigned workers, std::size_t queue_depth, const Clock& clock,
-               Analyzer analyzer = {});
+               Analyzer analyzer = {}, Sooner sooner = {});
   ~AnalysisPool() override;
   void on_frame(LumaFramePtr frame) override;
+  // The analysis asks, and the camera has no frame waiting: a pool that is behind takes no
+  // extra frames (they would only push the regular ones out).
+  bool wants_sooner(const std::string& camera_id) const override;
   void stop();
   AnalysisStats stats(const std::string& camera_id) const;
 
@@ -55,6 +61,7 @@ class AnalysisPool final : public FrameSink {
   std::size_t depth_;
   const Clock& clock_;
   Analyzer analyzer_;
+  Sooner sooner_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::map<std::string, CameraQueue> cameras_;

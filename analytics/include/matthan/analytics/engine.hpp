@@ -3,6 +3,7 @@
 // needs no lock). Snapshots are written as JPEG under <data_dir>/snapshots/<camera>/.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,9 @@ class Engine {
          TamperSettings tamper, EventSink* sink, std::string snapshot_dir,
          People people = People::hog);
   void analyze(const LumaFrame& frame);
+  // True while something new moves on the camera and no event is open yet: its next frames are
+  // wanted at twice the analysis rate, so the persistence that confirms it takes half the time.
+  bool wants_sooner(const std::string& camera_id) const;
   // Ends every open event (server stopping).
   void close_all(std::int64_t now_us);
 
@@ -56,7 +60,8 @@ class Engine {
     const LumaFrame* current = nullptr;  // the frame being analysed, for snapshots
     Figures figures;
     std::uint64_t frames = 0;
-    mutable std::mutex mutex;  // serialises close_all() and figures() against analyze()
+    std::atomic<bool> sooner{false};  // written by analyze(), read by the demux threads
+    mutable std::mutex mutex;         // serialises close_all() and figures() against analyze()
   };
   std::string snapshot_dir_;
   std::map<std::string, std::unique_ptr<PerCamera>> cameras_;

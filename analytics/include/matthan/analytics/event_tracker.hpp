@@ -1,5 +1,5 @@
 // Turns per-frame motion into events with hysteresis: an event starts after motion persisted
-// for min_frames analysed frames, updates when its peak grows, and ends after gap_s without
+// for min_frames analysis intervals, updates when its peak grows, and ends after gap_s without
 // motion. Pre/post capture say how much recording around it belongs to the event.
 #pragma once
 
@@ -18,7 +18,10 @@ namespace matthan::analytics {
 struct TrackerSettings {
   // Local minute of the day of a time (armed hours); injectable for tests.
   int (*minute_of_day)(std::int64_t utc_us) = &local_minute_of_day;
-  int min_frames = 2;  // frames with a persisting object (one also there the frame before)
+  // Regular frames with a persisting object (one also there the frame before); a frame taken
+  // half an interval early (LumaFrame::early) counts half, so the persistence asked for spans
+  // the same time however the frames came.
+  int min_frames = 2;
   double gap_s = 3.0;
   int pre_capture_s = 5;
   int post_capture_s = 5;
@@ -46,7 +49,7 @@ class EventTracker {
 
   EventTracker(CameraInfo camera, TrackerSettings settings, EventSink* sink,
                Snapshot snapshot = {});
-  void update(std::int64_t wall_us, const MotionResult& motion);
+  void update(std::int64_t wall_us, const MotionResult& motion, bool early = false);
   // Ends an open event at `now_us` (camera gone, server stopping).
   void close(std::int64_t now_us);
   bool active() const { return event_.has_value(); }
@@ -61,7 +64,7 @@ class EventTracker {
   TrackerSettings settings_;
   EventSink* sink_;
   Snapshot snapshot_;
-  int streak_ = 0;
+  int streak_ = 0;  // in half frames
   std::int64_t streak_start_us_ = 0;
   std::int64_t last_motion_us_ = 0;
   std::int64_t last_update_us_ = 0;

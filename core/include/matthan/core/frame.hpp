@@ -15,6 +15,9 @@ struct LumaFrame {
   int width = 0;
   int height = 0;
   int stride = 0;  // bytes from one row to the next (>= width)
+  // Taken half an analysis interval early, because the analysis asked for it (a candidate
+  // awaited confirmation): per-frame learning rates count it as half a frame.
+  bool early = false;
   // The pixels: owned (`luma`, rows packed), or lent by the decoder without a copy
   // (`lent_pixels`, valid while `lender` holds the decoder's buffer).
   std::vector<std::uint8_t> luma;
@@ -32,6 +35,9 @@ class FrameSink {
  public:
   virtual ~FrameSink() = default;
   virtual void on_frame(LumaFramePtr frame) = 0;
+  // True while the analysis wants this camera's frames at twice the analysis rate: something
+  // new moved and waits for the frames that confirm it (detection onset). Cheap, any thread.
+  virtual bool wants_sooner(const std::string& /*camera_id*/) const { return false; }
 };
 
 }  // namespace matthan

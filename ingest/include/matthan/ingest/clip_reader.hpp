@@ -14,7 +14,8 @@ namespace matthan::ingest {
 
 struct ClipInfo {
   int frames_decoded = 0;
-  int frames_analysed = 0;
+  int frames_analysed = 0;  // of which frames_sooner were half-slot frames the analysis asked for
+  int frames_sooner = 0;
   double duration_s = 0;
 };
 
@@ -24,10 +25,11 @@ struct ClipInfo {
 enum class Decode { exact, analysis };
 
 // Frame times are base_us + the frame's media time since the first frame. Runs as fast as it
-// can decode (no real-time pacing).
+// can decode (no real-time pacing). `sooner`, asked at each half slot as the live path asks its
+// analysis, takes that frame too (flagged `early`); none: the half slots are skipped.
 std::expected<ClipInfo, std::string> read_clip(
     const std::string& path, const std::string& camera_id, double analysis_fps,
     std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame,
-    Decode decode = Decode::exact);
+    Decode decode = Decode::exact, const std::function<bool()>& sooner = {});
 
 }  // namespace matthan::ingest
