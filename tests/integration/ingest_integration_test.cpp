@@ -178,7 +178,10 @@ TEST_F(IngestIntegration, FourCamerasOnlineWithin10sAtConfiguredRates) {
     EXPECT_EQ(sub["kind"], "sub");
     EXPECT_NEAR(sub["fps_decoded"].get<double>(), 25.0, 2.5) << id;
     EXPECT_NEAR(sub["fps_in"].get<double>(), 25.0, 2.5) << id;
-    EXPECT_NEAR(c["fps_analysed"].get<double>(), 5.0, 0.5) << id;
+    // The configured 5 fps, plus the frames between taken while new motion is confirmed
+    // sooner (never more than twice the rate).
+    EXPECT_GE(c["fps_analysed"].get<double>(), 4.5) << id;
+    EXPECT_LE(c["fps_analysed"].get<double>(), 10.0) << id;
     EXPECT_EQ(sub["width"], 640);
     EXPECT_GT(c["streams"][0]["bitrate_bps"].get<double>(), 1e6) << id;  // main stream flows
     EXPECT_GT(c["mean_luma"].get<double>(), 40.0) << id;  // a real picture, not black
