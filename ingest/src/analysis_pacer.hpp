@@ -38,10 +38,16 @@ class AnalysisPacer {
     return s;
   }
 
-  // True if the frame at media_us is to be analysed; `sooner` takes the half slots too.
-  bool due(std::int64_t media_us, bool sooner = false) {
+  // The slot of the frame at media_us if it is to be analysed, none if not: full slots always,
+  // half slots when `sooner()` (asked only at a half slot) says so.
+  template <typename Sooner>
+  Slot take(std::int64_t media_us, const Sooner& sooner) {
     const Slot s = slot(media_us);
-    return s == Slot::full || (s == Slot::half && sooner);
+    return s == Slot::full || (s == Slot::half && sooner()) ? s : Slot::none;
+  }
+
+  bool due(std::int64_t media_us, bool sooner = false) {
+    return take(media_us, [sooner] { return sooner; }) != Slot::none;
   }
 
  private:

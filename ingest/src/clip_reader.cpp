@@ -57,9 +57,10 @@ std::expected<ClipInfo, std::string> read_clip(
               ? av_rescale_q(info.frames_decoded - 1, av_inv_q(rate), {1, 1'000'000})
               : av_rescale_q(pts - first_pts, st->time_base, {1, 1'000'000});
       last_us = t_us;
-      const auto slot = frame->data[0] != nullptr ? pacer.slot(t_us) : AnalysisPacer::Slot::none;
-      if (slot == AnalysisPacer::Slot::full ||
-          (slot == AnalysisPacer::Slot::half && sooner && sooner())) {
+      const auto slot = frame->data[0] != nullptr
+                            ? pacer.take(t_us, [&] { return sooner && sooner(); })
+                            : AnalysisPacer::Slot::none;
+      if (slot != AnalysisPacer::Slot::none) {
         LumaFrame f;
         f.camera_id = camera_id;
         f.early = slot == AnalysisPacer::Slot::half;

@@ -806,12 +806,12 @@ StreamSession::Outcome StreamSession::stream(Input& input, const std::string& wh
             frame->best_effort_timestamp != AV_NOPTS_VALUE
                 ? av_rescale_q(frame->best_effort_timestamp, video.time_base, {1, 1'000'000})
                 : wall_us;
-        const auto slot = options_.frame_sink != nullptr && frame->data[0] != nullptr
-                              ? pacer.slot(media_us)
-                              : AnalysisPacer::Slot::none;
-        if (slot == AnalysisPacer::Slot::full ||
-            (slot == AnalysisPacer::Slot::half &&
-             options_.frame_sink->wants_sooner(options_.camera_id))) {
+        const auto slot =
+            options_.frame_sink != nullptr && frame->data[0] != nullptr
+                ? pacer.take(media_us,
+                             [&] { return options_.frame_sink->wants_sooner(options_.camera_id); })
+                : AnalysisPacer::Slot::none;
+        if (slot != AnalysisPacer::Slot::none) {
           auto luma = frames->take();  // same size as last time: no allocation, no zeroing
           luma->camera_id = options_.camera_id;
           luma->early = slot == AnalysisPacer::Slot::half;

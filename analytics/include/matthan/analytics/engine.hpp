@@ -29,7 +29,8 @@ class Engine {
          People people = People::hog);
   void analyze(const LumaFrame& frame);
   // True while something new moves on the camera and no event is open yet: its next frames are
-  // wanted at twice the analysis rate, so the persistence that confirms it takes half the time.
+  // wanted at twice the analysis rate, so the persistence that confirms it is seen 0.1 s sooner
+  // (0.3 s after the first sighting at 5 fps, instead of 0.4 s).
   bool wants_sooner(const std::string& camera_id) const;
   // Ends every open event (server stopping).
   void close_all(std::int64_t now_us);
