@@ -17,7 +17,9 @@ struct MotionDetector::State {
   cv::Mat region;    // 255 where motion counts, 0 under masks (analysis size)
   cv::Mat activity;  // CV_16U, 0..65280: how often each pixel moved lately (x 256)
   cv::Mat norm;
-  bool activity_live = false;      // the activity map holds something (else its update is skipped)
+  cv::Mat prev_small;          // the frame before's analysis-size luma, before the gain
+  double gain_avg = 1;         // the gain as the background has followed it (learnt at its rates)
+  bool activity_live = false;  // the activity map holds something (else its update is skipped)
   std::vector<cv::Rect> previous;  // last frame's candidate boxes, for persistence
   double region_pixels = 1;
   double noise = 3;
@@ -86,6 +88,26 @@ struct SpanCounts {
 #else
 #define MATTHAN_CLONES
 #endif
+
+// Whether a blob is the same as in the frame before, before any gain: where fewer than a tenth
+// of its pixels changed by more than the threshold, nothing came or moved there; only the gain
+// made it differ from the background (see exposure_moving).
+bool unchanged_raw(const cv::Mat& cur, const cv::Mat& prev, const cv::Mat& mask, cv::Rect box,
+                   int threshold) {
+  if (prev.size() != cur.size()) return false;
+  long in = 0, moved = 0;
+  for (int y = box.y; y < box.y + box.height; ++y) {
+    const auto* c = cur.ptr<std::uint8_t>(y);
+    const auto* p = prev.ptr<std::uint8_t>(y);
+    const auto* m = mask.ptr<std::uint8_t>(y);
+    for (int x = box.x; x < box.x + box.width; ++x) {
+      if (m[x] == 0) continue;
+      ++in;
+      moved += std::abs(c[x] - p[x]) > threshold ? 1 : 0;
+    }
+  }
+  return in > 0 && moved * 10 < in;
+}
 
 // The per-pixel core, written so the compiler vectorises it: gain-normalised picture, its
 // difference to the background (and the raw one), the mask and the noise of quiet pixels.
@@ -266,6 +288,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   // step averages four pixels: smoothing enough (the evaluation scores the same with an extra
   // blur or a pyrDown, which cost twice as much).
   const int h = settings_.analysis_height;
+  cv::swap(s.small, s.prev_small);
   cv::Mat cur = luma;
   while (cur.rows >= 4 * h) {
     cv::Mat half;
@@ -307,6 +330,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     s.region_pixels = std::max(1, cv::countNonZero(s.region));
     s.activity = cv::Mat::zeros(s.small.size(), CV_16U);
     s.warmup_left = settings_.warmup_frames;
+    s.gain_avg = 1;
     out.region = s.region.data;
     out.recalibrating = true;
     s.frames = 1;
@@ -316,6 +340,10 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
   const double bg_mean = cv::mean(s.background)[0] / 256;
   cv::Mat& norm = s.norm;
   const double gain = mean > 8 && bg_mean > 8 ? std::clamp(bg_mean / mean, 0.5, 2.0) : 1.0;
+  // What does not follow the light (a camera's burnt-in clock and name) is scaled by the gain
+  // as if it did; the background learnt it at the gains of the last seconds, so while exposure
+  // moves (dusk, dawn, auto-exposure) it reads as changed by this much.
+  const bool exposure_moving = std::abs(gain / s.gain_avg - 1) > 0.02;
   // One pass for what used to take a dozen: gain-normalised picture, difference to the
   // background (normalised and raw), the mask, the counts and the noise of quiet pixels. The
   // threshold uses the noise measured up to the previous frame.
@@ -375,6 +403,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     out.global_change = true;
     s.recalibrate_left = settings_.recalibrate_frames;
     s.small.convertTo(s.background, CV_16U, 256);
+    s.gain_avg = 1;
     return out;
   }
   if (s.recalibrate_left > 0) {
@@ -382,6 +411,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     --s.recalibrate_left;
     out.recalibrating = true;
     learn(norm, s.background, settings_.learn_recalibrate, nullptr, 0);
+    s.gain_avg += settings_.learn_recalibrate * (gain - s.gain_avg);
     return out;
   }
 
@@ -418,6 +448,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     --s.warmup_left;
     out.recalibrating = true;
     learn(norm, s.background, settings_.learn_recalibrate, nullptr, 0);
+    s.gain_avg += settings_.learn_recalibrate * (gain - s.gain_avg);
     s.last_us = frame.wall_us;
     return out;
   }
@@ -446,7 +477,8 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     bool seen = false;
     for (const auto& p : s.previous) seen = seen || (grown & p).area() > 0;
     if (settings_.texture_stage && !seen &&
-        texture_ratio(norm, s.bg8, s.mask, r) < settings_.texture_min) {
+        ((exposure_moving && unchanged_raw(s.small, s.prev_small, s.mask, r, thr_i)) ||
+         texture_ratio(norm, s.bg8, s.mask, r) < settings_.texture_min)) {
       ++out.lit_blobs;
       continue;
     }
@@ -498,6 +530,7 @@ MotionResult MotionDetector::process(const LumaFrame& frame) {
     return out;
   }
   s.previous = std::move(candidates);
+  s.gain_avg += rate * (gain - s.gain_avg);
   // Learn everywhere, moving areas at half the rate: a walker is not absorbed while passing,
   // and a "ghost" (the background was learnt while someone stood there) dissolves by itself.
   if (any) {
