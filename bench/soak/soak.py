@@ -51,6 +51,16 @@ def proc_stats(pid):
     return rss, fds, threads, anon
 
 
+def malloc_arenas(pid):
+    """glibc arenas besides the main one: each reserves a 64 MiB-aligned heap (none: jemalloc)."""
+    n = 0
+    for line in open(f"/proc/{pid}/maps"):
+        f = line.split()
+        if len(f) == 5 and f[1].startswith("rw") and int(f[0].split("-")[0], 16) % (64 << 20) == 0:
+            n += 1
+    return n
+
+
 def tree_mb(path):
     total = 0
     for root, _, files in os.walk(path):
@@ -152,6 +162,7 @@ def main():
                         f"{in_use:.1f},{free:.1f}\n")
             time.sleep(args.every)
         t_end = time.time()
+        arenas = malloc_arenas(server.pid)
         server.send_signal(signal.SIGTERM)
         check(server.wait(60) == 0, "the server stops cleanly after the soak")
 
@@ -167,6 +178,7 @@ def main():
         last = [s for s in steady if s[0] >= steady[0][0] + 2 * (steady[-1][0] - steady[0][0]) / 3]
         slopes["rss_mb_last_third"] = slope_per_hour([(s[0], s[1]) for s in last])
         spans["rss_mb_last_third"] = (min(s[1] for s in last), max(s[1] for s in last))
+        print(f"malloc arenas besides the main one: {arenas}", flush=True)
         print("slopes per hour after the warm-up: " +
               ", ".join(f"{k} {v:+.2f} (range {spans[k][0]:.0f}–{spans[k][1]:.0f})"
                         for k, v in slopes.items()), flush=True)
