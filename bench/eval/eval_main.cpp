@@ -281,6 +281,10 @@ struct Target {
   std::string value;
 };
 
+// The median onset target (--onset-target). Over RTSP an onset also holds the simulator's
+// encoder and send path (30-85 ms measured), which a replay does not: eval_rtsp allows 0.1 s.
+double onset_target_s = 0.5;
+
 std::vector<Target> targets(const Summary& m) {
   char b[64];
   std::vector<Target> t;
@@ -291,7 +295,9 @@ std::vector<Target> targets(const Summary& m) {
   t.push_back(
       {"false events per camera-hour on nuisances <= 0.5", m.false_per_hour_nuisance <= 0.5, b});
   std::snprintf(b, sizeof b, "%.2f s", m.median_onset_s);
-  t.push_back({"median onset <= 0.5 s", m.median_onset_s <= 0.5, b});
+  char what[64];
+  std::snprintf(what, sizeof what, "median onset <= %.2g s", onset_target_s);
+  t.push_back({what, m.median_onset_s <= onset_target_s, b});
   std::snprintf(b, sizeof b, "%.3f (%d labelled)", m.person_precision, m.person_events);
   t.push_back({"person precision >= 0.9", m.person_precision >= 0.9, b});
   std::snprintf(b, sizeof b, "%.3f (of %d people >= 80 px)", m.person_recall, m.persons_eligible);
@@ -660,6 +666,7 @@ int usage() {
                "                    [--fps N] [--no-ablation] [--cache DIR] [--markdown FILE]\n"
                "                    [--rtsp-client builtin|libavformat]\n"
                "                    [--json FILE] [--rtsp-seconds S] [--unmasked] [--check]\n"
+               "                    [--onset-target S]\n"
                "                    SCENARIO.yaml|DIR...\n");
   return 2;
 }
@@ -696,6 +703,8 @@ int main(int argc, char** argv) {
       opt.rtsp_client = next();
     } else if (a == "--rtsp-seconds") {
       opt.rtsp_seconds = std::atof(next().c_str());
+    } else if (a == "--onset-target") {
+      onset_target_s = std::atof(next().c_str());
     } else if (a == "--unmasked") {
       opt.unmasked = true;
     } else if (a == "--check") {
