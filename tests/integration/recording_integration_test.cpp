@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
@@ -283,7 +285,8 @@ TEST(RecordingIntegration, AnOutageIsTheOnlyGap) {
 
 // A flapping camera (stopped and started again and again; MATTHAN_FLAPS times, 8 in CI, 100 in
 // bench): one reconnect and one gap per outage, each where the outage was; the other camera
-// records on without a gap; the server's file descriptors and threads do not grow.
+// records on without a gap; the server's file descriptors and threads do not grow, and its
+// malloc arenas stay within the limit it sets itself.
 TEST(RecordingIntegration, AFlappingCameraReconnectsEveryTimeAndLeaksNothing) {
   const int flaps = std::getenv("MATTHAN_FLAPS") ? std::atoi(std::getenv("MATTHAN_FLAPS")) : 8;
   const std::string dir = temp_dir("matthan-rec-flap");
@@ -329,6 +332,38 @@ TEST(RecordingIntegration, AFlappingCameraReconnectsEveryTimeAndLeaksNothing) {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
+  // glibc's malloc arenas besides the main one, from the maps: each reserves 64 MiB aligned to
+  // 64 MiB, read-write where it is in use and inaccessible after that. Without the server's limit
+  // every new thread takes one (up to 16 on 2 cores), and their fragmentation is what the soak
+  // saw creep (docs/design/hardening.md, "Allocator").
+  auto arenas = [](const std::string& maps_path) {
+    constexpr std::uint64_t heap = 64ull << 20;
+    struct Mapping {
+      std::uint64_t start, end;
+      std::string perms;
+    };
+    std::vector<Mapping> anon;  // in address order, as the kernel lists them
+    std::ifstream maps(maps_path);
+    for (std::string entry; std::getline(maps, entry);) {
+      std::istringstream fields(entry);
+      std::string range, perms, offset, device, inode, path;
+      fields >> range >> perms >> offset >> device >> inode >> path;
+      if (!path.empty()) continue;
+      const auto dash = range.find('-');
+      anon.push_back({std::stoull(range.substr(0, dash), nullptr, 16),
+                      std::stoull(range.substr(dash + 1), nullptr, 16), perms});
+    }
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < anon.size(); ++i) {
+      if (anon[i].start % heap != 0 || anon[i].perms.rfind("rw", 0) != 0) continue;
+      std::uint64_t size = anon[i].end - anon[i].start;
+      if (i + 1 < anon.size() && anon[i + 1].start == anon[i].end &&
+          anon[i + 1].perms.rfind("---", 0) == 0)
+        size += anon[i + 1].end - anon[i + 1].start;
+      if (size == heap) ++n;
+    }
+    return n;
+  };
   ChildProcess server({binary_path("matthan"), "run", "--config", dir + "/matthan.yaml"},
                       dir + "/server.log");
   ASSERT_TRUE(server.wait_for_line("LISTENING ", 20s).has_value());
@@ -348,11 +383,16 @@ TEST(RecordingIntegration, AFlappingCameraReconnectsEveryTimeAndLeaksNothing) {
   }
   std::this_thread::sleep_for(2s);
   const auto fds_after = entries(proc + "/fd"), threads_after = entries(proc + "/task");
+  const auto arenas_after = arenas(proc + "/maps");
   EXPECT_EQ(server.signal_and_wait(SIGTERM, 15s), 0);
 
   EXPECT_EQ(count(onlines), flaps + 1);
   EXPECT_LE(fds_after, fds_before + 2) << "file descriptors grew";
   EXPECT_LE(threads_after, threads_before + 1) << "threads grew";
+  // M_ARENA_MAX 4 counts the main arena (app/main.cpp); run the test with
+  // GLIBC_TUNABLES=glibc.malloc.arena_max=16 to see this fail.
+  EXPECT_LE(arenas_after, 3u) << "malloc arenas besides the main one, with " << threads_after
+                              << " threads";
   EXPECT_EQ(count("SELECT COUNT(*) FROM gap WHERE camera_id = 'rec-h265'"), 0)
       << "the other camera was touched";
   sqlite3* db = nullptr;
