@@ -52,12 +52,23 @@ def proc_stats(pid):
 
 
 def malloc_arenas(pid):
-    """glibc arenas besides the main one: each reserves a 64 MiB-aligned heap (none: jemalloc)."""
-    n = 0
+    """glibc arenas besides the main one (none: jemalloc). Each reserves 64 MiB at a 64 MiB
+    boundary: read-write where in use, inaccessible after that (as the flapping-camera test)."""
+    heap = 64 << 20
+    anon = []
     for line in open(f"/proc/{pid}/maps"):
         f = line.split()
-        if len(f) == 5 and f[1].startswith("rw") and int(f[0].split("-")[0], 16) % (64 << 20) == 0:
-            n += 1
+        if len(f) == 5:
+            start, end = (int(a, 16) for a in f[0].split("-"))
+            anon.append((start, end, f[1]))
+    n = 0
+    for i, (start, end, perms) in enumerate(anon):
+        if start % heap or not perms.startswith("rw"):
+            continue
+        size = end - start
+        if i + 1 < len(anon) and anon[i + 1][0] == end and anon[i + 1][2].startswith("---"):
+            size += anon[i + 1][1] - anon[i + 1][0]
+        n += size == heap
     return n
 
 

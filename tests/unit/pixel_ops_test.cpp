@@ -29,7 +29,7 @@ TEST(PixelOps, HalfSizeIsOpenCvsTwoByTwoAreaAverage) {
 TEST(PixelOps, SteadyDifferenceMatchesThePlainLoop) {
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> byte(0, 255), bg16(0, 65280), coin(0, 3);
-  for (const int n : {320, 333, 31, 1}) {
+  for (const int n : {320, 333, 80, 63, 33, 32, 31, 1}) {
     std::vector<std::uint8_t> src(n), reg(n), nrm(n), msk(n), b8(n);
     std::vector<std::uint16_t> bg(n);
     for (int i = 0; i < n; ++i) {
