@@ -9,7 +9,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
-  libopencv-dev
+  libopencv-dev libturbojpeg0-dev
   libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev
   libssl-dev libsodium-dev libcurl4-openssl-dev tzdata
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev

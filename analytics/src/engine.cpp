@@ -3,11 +3,47 @@
 #include <opencv2/core/utility.hpp>
 
 #include <spdlog/spdlog.h>
+#include <turbojpeg.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <opencv2/imgcodecs.hpp>
+#include <fstream>
 
 namespace matthan::analytics {
+
+namespace {
+
+// The analysed picture as a greyscale JPEG (quality 85), written to `path`. TurboJPEG rather
+// than OpenCV's imgcodecs: that module brings GDAL, GDCM, Poppler and some hundred more
+// libraries into the server (and the package) for this one call.
+bool write_grey_jpeg(const std::string& path, const std::uint8_t* pixels, int width, int height,
+                     int stride, std::string& error) {
+  tjhandle tj = tjInitCompress();
+  if (tj == nullptr) {
+    error = tjGetErrorStr2(nullptr);
+    return false;
+  }
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  const bool encoded = tjCompress2(tj, pixels, width, stride, height, TJPF_GRAY, &jpeg, &size,
+                                   TJSAMP_GRAY, 85, 0) == 0;
+  if (!encoded) error = tjGetErrorStr2(tj);
+  bool written = false;
+  if (encoded) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(jpeg), static_cast<std::streamsize>(size));
+    out.close();
+    written = !out.fail();
+    if (!written) error = std::strerror(errno);
+  }
+  tjFree(jpeg);
+  tjDestroy(tj);
+  return written;
+}
+
+}  // namespace
 
 Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
                TrackerSettings tracker, TamperSettings tamper, EventSink* sink,
@@ -38,13 +74,16 @@ Engine::Engine(const std::vector<CameraInfo>& cameras, MotionSettings motion,
         const std::string path = dir + "/" + e.id + ".jpg";
         // Written aside and renamed: an alert channel reading it never sees half a JPEG.
         const std::string part = path + ".part.jpg";
-        const cv::Mat luma(raw->current->height, raw->current->width, CV_8U,
-                           const_cast<std::uint8_t*>(raw->current->pixels()),
-                           static_cast<std::size_t>(raw->current->stride));
-        std::error_code rename_error;
-        if (!cv::imwrite(part, luma, {cv::IMWRITE_JPEG_QUALITY, 85}) ||
-            (std::filesystem::rename(part, path, rename_error), rename_error)) {
-          spdlog::warn("camera {}: cannot write snapshot {}", e.camera_id, path);
+        std::string error;
+        if (!write_grey_jpeg(part, raw->current->pixels(), raw->current->width,
+                             raw->current->height, raw->current->stride, error)) {
+          spdlog::warn("camera {}: cannot write snapshot {}: {}", e.camera_id, path, error);
+          std::filesystem::remove(part, ec);
+          return e.snapshot_path;
+        }
+        if (std::filesystem::rename(part, path, ec); ec) {
+          spdlog::warn("camera {}: cannot write snapshot {}: {}", e.camera_id, path, ec.message());
+          std::filesystem::remove(part, ec);
           return e.snapshot_path;
         }
         return path;

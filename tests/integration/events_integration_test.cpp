@@ -9,6 +9,8 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <set>
 #include <thread>
 #include <zmq.hpp>
@@ -190,7 +192,15 @@ TEST_F(EventsIntegration, CrossingsBecomeOneEventEachAndSwitchesNone) {
           EXPECT_GT(e["end_us"].get<std::int64_t>(), leave - 1'500'000);
           EXPECT_LT(e["end_us"].get<std::int64_t>(), leave + 3'000'000);
         }
-        EXPECT_TRUE(std::filesystem::exists(e["snapshot"].get<std::string>())) << e.dump();
+        // The snapshot is the analysed picture: a greyscale JPEG of the sub stream, not flat.
+        const cv::Mat snap = cv::imread(e["snapshot"].get<std::string>(), cv::IMREAD_UNCHANGED);
+        ASSERT_FALSE(snap.empty()) << "not a readable JPEG: " << e.dump();
+        EXPECT_EQ(snap.channels(), 1);
+        EXPECT_EQ(snap.cols, 640);
+        EXPECT_EQ(snap.rows, 360);
+        cv::Scalar mean, stddev;
+        cv::meanStdDev(snap, mean, stddev);
+        EXPECT_GT(stddev[0], 10.0) << "a flat picture";
         EXPECT_EQ(e["label"], "person") << e.dump();
         EXPECT_EQ(e["node_id"], "ev-node");
       }
