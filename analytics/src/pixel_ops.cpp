@@ -105,16 +105,18 @@ __attribute__((always_inline, target("avx2,popcnt"))) inline void steady_step(
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(b8 + x), b);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(msk + x), moved);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(nrm + x), v);
-  unsigned keep = ~0u;
+  __m256i counted = moved;
   if (from != x) {
-    keep <<= from - x;
+    // Lanes before `from` were counted by the step before.
     const __m256i lane =
         _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
                          21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
-    quiet = _mm256_and_si256(
-        quiet, _mm256_cmpgt_epi8(lane, _mm256_set1_epi8(static_cast<char>(from - x - 1))));
+    const __m256i fresh =
+        _mm256_cmpgt_epi8(lane, _mm256_set1_epi8(static_cast<char>(from - x - 1)));
+    counted = _mm256_and_si256(counted, fresh);
+    quiet = _mm256_and_si256(quiet, fresh);
   }
-  changed += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(moved)) & keep);
+  changed += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(counted)));
   quiet_n += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(quiet)));
   qsum = _mm256_add_epi64(qsum, _mm256_sad_epu8(_mm256_and_si256(d, quiet), zero));
 }
