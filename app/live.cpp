@@ -15,8 +15,10 @@ constexpr std::size_t kMaxGop = 600;  // a camera without keyframes must not gro
 // tests/browser/e2e.mjs reads off the picture.
 constexpr std::size_t kMessageFrames = 3;
 constexpr std::int64_t kMessageUs = 100'000;
-// Packets gather this long between wake-ups of the delivery thread while nobody watches.
-constexpr std::chrono::microseconds kIdleBatch{100'000};
+// Packets gather this long between wake-ups of the delivery thread while nobody watches (a
+// new viewer waits at most this for the kept GOP to catch up): a little longer than the
+// stream's read batch (250 ms), so that each wake-up finds one.
+constexpr std::chrono::microseconds kIdleBatch{300'000};
 }  // namespace
 
 LiveStream::LiveStream(std::string camera_id, StreamKind kind)

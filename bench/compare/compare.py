@@ -5,7 +5,9 @@ One simulator (`matthan-camsim`, pinned to CPU 0) serves the cameras; each syste
 on CPU 1 against the same cameras for the same window and measured:
 - CPU per camera: utime+stime of its process(es) from /proc/PID/stat over the window, divided by
   the cameras; RSS per camera: the largest VmRSS sum seen in the window, divided likewise; the
-  simulator's own CPU over the same window beside it;
+  simulator's own CPU over the same window beside it; wake-ups per camera a second: the
+  voluntary context switches of all its threads (/proc/PID/task/*/status), each a sleep that
+  ended, over the window;
 - events against the simulator's ground truth: recall (person crossings that overlap an event),
   false events per camera-hour (events that overlap no person or vehicle), events per
   camera-hour and the share of time spent inside an event;
@@ -69,6 +71,24 @@ def cpu_ticks(pid):
         return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     except (OSError, IndexError, ValueError):
         return None
+
+
+def wakeups(pid):
+    """Voluntary context switches of every thread the process has now (a thread that ended in
+    the window takes its count with it)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                m = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(), re.M)
+            total += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return total
 
 
 def rss_kb(pid):
@@ -330,6 +350,7 @@ class Window:
     def run(self, seconds, sample=None, every=2.0):
         pids = self.pids_fn()
         c0 = {p: cpu_ticks(p) for p in pids}
+        v0 = {p: wakeups(p) for p in pids}
         s0 = cpu_ticks(self.sim_pid)
         self.t0 = time.time()
         rss_max = 0
@@ -343,10 +364,13 @@ class Window:
                 break
             time.sleep(min(every, end - now))
         c1 = {p: cpu_ticks(p) for p in pids}
+        v1 = {p: wakeups(p) for p in pids}
         s1 = cpu_ticks(self.sim_pid)
         self.t1 = time.time()
         dead = [p for p in pids if c1[p] is None or c0[p] is None]
         self.cpu_s = sum(c1[p] - c0[p] for p in pids if p not in dead) / HZ
+        self.wakeups = sum(v1[p] - v0[p] for p in pids
+                           if p not in dead and v0[p] is not None and v1[p] is not None)
         self.sim_cpu_s = (s1 - s0) / HZ if s0 is not None and s1 is not None else None
         self.rss_kb = rss_max
         self.dead = dead
@@ -359,6 +383,7 @@ def summary(name, cams, w, extra):
          "window_s": round(secs, 1), "cpu_s": round(w.cpu_s, 2),
          "cpu_pct_per_camera": 100 * w.cpu_s / secs / n,
          "rss_mb_per_camera": w.rss_kb / 1024 / n,
+         "wakeups_per_camera_s": w.wakeups / secs / n,
          "sim_cpu_pct": 100 * w.sim_cpu_s / secs if w.sim_cpu_s is not None else None,
          "processes_died": len(w.dead)}
     r.update(extra)
@@ -831,10 +856,11 @@ def report(ctx, results, sustain, out):
              + f"; slack {ctx.args.slack:g} s on event overlaps."
              + "".join(f" {r['label']}: {r['warmup_s']:g} s warm-up, past its start-up event."
                        for r in results if r.get("warmup_s", 0) > ctx.args.warmup), "",
-             "| system | analysed fps (measured of configured) | CPU/camera (% of a core) | RSS/camera MB | simulator CPU % "
+             "| system | analysed fps (measured of configured) | CPU/camera (% of a core) | RSS/camera MB "
+             "| wake-ups /camera/s | simulator CPU % "
              "| recall (person crossings) | false events /camera-hour | events /camera-hour "
              "| time in event | recording loss (frames missing / read) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         sc = r.get("score") or {}
         loss = r.get("recording_loss")
@@ -846,6 +872,7 @@ def report(ctx, results, sustain, out):
             f"| {r['label']} | {fmt(statistics.mean(rates) if rates else None, '{:.1f}')} "
             f"of {fmt(r.get('analysis_fps'), '{:g}')} "
             f"| {r['cpu_pct_per_camera']:.2f} | {r['rss_mb_per_camera']:.1f} "
+            f"| {fmt(r.get('wakeups_per_camera_s'), '{:.0f}')} "
             f"| {fmt(r['sim_cpu_pct'])} | {recall} "
             f"| {fmt(sc.get('false_per_cam_hour'), '{:.1f}')} ({sc.get('false_events', '–')}) "
             f"| {fmt(sc.get('events_per_cam_hour'), '{:.1f}')} "
@@ -1132,7 +1159,8 @@ def main():
                 results.append(r)
                 ms = [p["analyse_ms"] for p in r["per_camera"].values() if p.get("analyse_ms")]
                 log(f"  CPU/camera {r['cpu_pct_per_camera']:.2f} %, "
-                    f"RSS/camera {r['rss_mb_per_camera']:.1f} MB"
+                    f"RSS/camera {r['rss_mb_per_camera']:.1f} MB, "
+                    f"{r['wakeups_per_camera_s']:.0f} wake-ups/camera/s"
                     + (f", analysis {statistics.mean(ms):.3f} ms/frame" if ms else ""))
         ctx.aligning = False  # the steps measure load, not detection
         for name in systems if steps else []:

@@ -40,6 +40,7 @@ std::expected<ClipInfo, std::string> read_clip(
   AVPacket* pkt = av_packet_alloc();
   AVFrame* frame = av_frame_alloc();
   ClipInfo info;
+  const bool every = analysis_fps <= 0;
   const std::int64_t interval_us = static_cast<std::int64_t>(1e6 / std::max(0.1, analysis_fps));
   std::int64_t first_pts = AV_NOPTS_VALUE;
   AnalysisPacer pacer(interval_us);
@@ -57,9 +58,9 @@ std::expected<ClipInfo, std::string> read_clip(
               ? av_rescale_q(info.frames_decoded - 1, av_inv_q(rate), {1, 1'000'000})
               : av_rescale_q(pts - first_pts, st->time_base, {1, 1'000'000});
       last_us = t_us;
-      const auto slot = frame->data[0] != nullptr
-                            ? pacer.take(t_us, [&] { return sooner && sooner(); })
-                            : AnalysisPacer::Slot::none;
+      const auto slot = frame->data[0] == nullptr ? AnalysisPacer::Slot::none
+                        : every                   ? AnalysisPacer::Slot::full
+                                : pacer.take(t_us, [&] { return sooner && sooner(); });
       if (slot != AnalysisPacer::Slot::none) {
         LumaFrame f;
         f.camera_id = camera_id;

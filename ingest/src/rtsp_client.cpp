@@ -713,8 +713,12 @@ bool RtspClient::parse_buffered() {
   return ready_.size() > before;
 }
 
-void RtspClient::batch_reads(int bytes) {
-  if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes);
+void RtspClient::batch_reads(int bytes, std::chrono::milliseconds wait) {
+  if (fd_ < 0) return;
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes);
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
+  const timeval tv{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 RtspClient::Read RtspClient::read(AccessUnit& out) {

@@ -74,10 +74,11 @@ class RtspClient {
   const RtspVideo& video() const { return video_; }
 
   Read read(AccessUnit& out);  // never `timeout`: the caller's interruption ends a stall
-  // Reads wait for this many bytes (or the 100 ms read timeout) rather than wake for every
-  // TCP segment: for a stream nobody needs frame by frame (the recorded one), ~10 wake-ups a
-  // second instead of one or more per picture. Each picture still keeps its arrival time.
-  void batch_reads(int bytes);
+  // Reads wait for this many bytes or `wait` (the read timeout, 100 ms unless set here) rather
+  // than wake for every TCP segment: for a stream nobody needs frame by frame, a few wake-ups a
+  // second instead of one or more per picture. Each picture still keeps its arrival time; the
+  // stop flag and the stall deadline are looked at once per `wait`.
+  void batch_reads(int bytes, std::chrono::milliseconds wait);
   std::uint64_t lost_packets() const { return lost_packets_; }
 
   // The RTP path without a socket, for the tests: what open() learns from the description,

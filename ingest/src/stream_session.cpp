@@ -497,15 +497,20 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
                               {1, v.clock_rate},
                               v.frame_rate > 0 ? av_d2q(v.frame_rate, 1001000) : AVRational{0, 1}});
       input.video_index = 0;
-      // Nobody watching it live: read in batches of 64 KB or 100 ms (the read timeout), a few
-      // pictures per wake-up. The analysis learns of a picture up to 100 ms later, its time is
-      // kept (the smoother anchors on the quickest arrivals). A stream a viewer watches is read
-      // as it comes (checked as the units are taken).
+      // Nobody watching it live: read in batches, a few pictures per wake-up; a picture's time
+      // is kept (the smoother anchors on the quickest arrivals). The analysed stream: 64 KB or
+      // 100 ms (the analysis learns of a picture that much later). The recorded-only one:
+      // 256 KB or 250 ms, as long as its recorder gathers (a crash loses at most that more,
+      // next to the 1 s fragment; 256 KB is 250 ms of 8 Mbit/s). A stream a viewer watches is
+      // read as it comes (checked as the units are taken).
+      using std::chrono::milliseconds;
+      const int idle_bytes = options_.decode ? 64 * 1024 : 256 * 1024;
+      const milliseconds idle_wait = options_.decode ? milliseconds(100) : milliseconds(250);
       int read_batch = 1;
       AccessUnit unit;
       input.read = [&](AVPacket* pkt) {
-        if (const int want = !fanout_.eager() ? 64 * 1024 : 1; want != read_batch) {
-          client.batch_reads(want);
+        if (const int want = !fanout_.eager() ? idle_bytes : 1; want != read_batch) {
+          client.batch_reads(want, want > 1 ? idle_wait : milliseconds(100));
           read_batch = want;
         }
         switch (client.read(unit)) {

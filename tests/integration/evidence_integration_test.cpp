@@ -112,7 +112,7 @@ int count_rows(const std::string& db_path, const std::string& sql) {
 // The simulator's burned-in frame indices of a video file, in decode order.
 std::vector<std::uint32_t> frame_codes(const std::string& path) {
   std::vector<std::uint32_t> codes;
-  auto read = ingest::read_clip(path, "x", 1000, 0, [&](const LumaFrame& f) {
+  auto read = ingest::read_clip(path, "x", 0, 0, [&](const LumaFrame& f) {
     codes.push_back(
         camsim::read_frame_code(f.pixels(), f.stride, f.width, f.height).value_or(0xFFFFFFFF));
   });

@@ -4,6 +4,7 @@
 // stream is decoded and handed on at the analysis rate only, and a client that joins mid-GOP is
 // not counted as broken.
 #include "matthan/ingest/stream_session.hpp"
+#include "matthan/ingest/clip_reader.hpp"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -15,11 +16,14 @@ extern "C" {
 #include <tuple>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "analysis_pacer.hpp"
 #include "child_process.hpp"
@@ -253,6 +257,100 @@ TEST(StreamSession, APaddedSubStreamIsAnalysedWithTheDecodersStride) {
   EXPECT_EQ(sink.width.load(), 400);
   EXPECT_GT(sink.stride.load(), 400);
   EXPECT_EQ(sink.coded.load(), sink.frames.load()) << "stride " << sink.stride;
+}
+
+// Voluntary context switches (each a sleep that ended) of every thread of this process but
+// the calling one.
+long other_threads_wakeups() {
+  long total = 0;
+  const std::string self = std::to_string(gettid());
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (task.path().filename() == self) continue;
+    std::ifstream in(task.path() / "status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::stol(line.substr(24));
+    }
+  }
+  return total;
+}
+
+// A recorded stream nobody watches live (the main stream: not decoded, its one subscriber
+// gathering packets for 300 ms as the recorder does): the reader and the subscriber each wake a
+// few times a second, not for every picture or every 64 KB, and every picture still arrives,
+// in order. (Read in 64 KB or 100 ms batches as before: 15 a second for the two.)
+TEST(StreamSession, ARecordedStreamNobodyWatchesIsReadInQuarterSecondBatches) {
+  const auto dir = test::temp_dir("matthan-ss-batch");
+  test::ChildProcess camsim(camsim_args(dir), dir + "/camsim.log");
+  auto line = camsim.wait_for_line("CAMSIM ", 180s);
+  ASSERT_TRUE(line.has_value()) << test::read_file(dir + "/camsim.log");
+  SystemClock clock;
+  StreamOptions opts;
+  opts.camera_id = "cam1";
+  opts.kind = StreamKind::main;
+  opts.url = line->substr(7) + "/cam1/main";
+  StreamSession main(opts, clock, {});
+  std::mutex m;
+  std::vector<std::int64_t> dts;
+  std::size_t bytes = 0;
+  main.packets().subscribe(
+      "recorder", DropPolicy::never, 0, 64 << 20,
+      [&](const EncodedPacketPtr& p) {
+        std::lock_guard lock(m);
+        dts.push_back(p->dts);
+        bytes += p->data.size();
+      },
+      [] { return std::chrono::microseconds(300'000); });
+  main.start();
+  std::this_thread::sleep_for(2s);  // connected, streaming, batching
+  const long woken0 = other_threads_wakeups();
+  std::size_t got0 = 0, bytes0 = 0;
+  {
+    std::lock_guard lock(m);
+    got0 = dts.size();
+    bytes0 = bytes;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(4s);
+  const long woken = other_threads_wakeups() - woken0;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::size_t got = 0, rate = 0;
+  {
+    std::lock_guard lock(m);
+    got = dts.size() - got0;
+    rate = static_cast<std::size_t>(static_cast<double>(bytes - bytes0) / secs);
+  }
+  main.stop();
+  const double per_s = static_cast<double>(woken) / secs;
+  std::printf("reader and recorder: %.1f wake-ups a second for %.1f pictures a second (%zu KB/s)\n",
+              per_s, static_cast<double>(got) / secs, rate / 1024);
+  EXPECT_GT(rate, 256u * 1024) << "a stream this slow would not show the 64 KB batches' cost";
+  EXPECT_LE(per_s, 10.0) << got << " pictures in " << secs << " s";
+  EXPECT_GE(static_cast<double>(got), 25 * secs * 0.9);
+  std::lock_guard lock(m);
+  for (std::size_t i = 1; i < dts.size(); ++i) ASSERT_GT(dts[i], dts[i - 1]) << i;
+}
+
+// A camera whose encoder stalled sends the frames it held a clock tick apart. Read at no rate
+// (what the tests that count recorded frames use), every one of them comes out; read at an
+// analysis rate, the grid takes the first and thins out the rest.
+TEST(ReadClip, NoRateReadsEveryFrameHoweverCloseTheirTimes) {
+  const auto dir = test::temp_dir("matthan-clip-ticks");
+  const std::string path = dir + "/ticks.mp4";
+  ASSERT_EQ(std::system(("ffmpeg -v error -y -f lavfi -i testsrc=size=160x120:rate=25 -frames:v "
+                         "12 -vf setpts=N/90000/TB -c:v libx264 -g 12 -bf 0 -fps_mode passthrough "
+                         "-video_track_timescale 90000 '" +
+                         path + "'")
+                            .c_str()),
+            0);
+  int every = 0, paced = 0;
+  auto all = ingest::read_clip(path, "x", 0, 0, [&](const LumaFrame&) { ++every; });
+  ASSERT_TRUE(all.has_value()) << all.error();
+  EXPECT_EQ(every, 12);
+  EXPECT_EQ(all->frames_analysed, 12);
+  auto rated = ingest::read_clip(path, "x", 1000, 0, [&](const LumaFrame&) { ++paced; });
+  ASSERT_TRUE(rated.has_value()) << rated.error();
+  EXPECT_EQ(rated->frames_decoded, 12);
+  EXPECT_EQ(paced, 1);
 }
 
 TEST(SimulatorSender, PicturesTheSimulatorDropsAreCountedAndReported) {

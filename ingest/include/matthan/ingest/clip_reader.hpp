@@ -27,6 +27,8 @@ enum class Decode { exact, analysis };
 // Frame times are base_us + the frame's media time since the first frame. Runs as fast as it
 // can decode (no real-time pacing). `sooner`, asked at each half slot as the live path asks its
 // analysis, takes that frame too (flagged `early`); none: the half slots are skipped.
+// analysis_fps <= 0: every decoded frame, whatever its time (a camera that stalled sends the
+// frames it held a tick apart, which any rate's grid would thin out).
 std::expected<ClipInfo, std::string> read_clip(
     const std::string& path, const std::string& camera_id, double analysis_fps,
     std::int64_t base_us, const std::function<void(const LumaFrame&)>& on_frame,
