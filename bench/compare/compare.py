@@ -881,12 +881,25 @@ def report(ctx, results, sustain, out):
             f"| {fmt(sc.get('events_per_cam_hour'), '{:.1f}')} "
             f"| {fmt(sc.get('time_in_event_share'), '{:.0%}')} "
             f"| {fmt_loss(loss)} |")
+    if ctx.args.rounds > 1 and results:
+        lines += ["", f"CPU/camera and wake-ups are the medians of {ctx.args.rounds} rounds "
+                  "taken in turn; every round's CPU/camera (%): "
+                  + "; ".join(f"{r['label']} " + ", ".join(f"{c:.2f}" for c in r["cpu_rounds"])
+                              for r in results if r.get("cpu_rounds"))
+                  + ". Events and recordings are the first round's."]
     if results:
         lines += ["", "## Targets (ratios computed from the figures above, nothing assumed)", ""]
     m = by.get("matthan")
 
     def ratio(a, b):
         return a / b if a is not None and b else None
+
+    def per_round(a, b):
+        """The ratio round by round, when both systems ran every round."""
+        ra, rb = a.get("cpu_rounds"), b.get("cpu_rounds")
+        if not ra or not rb or len(ra) != len(rb):
+            return ""
+        return " (round by round: " + ", ".join(f"{x / y:.2f}×" for x, y in zip(ra, rb)) + ")"
 
     if m:
         mc, ms = m["cpu_pct_per_camera"], m.get("score") or {}
@@ -905,7 +918,8 @@ def report(ctx, results, sustain, out):
                 return "met" if (a < b if lower else a > b) else "NOT met"
 
             lines.append(
-                f"- CPU/camera Mắt Thần ÷ {o['label']}: {fmt(rr, '{:.2f}')}× (target ≤ 0.5×: "
+                f"- CPU/camera Mắt Thần ÷ {o['label']}: {fmt(rr, '{:.2f}')}×{per_round(m, o)} "
+                f"(target ≤ 0.5×: "
                 f"{'met' if rr is not None and rr <= 0.5 else 'NOT met'}); recall "
                 f"{fmt(ms.get('recall'), '{:.0%}')} vs {fmt(os_.get('recall'), '{:.0%}')} "
                 f"(target better: {better(ms.get('recall'), os_.get('recall'))}); false "
@@ -928,7 +942,7 @@ def report(ctx, results, sustain, out):
         if f:
             rr = ratio(mc, f["cpu_pct_per_camera"])
             lines.append(f"- CPU/camera Mắt Thần ÷ ffmpeg decode-only of the same sub stream: "
-                         f"{fmt(rr, '{:.2f}')}× (target ≤ 1.15×: "
+                         f"{fmt(rr, '{:.2f}')}×{per_round(m, f)} (target ≤ 1.15×: "
                          f"{'met' if rr is not None and rr <= 1.15 else 'NOT met'})")
         f = by.get("ffmpeg-rec")
         if f:
@@ -941,7 +955,8 @@ def report(ctx, results, sustain, out):
         if f:
             rr = ratio(mc, f["cpu_pct_per_camera"])
             lines.append(f"- CPU/camera Mắt Thần ÷ the same server built from "
-                         f"{ctx.args.base_bin} (an A/B of a change): {fmt(rr, '{:.2f}')}×")
+                         f"{ctx.args.base_bin} (an A/B of a change): {fmt(rr, '{:.2f}')}×"
+                         f"{per_round(m, f)}")
         f = by.get("matthan-libav")
         if f:
             rr = ratio(mc, f["cpu_pct_per_camera"])
@@ -1094,6 +1109,11 @@ def main():
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--cameras", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=300, help="measuring window per system")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the systems this many times, in turn (A B A B ...): CPU and "
+                         "wake-ups are the median of the rounds, every round's CPU is printed "
+                         "and each ratio is given per round; events and recordings are the "
+                         "first round's")
     ap.add_argument("--warmup", type=float, default=30, help="after every camera is connected")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--loop-s", type=float, default=40, help="simulator loop length")
@@ -1159,24 +1179,37 @@ def main():
         ctx.truth = sim.truth
         log(f"{len(sim.cameras)} cameras; sub {ctx.sub_width}x{ctx.sub_height} @ {ctx.sub_fps:g}"
             " fps")
-        if args.compare:
+        # Machines drift over minutes (the floor read 1.29 and 1.46 % an hour apart on one
+        # machine), so rounds taken in turn pair each system with the others' nearby runs.
+        rounds = {}
+        for k in range(args.rounds if args.compare else 0):
             for name in systems:
                 log(f"{LABEL[name]}: {len(ctx.cams)} cameras, {args.warmup:g} s warm-up, "
-                    f"{args.seconds:g} s measured")
+                    f"{args.seconds:g} s measured"
+                    + (f", round {k + 1} of {args.rounds}" if args.rounds > 1 else ""))
                 d0 = sim.drops()
                 try:
                     r = RUNNERS[name](ctx, ctx.cams, args.warmup, args.seconds,
-                                      os.path.join(out, name))
+                                      os.path.join(out, name if k == 0 else f"{name}-r{k + 1}"))
                 except Exception as e:
                     log(f"  {LABEL[name]} failed, left out of the table: {e}")
                     continue
                 r["sim_drops"] = sim_drops(d0, sim.drops())
-                results.append(r)
+                if name in rounds:
+                    rounds[name].append(r)
+                else:
+                    rounds[name] = [r]
+                    results.append(r)
                 ms = [p["analyse_ms"] for p in r["per_camera"].values() if p.get("analyse_ms")]
                 log(f"  CPU/camera {r['cpu_pct_per_camera']:.2f} %, "
                     f"RSS/camera {r['rss_mb_per_camera']:.1f} MB, "
                     f"{r['wakeups_per_camera_s']:.0f} wake-ups/camera/s"
                     + (f", analysis {statistics.mean(ms):.3f} ms/frame" if ms else ""))
+        for r in results if args.rounds > 1 else []:
+            runs = rounds[r["system"]]
+            r["cpu_rounds"] = [x["cpu_pct_per_camera"] for x in runs]
+            r["cpu_pct_per_camera"] = statistics.median(r["cpu_rounds"])
+            r["wakeups_per_camera_s"] = statistics.median(x["wakeups_per_camera_s"] for x in runs)
         ctx.aligning = False  # the steps measure load, not detection
         for name in systems if steps else []:
             sustain[name] = []

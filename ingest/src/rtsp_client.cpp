@@ -253,9 +253,9 @@ RtspFailure RtspClient::connect_socket(SteadyClock::time_point deadline) {
       detail_ = std::strerror(err);
       continue;
     }
-    // Blocking reads that wake every 100 ms to look at the stop flag and the stall deadline.
+    // Blocking reads that wake every kReadWait to look at the stop flag and the stall deadline.
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    timeval tv{0, 100'000};
+    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(kReadWait).count())};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     const int one = 1;

@@ -53,7 +53,8 @@ struct AccessUnit {
 };
 
 // Thread: one thread (the stream's demux thread) owns an instance. `interrupted` is polled at
-// least every 100 ms while waiting on the network, so stop and stall deadlines act quickly.
+// least once per read wait (kReadWait, or what batch_reads sets) while waiting on the network,
+// so stop and stall deadlines act quickly.
 class RtspClient {
  public:
   using Interrupted = std::function<bool()>;
@@ -74,7 +75,10 @@ class RtspClient {
   const RtspVideo& video() const { return video_; }
 
   Read read(AccessUnit& out);  // never `timeout`: the caller's interruption ends a stall
-  // Reads wait for this many bytes or `wait` (the read timeout, 100 ms unless set here) rather
+  // How long a read waits before looking at the stop flag and the stall deadline, unless
+  // batch_reads sets another wait.
+  static constexpr std::chrono::milliseconds kReadWait{100};
+  // Reads wait for this many bytes or `wait` (the read timeout, kReadWait unless set here) rather
   // than wake for every TCP segment: for a stream nobody needs frame by frame, a few wake-ups a
   // second instead of one or more per picture. Each picture still keeps its arrival time; the
   // stop flag and the stall deadline are looked at once per `wait`.

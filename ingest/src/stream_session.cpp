@@ -505,12 +505,12 @@ StreamSession::Outcome StreamSession::connect_and_stream() {
       // read as it comes (checked as the units are taken).
       using std::chrono::milliseconds;
       const int idle_bytes = options_.decode ? 64 * 1024 : 256 * 1024;
-      const milliseconds idle_wait = options_.decode ? milliseconds(100) : milliseconds(250);
+      const milliseconds idle_wait = options_.decode ? RtspClient::kReadWait : milliseconds(250);
       int read_batch = 1;
       AccessUnit unit;
       input.read = [&](AVPacket* pkt) {
         if (const int want = !fanout_.eager() ? idle_bytes : 1; want != read_batch) {
-          client.batch_reads(want, want > 1 ? idle_wait : milliseconds(100));
+          client.batch_reads(want, want > 1 ? idle_wait : RtspClient::kReadWait);
           read_batch = want;
         }
         switch (client.read(unit)) {
