@@ -1039,7 +1039,8 @@ def plots(results, sustain, out):
                for r in results]
         ax[0].plot(names, sim, "o", color="grey", label="simulator (CPU 0), per camera")
         ax[0].set_ylabel("% of one core per camera")
-        ax[0].set_title("CPU per camera")
+        n = max((len(r.get("cpu_rounds") or []) for r in results), default=0)
+        ax[0].set_title("CPU per camera" + (f" (median of {n} rounds)" if n > 1 else ""))
         ax[0].set_ylim(0, max(cpu + [3]) * 1.35)  # room for the legend above the bars
         ax[0].legend(loc="upper left", fontsize=8)
         ax[1].bar_label(ax[1].bar(names, [r["rss_mb_per_camera"] for r in results],
