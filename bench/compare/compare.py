@@ -886,7 +886,7 @@ def report(ctx, results, sustain, out):
                   "taken in turn; every round's CPU/camera (%): "
                   + "; ".join(f"{r['label']} " + ", ".join(f"{c:.2f}" for c in r["cpu_rounds"])
                               for r in results if r.get("cpu_rounds"))
-                  + ". Events and recordings are the first round's."]
+                  + ". Events and recordings are the first round's; the simulator's drops, every round's."]
     if results:
         lines += ["", "## Targets (ratios computed from the figures above, nothing assumed)", ""]
     m = by.get("matthan")
@@ -1196,10 +1196,8 @@ def main():
                     log(f"  {LABEL[name]} failed, left out of the table: {e}")
                     continue
                 r["sim_drops"] = sim_drops(d0, sim.drops())
-                if name in rounds:
-                    rounds[name].append(r)
-                else:
-                    rounds[name] = [r]
+                rounds.setdefault(name, []).append(r)
+                if len(rounds[name]) == 1:
                     results.append(r)
                 ms = [p["analyse_ms"] for p in r["per_camera"].values() if p.get("analyse_ms")]
                 log(f"  CPU/camera {r['cpu_pct_per_camera']:.2f} %, "
@@ -1211,6 +1209,10 @@ def main():
             r["cpu_rounds"] = [x["cpu_pct_per_camera"] for x in runs]
             r["cpu_pct_per_camera"] = statistics.median(r["cpu_rounds"])
             r["wakeups_per_camera_s"] = statistics.median(x["wakeups_per_camera_s"] for x in runs)
+            # A picture the simulator dropped in any round is reported, not only the first's.
+            drops = [x["sim_drops"] for x in runs]
+            r["sim_drops"] = None if None in drops else {
+                c: sum(d.get(c, 0) for d in drops) for c in set().union(*drops)}
         ctx.aligning = False  # the steps measure load, not detection
         for name in systems if steps else []:
             sustain[name] = []
